@@ -1,0 +1,155 @@
+"""The `license-bot` command line: parses arguments, wires adapters, prints results.
+
+Every BotError becomes one line on stderr and exit 1; nothing a user sees carries a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from . import __version__, keys
+from . import config as config_mod
+from . import license as lic_mod
+from .errors import BotError
+
+
+def utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def _date_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _users_arg(text: str) -> int:
+    try:
+        value = int(text.replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of users, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"the user count must be at least 1, got {value}")
+    return value
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    private_path, public_path = keys.write_pair(keys.generate(args.bits), args.out)
+    print(f"wrote {private_path} (private, mode 0600: keep it secret) and {public_path} (public)")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    config = config_mod.load(args.config)
+    private_key = keys.private_key_from(config_mod.secrets_from_env(), args.private_key)
+    today = args.date or utc_today()
+    lic = lic_mod.build_trial(args.email, args.users, today, config.license.terms)
+    text = lic_mod.sign(lic, private_key, today, boundary=lic_mod.DEFAULT_BOUNDARY if args.boundary else None)
+    if args.output:
+        Path(args.output).write_text(text, encoding="ascii")
+        print(f"wrote {args.output}: {describe(lic, today)}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def describe(lic: lic_mod.License, today: date) -> str:
+    return (f"{lic.plan} {'trial ' if lic.trial else ''}license for {lic.user_count} users, "
+            f"{lic.email}, {lic.issued_at} to {lic.expires_at}")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    public_key = keys.load_public_key(args.public_key)
+    try:
+        text = Path(args.file).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise BotError(f"cannot read {args.file}: {exc.strerror}") from None
+    lic = lic_mod.decode(text, public_key)
+    today = args.today or utc_today()
+    problems = lic_mod.preflight(lic, today)
+    if args.json:
+        print(json.dumps({"license": lic.to_payload(), "accepted_today": not problems, "problems": problems},
+                         indent=2, ensure_ascii=False))
+        return 0
+    rows = [
+        ("Licensee", ", ".join(f"{k}: {v}" for k, v in lic.licensee.items())),
+        ("Plan", str(lic.plan)),
+        ("Users", str(lic.user_count)),
+        ("Trial", "yes" if lic.trial else "no"),
+        ("Starts", str(lic.issued_at)),
+        ("Expires", str(lic.expires_at)),
+        ("Blocks changes", str(lic.block_changes_at)),
+        ("Fingerprint", lic_mod.fingerprint(text)),
+        (f"GitLab accepts it on {today}", "yes" if not problems else "no: " + "; ".join(problems)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key + ':':<{width + 1}} {value}")
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------------------
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="license-bot",
+        description="Emergency 10-day GitLab Ultimate trial licenses from tracker issues.",
+    )
+    parser.add_argument("--version", action="version", version=f"license-bot {__version__}")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: $LICENSE_BOT_CONFIG, else the built-in config.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("keygen", cmd_keygen, "write a new signing key pair (license_key, license_key.pub)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--bits", type=int, choices=(2048, 3072, 4096), default=2048)
+
+    p = add("generate", cmd_generate, "write an emergency trial license key")
+    p.add_argument("--email", required=True)
+    p.add_argument("--users", required=True, type=_users_arg)
+    p.add_argument("--date", type=_date_arg, metavar="YYYY-MM-DD", help="today's date (default: today, UTC)")
+    p.add_argument("--private-key", metavar="PATH", help="default: $LICENSE_PRIVATE_KEY(_FILE)")
+    p.add_argument("--output", metavar="FILE", help="default: standard output")
+    p.add_argument("--no-boundary", dest="boundary", action="store_false",
+                   help="leave out the BEGIN/END lines")
+
+    p = add("inspect", cmd_inspect, "decode a license key and say whether GitLab would accept it")
+    p.add_argument("file")
+    p.add_argument("--public-key", required=True, metavar="PATH")
+    p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true")
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BotError as exc:
+        print(f"license-bot: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("license-bot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""Configuration: config.yaml read into frozen dataclasses, secrets read from the environment.
+
+Every problem names its key path, what was found and what was expected, and all problems are
+reported at once, before the bot touches anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from . import resources
+from .errors import BotError
+from .license import TrialTerms
+
+
+class ConfigError(BotError):
+    pass
+
+
+@dataclass(frozen=True)
+class GitLabConfig:
+    url: str
+    project: str
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class RequestsConfig:
+    label: str
+    processing_label: str
+    success_label: str
+    failed_label: str
+    override_label: str
+    requester_groups: tuple[str, ...]
+    requester_users: tuple[str, ...]
+
+    @property
+    def state_labels(self) -> tuple[str, str, str]:
+        return (self.processing_label, self.success_label, self.failed_label)
+
+
+@dataclass(frozen=True)
+class LicenseConfig:
+    terms: TrialTerms
+    public_key_file: str | None
+
+
+@dataclass(frozen=True)
+class ScopeConfig:
+    grace_period_days: int
+    window_days: int
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    max_users: int
+    deny_email_domains: tuple[str, ...]
+    email_cooldown_days: int
+    scope: ScopeConfig
+
+
+@dataclass(frozen=True)
+class TicketsConfig:
+    base_url: str
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    def url_for(self, ticket_id: int) -> str:
+        return f"{self.base_url}/agent/tickets/{ticket_id}"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: str
+    username: str | None
+    sender: str
+    reply_to: str | None
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    enabled: bool
+    channel: str
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Values that must never be printed; repr hides them."""
+
+    gitlab_token: str | None = field(default=None, repr=False)
+    private_key_pem: bytes | None = field(default=None, repr=False)
+    private_key_passphrase: bytes | None = field(default=None, repr=False)
+    smtp_password: str | None = field(default=None, repr=False)
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    public_key_file: str | None = None
+
+    def values(self) -> list[str]:
+        """Every secret value, so output can be checked and scrubbed against them."""
+        found = [self.gitlab_token, self.smtp_password, self.slack_webhook_url]
+        for blob in (self.private_key_pem, self.private_key_passphrase):
+            if blob:
+                found.append(blob.decode("utf-8", "replace"))
+        return [v for v in found if v]
+
+
+@dataclass(frozen=True)
+class Config:
+    gitlab: GitLabConfig
+    requests: RequestsConfig
+    license: LicenseConfig
+    policy: PolicyConfig
+    tickets: TicketsConfig
+    smtp: SmtpConfig
+    slack: SlackConfig
+    run: RunConfig
+    source: str
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+class _Reader:
+    """Walks one mapping, recording a message per bad key so all are reported together."""
+
+    def __init__(self, raw: Any, path: str, errors: list[str]):
+        self.path, self.errors = path, errors
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            errors.append(f"{path}: expected a mapping of keys, got {_show(raw)}")
+            raw = {}
+        self.raw = raw
+        self.seen: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def section(self, key: str) -> _Reader:
+        self.seen.add(key)
+        return _Reader(self.raw.get(key), self._key(key), self.errors)
+
+    def get(self, key: str, default: Any, check, expected: str) -> Any:
+        self.seen.add(key)
+        value = self.raw.get(key, default)
+        if value is None and default is None:
+            return None
+        if check(value):
+            return value
+        self.errors.append(f"{self._key(key)}: expected {expected}, got {_show(value)}")
+        return default
+
+    def integer(self, key: str, default: int, lo: int, hi: int, what: str) -> int:
+        def ok(v):
+            return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+        return self.get(key, default, ok, f"{what} from {lo} to {hi}")
+
+    def text(self, key: str, default: str | None, expected: str = "a non-empty text") -> str | None:
+        return self.get(key, default, lambda v: isinstance(v, str) and v.strip() != "", expected)
+
+    def flag(self, key: str, default: bool) -> bool:
+        return self.get(key, default, lambda v: isinstance(v, bool), "true or false")
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        return self.get(key, default, lambda v: v in choices, " or ".join(choices))
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.get(
+            key, list(default),
+            lambda v: isinstance(v, list) and all(isinstance(i, str) and i.strip() for i in v),
+            "a list of texts",
+        )
+        return tuple(value)
+
+    def url(self, key: str, default: str | None) -> str | None:
+        def ok(v):
+            return isinstance(v, str) and urlsplit(v).scheme in ("http", "https") and bool(urlsplit(v).hostname)
+        value = self.get(key, default, ok, "an http(s) URL such as https://gitlab.example.com")
+        return value.rstrip("/") if value else value
+
+    def done(self) -> None:
+        for key in sorted(set(map(str, self.raw)) - self.seen):
+            known = ", ".join(sorted(self.seen))
+            self.errors.append(f"{self._key(key)}: unknown key (known keys here: {known})")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value is None:
+        return "nothing"
+    return repr(value)
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the config file: PATH, else $LICENSE_BOT_CONFIG, else the built-in config.yaml."""
+    env = os.environ if environ is None else environ
+    chosen = path or env.get("LICENSE_BOT_CONFIG")
+    source = Path(chosen) if chosen else resources.default_config()
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {source}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse(raw, env, str(source))
+
+
+def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Config:
+    errors: list[str] = []
+    top = _Reader(raw, "", errors)
+
+    g = top.section("gitlab")
+    gitlab = GitLabConfig(
+        url=g.url("url", None) or environ.get("GITLAB_URL") or environ.get("CI_SERVER_URL") or "",
+        project=str(g.get("project", None, lambda v: isinstance(v, (str, int)) and str(v).strip(),
+                          "a project path such as support/internal-requests, or its id")
+                    or environ.get("CI_PROJECT_PATH") or ""),
+        timeout_seconds=g.integer("timeout_seconds", 30, 1, 600, "a whole number of seconds"),
+    )
+    g.done()
+
+    r = top.section("requests")
+    requests = RequestsConfig(
+        label=r.text("label", "license-request"),
+        processing_label=r.text("processing_label", "license-request::processing"),
+        success_label=r.text("success_label", "license-request::success"),
+        failed_label=r.text("failed_label", "license-request::failed"),
+        override_label=r.text("override_label", "license-request::override"),
+        requester_groups=r.strings("requester_groups", ("support",)),
+        requester_users=r.strings("requester_users", ()),
+    )
+    r.done()
+
+    lic = top.section("license")
+    plan = lic.choice("plan", "ultimate", ("starter", "premium", "ultimate"))
+    trial = lic.flag("trial", True)
+    duration = lic.integer("duration_days", 10, 1, 30, "a whole number of days")
+    backdate = lic.integer("backdate_days", 1, 0, 7, "a whole number of days")
+    grace = lic.integer("grace_days", 0, 0, 30, "a whole number of days")
+    licensee = lic.section("licensee")
+    name = licensee.text("name", "Emergency License")
+    company = licensee.text("company", "GitLab Support Emergency Trial")
+    licensee.done()
+    public_key_file = lic.text("public_key_file", None, "a file path")
+    lic.done()
+    license_config = LicenseConfig(
+        terms=TrialTerms(plan=plan, trial=trial, duration_days=duration, backdate_days=backdate,
+                         grace_days=grace, licensee_name=name, licensee_company=company),
+        public_key_file=public_key_file,
+    )
+
+    p = top.section("policy")
+    max_users = p.integer("max_users", 100_000, 1, 10_000_000, "a whole number of users")
+    deny = tuple(d.lower() for d in p.strings("deny_email_domains", ("gitlab.com",)))
+    cooldown = p.integer("email_cooldown_days", 30, 0, 365, "a whole number of days")
+    s = p.section("scope")
+    scope = ScopeConfig(
+        grace_period_days=s.integer("grace_period_days", 14, 0, 90, "a whole number of days"),
+        window_days=s.integer("window_days", 3, 0, 90, "a whole number of days"),
+    )
+    s.done()
+    p.done()
+    policy = PolicyConfig(max_users=max_users, deny_email_domains=deny, email_cooldown_days=cooldown,
+                          scope=scope)
+
+    t = top.section("tickets")
+    tickets = TicketsConfig(base_url=t.url("base_url", "https://gitlab.zendesk.com") or "")
+    t.done()
+
+    m = top.section("smtp")
+    smtp = SmtpConfig(
+        host=m.text("host", "localhost", "a host name"),
+        port=m.integer("port", 587, 1, 65535, "a port number"),
+        security=m.choice("security", "starttls", ("starttls", "ssl", "none")),
+        username=m.text("username", None),
+        sender=m.text("from", "GitLab Support <support@example.com>", "a sender address"),
+        reply_to=m.text("reply_to", None, "an address"),
+        timeout_seconds=m.integer("timeout_seconds", 30, 1, 600, "a whole number of seconds"),
+    )
+    m.done()
+
+    k = top.section("slack")
+    slack = SlackConfig(
+        enabled=k.flag("enabled", False),
+        channel=k.text("channel", "#support_licensing-subscription"),
+        timeout_seconds=k.integer("timeout_seconds", 10, 1, 120, "a whole number of seconds"),
+    )
+    k.done()
+
+    u = top.section("run")
+    run = RunConfig(max_attempts=u.integer("max_attempts", 5, 1, 100, "a whole number of attempts"))
+    u.done()
+    top.done()
+
+    if errors:
+        raise ConfigError(f"{source} has {len(errors)} problem(s):\n  " + "\n  ".join(errors))
+    return Config(gitlab=gitlab, requests=requests, license=license_config, policy=policy,
+                  tickets=tickets, smtp=smtp, slack=slack, run=run, source=source)
+
+
+def require_gitlab(config: Config) -> None:
+    """The settings every command that talks to GitLab needs."""
+    missing = []
+    if not config.gitlab.url:
+        missing.append("gitlab.url: not set; put it in the config file or set GITLAB_URL (CI sets CI_SERVER_URL)")
+    if not config.gitlab.project:
+        missing.append("gitlab.project: not set; put it in the config file or set CI_PROJECT_PATH")
+    if missing:
+        raise ConfigError("\n  ".join(["GitLab is not configured:", *missing]))
+
+
+def secrets_from_env(environ: Mapping[str, str] | None = None) -> Secrets:
+    env = os.environ if environ is None else environ
+    pem = env.get("LICENSE_PRIVATE_KEY")
+    key_file = env.get("LICENSE_PRIVATE_KEY_FILE")
+    if pem and key_file:
+        raise ConfigError("set LICENSE_PRIVATE_KEY or LICENSE_PRIVATE_KEY_FILE, not both")
+    pem_bytes = pem.encode("utf-8") if pem else None
+    if key_file:
+        try:
+            pem_bytes = Path(key_file).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"LICENSE_PRIVATE_KEY_FILE: cannot read {key_file}: {exc.strerror}") from None
+    passphrase = env.get("LICENSE_PRIVATE_KEY_PASSPHRASE")
+    return Secrets(
+        gitlab_token=env.get("GITLAB_TOKEN") or None,
+        private_key_pem=pem_bytes,
+        private_key_passphrase=passphrase.encode("utf-8") if passphrase else None,
+        smtp_password=env.get("SMTP_PASSWORD") or None,
+        slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
+        public_key_file=env.get("LICENSE_PUBLIC_KEY_FILE") or None,
+    )

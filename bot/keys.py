@@ -1,0 +1,104 @@
+"""Loading the signing key pair. Messages name the problem, never the key material."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .config import Secrets
+from .errors import BotError
+
+MIN_BITS = 2048
+
+
+class SigningKeyError(BotError):
+    """A signing or verifying key that cannot be used."""
+
+
+def load_private_key(pem: bytes | None, passphrase: bytes | None = None,
+                     source: str = "LICENSE_PRIVATE_KEY") -> rsa.RSAPrivateKey:
+    if not pem:
+        raise SigningKeyError(
+            "no signing key: set LICENSE_PRIVATE_KEY (PEM text) or LICENSE_PRIVATE_KEY_FILE (a path), "
+            "or pass --private-key PATH"
+        )
+    if b"PUBLIC KEY" in pem and b"PRIVATE KEY" not in pem:
+        raise SigningKeyError(f"{source} holds a public key; the bot signs with the private key of the pair")
+    if b"ENCRYPTED" in pem and not passphrase:
+        raise SigningKeyError(f"{source} is encrypted: set LICENSE_PRIVATE_KEY_PASSPHRASE")
+    try:
+        key = serialization.load_pem_private_key(pem, password=passphrase)
+    except TypeError:
+        # cryptography says a passphrase was given for an unencrypted key, or none for an encrypted one.
+        raise SigningKeyError(
+            f"{source} is encrypted: set LICENSE_PRIVATE_KEY_PASSPHRASE" if not passphrase
+            else f"{source} is not encrypted: unset LICENSE_PRIVATE_KEY_PASSPHRASE"
+        ) from None
+    except ValueError:
+        hint = " (or the passphrase is wrong)" if passphrase else ""
+        raise SigningKeyError(f"{source} is not a readable PEM private key{hint}") from None
+    except Exception:  # noqa: BLE001 - the backend's message may quote the input
+        raise SigningKeyError(f"{source} is not a readable PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise SigningKeyError(f"{source} is not an RSA key; GitLab licenses are signed with RSA")
+    if key.key_size < MIN_BITS:
+        raise SigningKeyError(f"{source} is a {key.key_size}-bit RSA key; use at least {MIN_BITS} bits")
+    return key
+
+
+def private_key_from(secrets: Secrets, path: str | None = None) -> rsa.RSAPrivateKey:
+    """The signing key from --private-key PATH, else from the environment."""
+    if path:
+        try:
+            pem = Path(path).read_bytes()
+        except OSError as exc:
+            raise SigningKeyError(f"--private-key: cannot read {path}: {exc.strerror}") from None
+        return load_private_key(pem, secrets.private_key_passphrase, source=f"--private-key {path}")
+    return load_private_key(secrets.private_key_pem, secrets.private_key_passphrase)
+
+
+def load_public_key(path: str | Path) -> rsa.RSAPublicKey:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read the public key {path}: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except Exception:  # noqa: BLE001
+        hint = " (it is a private key: pass the .pub file)" if b"PRIVATE KEY" in data else ""
+        raise SigningKeyError(f"{path} is not a PEM public key{hint}") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise SigningKeyError(f"{path} is not an RSA public key")
+    return key
+
+
+def public_pem(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def same_pair(private: rsa.RSAPrivateKey, public: rsa.RSAPublicKey) -> bool:
+    return private.public_key().public_numbers() == public.public_numbers()
+
+
+def generate(bits: int = 2048) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def write_pair(key: rsa.RSAPrivateKey, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write `license_key` (mode 0600, created so it is never readable by others) and `license_key.pub`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = out / "license_key", out / "license_key.pub"
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    if private_path.exists():
+        raise SigningKeyError(f"{private_path} already exists; move it away or choose another --out")
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    public_path.write_bytes(public_pem(key))
+    return private_path, public_path

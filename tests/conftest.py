@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from bot import config as config_mod
+from bot import keys
+
+DATA = Path(__file__).parent / "data"
+VECTOR = DATA / "license-vector"
+TODAY = date(2026, 11, 27)
+
+
+@pytest.fixture(scope="session")
+def vector():
+    """The key the real gitlab-license 2.6.0 gem made, with everything needed to remake it."""
+    return {
+        "payload_json": (VECTOR / "trial-license.json").read_text(),
+        "payload": json.loads((VECTOR / "trial-license.json").read_text()),
+        "private": serialization.load_pem_private_key((VECTOR / "test-signing-key.pem").read_bytes(), None),
+        "public": serialization.load_pem_public_key((VECTOR / "test-signing-key.pub").read_bytes()),
+        "aes_key": bytes.fromhex((VECTOR / "aes-key.hex").read_text().strip()),
+        "iv": bytes.fromhex((VECTOR / "aes-iv.hex").read_text().strip()),
+        "plain": (VECTOR / "trial-license.gitlab-license").read_text(),
+        "boundary": (VECTOR / "trial-license.boundary.gitlab-license").read_text(),
+        "public_path": VECTOR / "test-signing-key.pub",
+        "private_path": VECTOR / "test-signing-key.pem",
+    }
+
+
+@pytest.fixture(scope="session")
+def private_key():
+    return keys.generate(2048)
+
+
+@pytest.fixture(scope="session")
+def key_files(tmp_path_factory, private_key):
+    out = tmp_path_factory.mktemp("keys")
+    return keys.write_pair(private_key, out)
+
+
+@pytest.fixture
+def config():
+    return config_mod.load(environ={"GITLAB_URL": "https://gitlab.example.com",
+                                    "CI_PROJECT_PATH": "support/internal-requests"})

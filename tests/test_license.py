@@ -1,0 +1,235 @@
+"""The license engine against the real gem's output, openssl, and GitLab's upload checks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from dataclasses import replace
+from datetime import date, timedelta
+
+import pytest
+
+from bot import keys
+from bot.license import (
+    DEFAULT_BOUNDARY,
+    License,
+    LicenseError,
+    TrialTerms,
+    build_trial,
+    check_acceptable,
+    decode,
+    encode,
+    file_name,
+    preflight,
+    sign,
+)
+
+from .conftest import TODAY
+
+# --- byte compatibility with the gem -----------------------------------------------------------------
+
+def test_payload_serialises_exactly_as_the_gem(vector):
+    assert License.from_payload(vector["payload"]).to_json() == vector["payload_json"]
+
+
+def test_encode_reproduces_the_gem_vector_byte_for_byte(vector):
+    lic = License.from_payload(vector["payload"])
+    out = encode(lic, vector["private"], aes_key=vector["aes_key"], iv=vector["iv"])
+    assert out == vector["plain"]
+
+
+def test_encode_with_boundary_reproduces_the_gem_vector_byte_for_byte(vector):
+    lic = License.from_payload(vector["payload"])
+    out = encode(lic, vector["private"], aes_key=vector["aes_key"], iv=vector["iv"], boundary=DEFAULT_BOUNDARY)
+    assert out == vector["boundary"]
+
+
+@pytest.mark.parametrize("which", ["plain", "boundary"])
+def test_decode_reads_the_gem_vector(vector, which):
+    assert decode(vector[which], vector["public"]).to_payload() == vector["payload"]
+
+
+def test_trial_builder_matches_the_vector_payload(vector):
+    # The vector was made for jane.doe on 2026-11-27 with the default terms.
+    lic = build_trial("jane.doe@example.com", 120, date(2026, 11, 27), TrialTerms())
+    assert lic.to_json() == vector["payload_json"]
+
+
+def test_normal_use_draws_a_fresh_key_and_iv(private_key):
+    lic = build_trial("a@example.com", 5, TODAY, TrialTerms())
+    assert encode(lic, private_key) != encode(lic, private_key)
+
+
+# --- round trips -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bits", [2048, 3072, 4096])
+def test_round_trip_for_each_key_size(bits):
+    key = keys.generate(bits)
+    lic = build_trial("ops@example.org", 1250, TODAY, TrialTerms())
+    assert decode(encode(lic, key), key.public_key()) == lic
+
+
+def test_round_trip_keeps_non_ascii_licensee_and_optional_fields(private_key):
+    lic = replace(
+        build_trial("ops@example.org", 3, TODAY, TrialTerms(licensee_company="Müller & Søn")),
+        notify_admins_at=TODAY, notify_users_at=TODAY, next_sync_at="2026-11-28T10:00:00.000Z",
+    )
+    assert decode(encode(lic, private_key, boundary="Test"), private_key.public_key()) == lic
+
+
+# --- leniency: everything GitLab's importer accepts ---------------------------------------------------
+
+def _one_line(text: str) -> str:
+    return text.replace("\n", "")
+
+
+def _reflow_76(text: str) -> str:
+    flat = _one_line(text)
+    return "\n".join(flat[i:i + 76] for i in range(0, len(flat), 76)) + "\n"
+
+
+@pytest.mark.parametrize("variant", [
+    lambda v: v["boundary"].replace("\n", "\r\n"),
+    lambda v: v["plain"].replace("\n", "\r\n"),
+    lambda v: _one_line(v["plain"]),
+    lambda v: _reflow_76(v["plain"]),
+    lambda v: "\n\n" + v["boundary"] + "\n\n",
+    lambda v: v["boundary"].replace("GITLAB ENTERPRISE EDITION", "SOMETHING ELSE") + "\n",
+    lambda v: "-----BEGIN GITLAB LICENSE-----\n" + _reflow_76(v["plain"]) + "-----END GITLAB LICENSE-----",
+], ids=["crlf-boundary", "crlf", "one-line", "76-columns", "blank-lines", "other-boundary", "short-dashes"])
+def test_decode_accepts_what_gitlab_accepts(vector, variant):
+    assert decode(variant(vector), vector["public"]).to_payload() == vector["payload"]
+
+
+def test_decode_accepts_bytes(vector):
+    assert decode(vector["boundary"].encode(), vector["public"]).email == "jane.doe@example.com"
+
+
+# --- one clear LicenseError per cause -----------------------------------------------------------------
+
+def _envelope(vector) -> dict:
+    return json.loads(base64.b64decode(vector["plain"]))
+
+
+def _wrap(envelope: dict) -> str:
+    return base64.b64encode(json.dumps(envelope).encode()).decode()
+
+
+def _reencrypt(vector, payload_bytes: bytes) -> str:
+    """A correctly signed key around an arbitrary plaintext, to reach the payload checks."""
+    from cryptography.hazmat.primitives import padding as sym_padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    padder = sym_padding.PKCS7(128).padder()
+    enc = Cipher(algorithms.AES(vector["aes_key"]), modes.CBC(vector["iv"])).encryptor()
+    data = enc.update(padder.update(payload_bytes) + padder.finalize()) + enc.finalize()
+    env = _envelope(vector)
+    env["data"] = base64.b64encode(data).decode()
+    return _wrap(env)
+
+
+def test_error_not_base64_or_json(vector):
+    with pytest.raises(LicenseError, match="not a GitLab license key"):
+        decode("this is not a license at all", vector["public"])
+    with pytest.raises(LicenseError, match="not a GitLab license key"):
+        decode(base64.b64encode(b"[1, 2, 3]").decode(), vector["public"])
+
+
+def test_error_wrong_public_key(vector, private_key):
+    with pytest.raises(LicenseError, match="wrong public key"):
+        decode(vector["plain"], private_key.public_key())
+
+
+def test_error_corrupted_data(vector):
+    env = _envelope(vector)
+    data = bytearray(base64.b64decode(env["data"]))
+    data[-1] ^= 0xFF  # breaks the PKCS#7 padding of the last block
+    env["data"] = base64.b64encode(bytes(data)).decode()
+    with pytest.raises(LicenseError, match="damaged"):
+        decode(_wrap(env), vector["public"])
+
+
+def test_error_payload_not_a_license(vector):
+    with pytest.raises(LicenseError, match="not a license"):
+        decode(_reencrypt(vector, b'"just a string"'), vector["public"])
+    with pytest.raises(LicenseError, match="'licensee' must be a non-empty object"):
+        decode(_reencrypt(vector, b'{"version":1,"licensee":{},"issued_at":"2026-01-01",'
+                                  b'"expires_at":"2026-02-01"}'), vector["public"])
+    with pytest.raises(LicenseError, match="'expires_at' is missing"):
+        decode(_reencrypt(vector, b'{"version":1,"licensee":{"Name":"x"},"issued_at":"2026-01-01"}'),
+               vector["public"])
+
+
+def test_error_unsupported_version(vector):
+    payload = dict(vector["payload"], version=2)
+    with pytest.raises(LicenseError, match="unsupported license version 2"):
+        decode(_reencrypt(vector, json.dumps(payload).encode()), vector["public"])
+
+
+def test_errors_never_chain_a_traceback(vector):
+    with pytest.raises(LicenseError) as info:
+        decode("@@@", vector["public"])
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+# --- the emergency trial and the pre-flight check ----------------------------------------------------
+
+def test_trial_terms_come_from_configuration_only():
+    terms = TrialTerms(duration_days=10, backdate_days=2, grace_days=3, licensee_name="N", licensee_company="C")
+    lic = build_trial("c@example.com", 30, TODAY, terms)
+    assert lic.issued_at == TODAY - timedelta(days=2)
+    assert lic.expires_at == TODAY + timedelta(days=10)
+    assert lic.block_changes_at == TODAY + timedelta(days=13)
+    assert lic.restrictions == {"plan": "ultimate", "active_user_count": 30, "trial": True}
+    assert lic.licensee == {"Name": "N", "Company": "C", "Email": "c@example.com"}
+    assert not any([lic.cloud_licensing_enabled, lic.offline_cloud_licensing_enabled, lic.auto_renew_enabled,
+                    lic.seat_reconciliation_enabled, lic.operational_metrics_enabled,
+                    lic.generated_from_customers_dot, lic.generated_from_cancellation, lic.temporary_extension])
+
+
+def test_default_trial_is_active_now_and_lasts_ten_days():
+    lic = build_trial("c@example.com", 30, TODAY, TrialTerms())
+    assert lic.issued_at < TODAY and (lic.expires_at - TODAY).days == 10
+    assert preflight(lic, TODAY) == []
+
+
+def test_preflight_refuses_what_gitlab_refuses(private_key):
+    lic = build_trial("c@example.com", 30, TODAY, TrialTerms())
+    assert "already expired" in preflight(lic, lic.expires_at)[0]
+    assert preflight(lic, lic.expires_at - timedelta(days=1)) == []
+    assert "starts after it expires" in " ".join(preflight(replace(lic, issued_at=lic.expires_at +
+                                                                    timedelta(days=1)), TODAY))
+    assert "at least 1" in " ".join(preflight(build_trial("c@example.com", 0, TODAY, TrialTerms()), TODAY))
+    with pytest.raises(LicenseError, match="GitLab would refuse this license: it has already expired"):
+        sign(lic, private_key, lic.expires_at + timedelta(days=5))
+    check_acceptable(lic, TODAY)
+
+
+def test_file_name_is_company_letters_and_digits():
+    lic = build_trial("c@example.com", 1, TODAY, TrialTerms(licensee_company="GitLab Support: Trial #1"))
+    assert file_name(lic) == "GitLabSupportTrial1.gitlab-license"
+
+
+# --- an independent check with the openssl command line ----------------------------------------------
+
+def test_openssl_decrypts_what_the_engine_makes(tmp_path, key_files, private_key):
+    lic = build_trial("ops@example.org", 77, TODAY, TrialTerms())
+    key_text = encode(lic, private_key, boundary=DEFAULT_BOUNDARY)
+    body = "".join(line for line in key_text.splitlines(True) if "-----" not in line)
+    envelope = json.loads(base64.b64decode(body))
+    for name in ("key", "iv", "data"):
+        (tmp_path / f"{name}.bin").write_bytes(base64.b64decode(envelope[name]))
+    subprocess.run(
+        ["openssl", "pkeyutl", "-verifyrecover", "-pubin", "-inkey", str(key_files[1]),
+         "-pkeyopt", "rsa_padding_mode:pkcs1", "-in", str(tmp_path / "key.bin"), "-out", str(tmp_path / "aes.key")],
+        check=True, capture_output=True,
+    )
+    aes = (tmp_path / "aes.key").read_bytes()
+    assert len(aes) == 16
+    plain = subprocess.run(
+        ["openssl", "enc", "-d", "-aes-128-cbc", "-K", aes.hex(), "-iv", (tmp_path / "iv.bin").read_bytes().hex(),
+         "-in", str(tmp_path / "data.bin")],
+        check=True, capture_output=True,
+    ).stdout
+    assert plain.decode() == lic.to_json()
