@@ -96,6 +96,38 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise BotError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def cmd_check_request(args: argparse.Namespace) -> int:
+    from . import messages, policy, request
+
+    config = config_mod.load(args.config)
+    parsed = request.parse(_read_text(args.file), config.tickets.base_url)
+    verdict = policy.evaluate(parsed, args.today or utc_today(), config.policy, config.tickets,
+                              policy.Facts(author=args.author))
+    if args.json:
+        print(json.dumps({
+            "valid": verdict.ok,
+            "request": verdict.request.to_json() if verdict.request else None,
+            "errors": [{"field": e.field, "message": e.message} for e in verdict.errors],
+            "warnings": [{"field": w.field, "message": w.message} for w in verdict.warnings],
+        }, indent=2, ensure_ascii=False))
+    elif verdict.ok:
+        r = verdict.request
+        print(f"valid: a {config.license.terms.duration_days}-day {config.license.terms.plan} trial for "
+              f"{r.user_count} users would be sent to {r.email} (ticket {r.ticket_url})")
+    else:
+        print(messages.failure(args.author, verdict.errors, verdict.warnings), end="")
+    return 0 if verdict.ok else 1
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace], int]
@@ -133,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--public-key", required=True, metavar="PATH")
     p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true")
+
+    p = add("check-request", cmd_check_request,
+            "check a filled-in request template offline (everything but membership and duplicates)")
+    p.add_argument("file", help="the issue description as Markdown, or - for standard input")
+    p.add_argument("--author", metavar="USERNAME", help="address the problems to this user")
+    p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help="judge as of this date (default: today, UTC)")
     p.add_argument("--json", action="store_true")
 
     return parser

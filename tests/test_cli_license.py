@@ -115,3 +115,48 @@ def test_no_secret_reaches_any_output(tmp_path, private_key):
     secret_lines = [line for line in pem.splitlines() if "-----" not in line]
     for secret in [passphrase, "glpat-TOKENVALUE123", "smtp-PASSWORD-456", *secret_lines]:
         assert secret not in everything
+
+
+# --- check-request ------------------------------------------------------------------------------------
+
+REQUESTS = ROOT / "tests" / "data" / "requests"
+
+
+def test_check_request_valid_exits_0_and_says_what_would_be_sent():
+    result = run_cli("check-request", str(REQUESTS / "good-template.md"), "--today", "2026-11-27")
+    assert result.returncode == 0
+    assert "250 users would be sent to jane.doe@example.com" in result.stdout
+
+
+def test_check_request_json_has_exactly_the_documented_shape():
+    result = run_cli("check-request", str(REQUESTS / "good-hash-number.md"), "--today", "2026-11-27", "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {
+        "valid": True,
+        "request": {"ticket_url": "https://gitlab.zendesk.com/agent/tickets/512345", "ticket_id": 512345,
+                    "email": "jane.doe@example.com", "user_count": 1250, "expired_on": "2026-11-12"},
+        "errors": [], "warnings": [],
+    }
+
+
+def test_check_request_invalid_exits_1_with_fields_and_fixes():
+    result = run_cli("check-request", str(REQUESTS / "bad-everything.md"), "--today", "2026-11-27", "--json")
+    assert result.returncode == 1
+    out = json.loads(result.stdout)
+    assert out["valid"] is False and out["request"] is None
+    assert [e["field"] for e in out["errors"]] == ["ticket", "email", "user_count", "expired_on", "checklist"]
+
+
+def test_check_request_text_output_is_the_comment_addressed_to_the_author():
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check-request", "-", "--author", "bob", "--today", "2026-11-27"],
+        input=(REQUESTS / "bad-ambiguous-date.md").read_text(), capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout.startswith("@bob this request was **not** processed")
+    assert "- **License expiration date**: `11/12/2026` is ambiguous" in result.stdout
+
+
+def test_check_request_judges_scope_against_the_given_day():
+    late = run_cli("check-request", str(REQUESTS / "good-template.md"), "--today", "2026-12-10", "--json")
+    assert late.returncode == 1 and [e["field"] for e in json.loads(late.stdout)["errors"]] == ["expired_on"]

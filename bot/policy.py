@@ -1,0 +1,166 @@
+"""The workflow's rules, applied to a parsed request. Pure: facts about GitLab are passed in.
+
+Input-validity rules (user count, email, ticket, checklist, author) are always errors. The scope and
+duplicate rules become recorded warnings on an issue that carries the override label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+from .config import PolicyConfig, TicketsConfig
+from .request import FieldError, LicenseRequest, ParseResult, quote
+
+
+@dataclass(frozen=True)
+class PriorLicense:
+    """A license already issued, as found in the tracker."""
+
+    issue_ref: str  # e.g. "#12"
+    issue_url: str
+    email: str
+    ticket_id: int | None
+    created_on: date
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What only GitLab knows. None means "not looked up" (the offline check-request)."""
+
+    author: str | None = None
+    author_allowed: bool | None = None
+    override: bool = False
+    prior_licenses: tuple[PriorLicense, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    request: LicenseRequest | None
+    errors: tuple[FieldError, ...]
+    warnings: tuple[FieldError, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.request is not None and not self.errors
+
+
+def evaluate(parsed: ParseResult, today: date, policy: PolicyConfig, tickets: TicketsConfig,
+             facts: Facts = Facts(), requester_rule: str = "") -> Verdict:
+    errors = list(parsed.errors)
+    waivable: list[FieldError] = []
+    request = parsed.request
+    if request is not None:
+        errors += check_user_count(request.user_count, policy)
+        errors += check_email(request.email, policy)
+        errors += check_ticket(request.ticket_url, tickets)
+        waivable += check_scope(request.expired_on, today, policy)
+        if facts.prior_licenses is not None:
+            waivable += check_duplicates(request, facts.prior_licenses, today, policy)
+    if not any(e.field == "form" for e in errors):  # no form at all: the checklist adds nothing
+        errors += check_checklist(parsed)
+    if facts.author_allowed is False:
+        errors.append(FieldError("author", f"@{facts.author} may not request emergency licenses "
+                                           f"({requester_rule or 'not in a requester group'}); ask someone "
+                                           "on the Support team to file the request"))
+    warnings: list[FieldError] = []
+    if facts.override:
+        warnings = [FieldError(e.field, f"overridden: {e.message}") for e in waivable]
+    else:
+        errors += waivable
+    return Verdict(request=request, errors=tuple(_in_field_order(errors)), warnings=tuple(warnings))
+
+
+_ORDER = ("form", "ticket", "email", "user_count", "expired_on", "checklist", "author")
+
+
+def _in_field_order(errors: list[FieldError]) -> list[FieldError]:
+    return sorted(errors, key=lambda e: _ORDER.index(e.field) if e.field in _ORDER else len(_ORDER))
+
+
+def check_user_count(count: int, policy: PolicyConfig) -> list[FieldError]:
+    if 1 <= count <= policy.max_users:
+        return []
+    return [FieldError("user_count", f"{count:,} users is out of range: the user count must be from 1 to "
+                                     f"{policy.max_users:,}; use the \"Maximum users\" on the Subscription page")]
+
+
+def check_email(email: str, policy: PolicyConfig) -> list[FieldError]:
+    odd = sorted({c for c in email if ord(c) > 127})
+    if odd:
+        return [FieldError("email", f"{quote(email)} contains non-ASCII characters ({' '.join(odd)}); retype the "
+                                    "address by hand: look-alike letters send the key to someone else")]
+    try:
+        validate_email(email, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        return [FieldError("email", f"{quote(email)} is not a valid email address: {exc}")]
+    domain = email.rpartition("@")[2].lower()
+    for denied in policy.deny_email_domains:
+        if domain == denied or domain.endswith("." + denied):
+            return [FieldError("email", f"{quote(email)} is at {denied}: a license goes to the customer's own "
+                                        "end user, never to GitLab staff or a reseller; use the ticket requester's "
+                                        "email")]
+    return []
+
+
+def check_ticket(url: str, tickets: TicketsConfig) -> list[FieldError]:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == tickets.host.lower():
+        return []
+    return [FieldError("ticket", f"{quote(url, 100)} is not a ticket on {tickets.host}; paste the Zendesk ticket's "
+                                 f"URL ({tickets.base_url}/agent/tickets/NUMBER) or just its number")]
+
+
+def check_checklist(parsed: ParseResult) -> list[FieldError]:
+    missing = []
+    if not parsed.checklist.paid_plan:
+        missing.append("the customer has a paid plan and is not a prospect")
+    if not parsed.checklist.screenshots:
+        missing.append("both screenshots are on the ticket")
+    if not missing:
+        return []
+    return [FieldError("checklist", "not ticked: " + "; ".join(missing) + ". Confirm each, then tick its box "
+                                    "([x]) under ### Checklist; the workflow does not cover prospects or "
+                                    "customers without a paid plan")]
+
+
+def check_scope(expired_on: date, today: date, policy: PolicyConfig) -> list[FieldError]:
+    """The grace period after expiry must have ended within the last `window_days` days."""
+    grace_ends = expired_on + timedelta(days=policy.scope.grace_period_days)
+    since = (today - grace_ends).days
+    if 0 <= since <= policy.scope.window_days:
+        return []
+    if since < 0:
+        return [FieldError("expired_on", f"the license expired on {expired_on}, so its "
+                                         f"{policy.scope.grace_period_days}-day grace period runs until {grace_ends}: "
+                                         "the instance is still working, which is not an emergency; it goes "
+                                         "through the normal renewal path on the next business day. If the date is "
+                                         "wrong, correct it from the customer's screenshot")]
+    return [FieldError("expired_on", f"the license expired on {expired_on} and its grace period ended on "
+                                     f"{grace_ends}, {since} days ago, more than the {policy.scope.window_days} days "
+                                     "this workflow covers: this is a renewal case for the licensing team. If the "
+                                     "date is wrong, correct it from the customer's screenshot")]
+
+
+def check_duplicates(request: LicenseRequest, prior: tuple[PriorLicense, ...], today: date,
+                     policy: PolicyConfig) -> list[FieldError]:
+    errors = []
+    same_ticket = [p for p in prior if request.ticket_id is not None and p.ticket_id == request.ticket_id]
+    if same_ticket:
+        p = same_ticket[0]
+        errors.append(FieldError("ticket", f"ticket {request.ticket_id} already got a license in {p.issue_ref} "
+                                           f"({p.issue_url}) on {p.created_on}: one license per ticket. If the "
+                                           "customer lost it, resend that one"))
+    cutoff = today - timedelta(days=policy.email_cooldown_days)
+    recent = [p for p in prior if p.email.casefold() == request.email.casefold() and p.created_on > cutoff
+              and p not in same_ticket]
+    if recent:
+        p = recent[0]
+        errors.append(FieldError("email", f"{request.email} already got a license in {p.issue_ref} ({p.issue_url}) "
+                                          f"on {p.created_on}: at most one per customer every "
+                                          f"{policy.email_cooldown_days} days. Resend that one, or ask the licensing "
+                                          "team for an extension"))
+    return errors

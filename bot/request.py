@@ -1,0 +1,360 @@
+"""Reading a filled-in request template: Markdown in, a LicenseRequest or field errors out.
+
+People edit the template by hand at 3 a.m., so the parser is forgiving about layout (any heading
+level, `Field: value` lines, hints, CRLF, link syntax) and strict about meaning: two different values
+for one field, or a date whose day/month order is unclear, is an error rather than a guess.
+Pure, and it never raises on any text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from urllib.parse import urlsplit
+
+FORM_MARKER = "license-bot:request-form"
+FIELDS = ("ticket", "email", "user_count", "expired_on", "checklist", "form")
+
+# Headings and `Field:` names people use, normalised (lower case, letters, digits and spaces only).
+_ALIASES = {
+    "ticket": {"zendesk ticket", "ticket", "zendesk", "ticket url", "ticket link", "zendesk ticket url",
+               "zendesk ticket link", "zendesk link", "support ticket"},
+    "email": {"customer email", "email", "e mail", "customer e mail", "email address",
+              "customer email address", "recipient", "recipient email", "send to"},
+    "user_count": {"user count", "users", "number of users", "seats", "seat count", "user seats",
+                   "licensed users", "active users", "maximum users"},
+    "expired_on": {"license expiration date", "expiration date", "expired on", "expiry date",
+                   "license expiry date", "license expired on", "expires at", "expired", "expiry",
+                   "license expiration", "expiration"},
+    "checklist": {"checklist", "check list"},
+    "notes": {"notes", "note", "comments", "additional notes", "other notes"},
+}
+_FIELD_BY_ALIAS = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
+
+# Where each field's value is expected, for error messages.
+HEADINGS = {
+    "ticket": "### Zendesk ticket",
+    "email": "### Customer email",
+    "user_count": "### User count",
+    "expired_on": "### License expiration date",
+    "checklist": "### Checklist",
+}
+
+_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_HEADING_RE = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(.*?))?[ \t#]*$")
+_FIELD_LINE_RE = re.compile(r"^[ \t]*(?:[-*+][ \t]+)?([*_]{0,2}[A-Za-z][A-Za-z0-9 ()/_*-]{0,40}?):[ \t]*(.*)$")
+_QUICK_ACTION_RE = re.compile(r"^/[a-z_]+(?:\s|$)")  # GitLab removes these when the issue is created
+_TASK_RE = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+\[([ xX])\][ \t]*(.*)$")
+_EMAIL_RE = re.compile(r"[^\s<>()\[\]\"',;:@*`|]+@[^\s<>()\[\]\"',;:@*`|]+")
+_URL_RE = re.compile(r"https?://[^\s<>()\[\]\"'`|]+", re.I)
+# A whole token that starts with a digit ("2.5k" stays one token, never "2").
+_NUMBER_RE = re.compile(r"(?<![\w.,])-?\d[\w,.]*")
+_WHOLE_NUMBER_RE = re.compile(r"-?(\d{1,3}(,\d{3})+|\d+(_\d+)*)")
+_ISO_DATE_RE = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
+_NUMERIC_DATE_RE = re.compile(r"(?<!\d)(\d{1,2})[-/.](\d{1,2})[-/.](\d{2,4})(?!\d)")
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+     "november", "december"])}
+_MONTH_ALT = "|".join(sorted({n for m in _MONTHS for n in (m, m[:3], "sept")}, key=len, reverse=True))
+_SEP = r"[ \t\-.]+"
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_DAY_MONTH_YEAR_RE = re.compile(rf"(?<!\w){_DAY}{_SEP}({_MONTH_ALT})\.?,?{_SEP}(\d{{4}})(?!\d)", re.I)
+_MONTH_DAY_YEAR_RE = re.compile(rf"(?<!\w)({_MONTH_ALT})\.?{_SEP}{_DAY},?{_SEP}(\d{{4}})(?!\d)", re.I)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Checklist:
+    paid_plan: bool = False
+    screenshots: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.paid_plan and self.screenshots
+
+
+@dataclass(frozen=True)
+class LicenseRequest:
+    ticket_url: str
+    ticket_id: int | None
+    email: str
+    user_count: int
+    expired_on: date
+    checklist: Checklist = Checklist()
+    notes: str = ""
+
+    def to_json(self) -> dict:
+        return {"ticket_url": self.ticket_url, "ticket_id": self.ticket_id, "email": self.email,
+                "user_count": self.user_count, "expired_on": self.expired_on.isoformat()}
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    request: LicenseRequest | None
+    errors: tuple[FieldError, ...] = ()
+    has_form_marker: bool = False
+    checklist: Checklist = field(default_factory=Checklist)
+
+
+# --- structure: sections and field lines ---------------------------------------------------------
+
+def _normalise_name(text: str) -> str:
+    text = re.sub(r"\([^)]*\)", " ", text)  # "User count (seats)" -> "User count"
+    text = re.sub(r"[^a-z0-9]+", " ", text.lower())
+    return text.strip()
+
+
+def _field_for(name: str) -> str | None:
+    return _FIELD_BY_ALIAS.get(_normalise_name(name))
+
+
+def _visible_lines(text: str) -> tuple[list[str], bool]:
+    """Lines a reader sees as prose, and whether the form marker is among them.
+
+    Fenced code blocks are blanked out first (nothing in them is a field or a marker), then HTML
+    comments are removed.
+    """
+    lines, fence = [], None
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        opener = _FENCE_RE.match(line)
+        if fence is None and opener:
+            fence = opener.group(1)
+            lines.append("")
+        elif fence is not None:
+            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence) \
+                    and not line.strip().lstrip(fence[0]):
+                fence = None
+            lines.append("")
+        else:
+            lines.append(line.rstrip())
+    unfenced = "\n".join(lines)
+    return _COMMENT_RE.sub("", unfenced).split("\n"), FORM_MARKER in unfenced
+
+
+def _collect(lines: list[str]) -> dict[str, list[str]]:
+    """Candidate text for each field: the lines under its heading, plus `Field: value` lines."""
+    found: dict[str, list[str]] = {name: [] for name in (*HEADINGS, "notes")}
+    section: str | None = None  # None: before any heading; "" an unknown heading
+    for line in lines:
+        heading = _HEADING_RE.match(line)
+        if heading:
+            section = _field_for(heading.group(1) or "") or ""
+            continue
+        if not line.strip() or _QUICK_ACTION_RE.match(line):
+            continue
+        if section in HEADINGS or section == "notes":
+            found[section].append(line)
+            continue
+        # Outside any known section: look for `Field: value` or `**Field:** value`.
+        match = _FIELD_LINE_RE.match(line)
+        if match:
+            name = _field_for(match.group(1).strip("*_ "))
+            if name and name != "notes":
+                found[name].append(match.group(2).lstrip("*_ "))
+        task = _TASK_RE.match(line)
+        if task:
+            found["checklist"].append(line)
+    return found
+
+
+# --- values ------------------------------------------------------------------------------------------
+
+def quote(text: str, limit: int = 60) -> str:
+    """User text shown inside a message: inline code, so it cannot mention, link or format."""
+    text = " ".join(text.replace("`", "'").split())
+    return f"`{text[:limit]}{'…' if len(text) > limit else ''}`"
+
+
+def _distinct(values: list[str], key=lambda v: v) -> list[str]:
+    seen, out = set(), []
+    for value in values:
+        if key(value) not in seen:
+            seen.add(key(value))
+            out.append(value)
+    return out
+
+
+def _one(field_name: str, values: list, shown: str, errors: list[FieldError]):
+    """The single value of a field, or an error for several (`shown` is the plural)."""
+    if len(values) > 1:
+        errors.append(FieldError(field_name, f"found {len(values)} different {shown} ("
+                                 + ", ".join(quote(str(v)) for v in values[:4])
+                                 + f"); keep exactly one under {HEADINGS[field_name]}"))
+        return None
+    return values[0] if values else None
+
+
+def _missing(field_name: str, what: str, example: str, errors: list[FieldError]) -> None:
+    errors.append(FieldError(field_name, f"missing: write {what} under {HEADINGS[field_name]}, e.g. {example}"))
+
+
+def _parse_ticket(texts: list[str], base_url: str, errors: list[FieldError]) -> tuple[str, int | None] | None:
+    candidates: list[tuple[str, int | None]] = []
+    for text in texts:
+        urls = _URL_RE.findall(text)
+        for url in urls:
+            url = url.rstrip(".,;:!?*_")
+            numbers = re.findall(r"/(?:tickets|requests)/(\d+)", urlsplit(url).path)
+            candidates.append((url, int(numbers[-1]) if numbers else None))
+        rest = _URL_RE.sub(" ", text)
+        for number in re.findall(r"(?<![\w/])#?(\d{1,12})(?!\w)", rest):
+            candidates.append((f"{base_url}/agent/tickets/{int(number)}", int(number)))
+    # A URL and its own bare number written side by side are one ticket.
+    by_id = _distinct(candidates, key=lambda c: c[1] if c[1] is not None else c[0])
+    chosen = _one("ticket", [c[0] for c in by_id], "tickets", errors)
+    if chosen is None:
+        if not by_id and any(t.strip() for t in texts):
+            errors.append(FieldError("ticket", f"no ticket URL or number found in {quote(texts[0])}; write the "
+                                               f"Zendesk ticket's URL ({base_url}/agent/tickets/512345) or its number"))
+        elif not by_id:
+            _missing("ticket", "the Zendesk ticket's URL or number", "https://gitlab.zendesk.com/agent/tickets/512345",
+                     errors)
+        return None
+    url, ticket_id = by_id[0]
+    if ticket_id is None:
+        errors.append(FieldError("ticket", f"{quote(url, 100)} has no ticket number in it; paste the ticket's URL "
+                                           "(…/agent/tickets/512345) or just its number"))
+        return None
+    return url, ticket_id
+
+
+def _parse_email(texts: list[str], errors: list[FieldError]) -> str | None:
+    found = []
+    for text in texts:
+        for token in _EMAIL_RE.findall(text):
+            token = re.sub(r"^mailto:", "", token, flags=re.I).strip(".")
+            local, _, domain = token.rpartition("@")
+            if local and domain:
+                found.append(f"{local}@{domain.lower()}")  # domains are case-insensitive
+    values = _distinct(found, key=str.casefold)
+    chosen = _one("email", values, "email addresses", errors)
+    if chosen is None and not values:
+        if any(t.strip() for t in texts):
+            errors.append(FieldError("email", f"no email address found in {quote(texts[0])}; write the "
+                                              "customer's address, e.g. jane@example.com"))
+        else:
+            _missing("email", "the customer's email address", "jane@example.com", errors)
+    return chosen
+
+
+def _parse_user_count(texts: list[str], errors: list[FieldError]) -> int | None:
+    found: list[int] = []
+    for text in texts:
+        for token in _NUMBER_RE.findall(text):
+            token = token.rstrip(".,")
+            if not _WHOLE_NUMBER_RE.fullmatch(token):
+                hint = "a whole number of users" if re.fullmatch(r"-?\d+\.\d+", token) else "a number"
+                errors.append(FieldError("user_count", f"{quote(token)} is not {hint}; write e.g. 1,250 or 1250"))
+                return None
+            digits = token.replace(",", "").replace("_", "")
+            if len(digits) > 30:
+                errors.append(FieldError("user_count", f"{quote(token, 20)} is far too large; write the user count"))
+                return None
+            found.append(int(digits))
+    values = _distinct(found)
+    chosen = _one("user_count", values, "user counts", errors)
+    if chosen is None and not values:
+        if any(t.strip() for t in texts):
+            errors.append(FieldError("user_count", f"no number found in {quote(texts[0])}; write the user "
+                                                   "count as a number, e.g. 250"))
+        else:
+            _missing("user_count", "the number of users (at least the \"Maximum users\" on the Subscription page)",
+                     "250", errors)
+    return chosen
+
+
+def _make_date(year: int, month: int, day: int, shown: str, errors: list[FieldError]) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        errors.append(FieldError("expired_on", f"{quote(shown)} is not a real date; write it as YYYY-MM-DD"))
+        return None
+
+
+def _parse_expired_on(texts: list[str], errors: list[FieldError]) -> date | None:
+    found: list[date] = []
+    for text in texts:
+        rest = text
+        for m in _ISO_DATE_RE.finditer(text):
+            d = _make_date(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0), errors)
+            if d is None:
+                return None
+            found.append(d)
+        rest = _ISO_DATE_RE.sub(" ", rest)
+        for m in _DAY_MONTH_YEAR_RE.finditer(rest):
+            d = _make_date(int(m.group(3)), _month(m.group(2)), int(m.group(1)), m.group(0), errors)
+            if d is None:
+                return None
+            found.append(d)
+        rest = _DAY_MONTH_YEAR_RE.sub(" ", rest)
+        for m in _MONTH_DAY_YEAR_RE.finditer(rest):
+            d = _make_date(int(m.group(3)), _month(m.group(1)), int(m.group(2)), m.group(0), errors)
+            if d is None:
+                return None
+            found.append(d)
+        rest = _MONTH_DAY_YEAR_RE.sub(" ", rest)
+        ambiguous = _NUMERIC_DATE_RE.search(rest)
+        if ambiguous:
+            errors.append(FieldError(
+                "expired_on", f"{quote(ambiguous.group(0))} is ambiguous (day/month or month/day?); write it as "
+                              "YYYY-MM-DD, e.g. 2026-11-12, or with the month's name, e.g. 12 Nov 2026"))
+            return None
+    values = _distinct(found)
+    chosen = _one("expired_on", values, "dates", errors)
+    if chosen is None and not values:
+        if any(t.strip() for t in texts):
+            errors.append(FieldError("expired_on", f"no date found in {quote(texts[0])}; write the expired "
+                                                   "license's date as YYYY-MM-DD, e.g. 2026-11-12"))
+        else:
+            _missing("expired_on", "the expired license's expiration date from the screenshot", "2026-11-12", errors)
+    return chosen
+
+
+def _month(name: str) -> int:
+    name = name.lower()
+    return 9 if name == "sept" else _MONTHS.get(name) or next(n for m, n in _MONTHS.items() if m[:3] == name[:3])
+
+
+def _parse_checklist(texts: list[str]) -> Checklist:
+    paid, shots = [], []
+    for text in texts:
+        task = _TASK_RE.match(text)
+        if not task:
+            continue
+        ticked, label = task.group(1) in "xX", task.group(2).lower()
+        if "paid" in label or "prospect" in label:
+            paid.append(ticked)
+        if "screenshot" in label:
+            shots.append(ticked)
+    return Checklist(paid_plan=bool(paid) and all(paid), screenshots=bool(shots) and all(shots))
+
+
+# --- the whole document ------------------------------------------------------------------------------
+
+def parse(text: str, ticket_base_url: str = "https://gitlab.zendesk.com") -> ParseResult:
+    """Parse an issue description; every problem is reported at once, as field errors."""
+    text = text if isinstance(text, str) else ""
+    lines, has_marker = _visible_lines(text)
+    found = _collect(lines)
+    errors: list[FieldError] = []
+    checklist = _parse_checklist(found["checklist"])
+    if not any(found[name] for name in HEADINGS):
+        errors.append(FieldError("form", "no request fields found: fill in the Emergency License Request template "
+                                         "(ticket, customer email, user count, license expiration date, checklist)"))
+        return ParseResult(None, tuple(errors), has_marker, checklist)
+    ticket = _parse_ticket(found["ticket"], ticket_base_url.rstrip("/"), errors)
+    email = _parse_email(found["email"], errors)
+    users = _parse_user_count(found["user_count"], errors)
+    expired_on = _parse_expired_on(found["expired_on"], errors)
+    if errors or ticket is None or email is None or users is None or expired_on is None:
+        return ParseResult(None, tuple(errors), has_marker, checklist)
+    request = LicenseRequest(ticket_url=ticket[0], ticket_id=ticket[1], email=email, user_count=users,
+                             expired_on=expired_on, checklist=checklist, notes="\n".join(found["notes"]).strip())
+    return ParseResult(request, (), has_marker, checklist)

@@ -1,0 +1,137 @@
+"""The workflow's rules at their boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+import pytest
+
+from bot import policy
+from bot.policy import Facts, PriorLicense
+from bot.request import parse
+
+from .conftest import TODAY
+
+
+def _doc(email="jane@example.com", users="250", expired="2026-11-13", ticket="512345", boxes=("x", "x")) -> str:
+    return (f"### Zendesk ticket\n{ticket}\n### Customer email\n{email}\n### User count\n{users}\n"
+            f"### License expiration date\n{expired}\n### Checklist\n- [{boxes[0]}] paid plan, not a prospect\n"
+            f"- [{boxes[1]}] both screenshots on the ticket\n")
+
+
+def judge(config, facts=None, today=TODAY, **fields) -> policy.Verdict:
+    return policy.evaluate(parse(_doc(**fields)), today, config.policy, config.tickets, facts or Facts())
+
+
+def fields_of(verdict) -> list[str]:
+    return [e.field for e in verdict.errors]
+
+
+# Grace period 14 days, window 3 days, judged on 2026-11-27: the grace period must have ended
+# (expiry + 14 days) between 2026-11-24 and 2026-11-27.
+@pytest.mark.parametrize("expired,ok,says", [
+    ("2026-11-14", False, "grace period runs until 2026-11-28"),   # still read-write tomorrow: not an emergency
+    ("2026-11-13", True, ""),                                      # grace ended today
+    ("2026-11-10", True, ""),                                      # ended 3 days ago: last day in scope
+    ("2026-11-09", False, "ended on 2026-11-23, 4 days ago"),      # a renewal case
+    ("2026-12-01", False, "not an emergency"),                     # not expired yet
+])
+def test_scope_window_edges(config, expired, ok, says):
+    verdict = judge(config, expired=expired)
+    assert verdict.ok is ok
+    if not ok:
+        assert fields_of(verdict) == ["expired_on"] and says in verdict.errors[0].message
+
+
+def test_scope_follows_configuration(config):
+    wider = replace(config, policy=replace(config.policy, scope=replace(config.policy.scope, window_days=5)))
+    assert judge(wider, expired="2026-11-08").ok
+    assert not judge(wider, expired="2026-11-07").ok
+
+
+@pytest.mark.parametrize("users,ok", [("1", True), ("100,000", True), ("100,001", False), ("0", False),
+                                      ("-3", False)])
+def test_max_users_edges(config, users, ok):
+    verdict = judge(config, users=users)
+    assert verdict.ok is ok
+    if not ok:
+        assert fields_of(verdict) == ["user_count"] and "from 1 to 100,000" in verdict.errors[0].message
+
+
+@pytest.mark.parametrize("email,ok", [
+    ("jane@example.com", True), ("someone@gitlab.com", False), ("someone@eu.gitlab.com", False),
+    ("someone@GitLab.com", False), ("someone@notgitlab.com", True), ("jane@exаmple.com", False),
+    ("jané@example.com", False), ("jane@@example.com", False), ("jane@localhost", False),
+])
+def test_email_rules(config, email, ok):
+    verdict = judge(config, email=email)
+    assert verdict.ok is ok, verdict.errors
+    if not ok:
+        assert fields_of(verdict) == ["email"]
+
+
+def test_non_ascii_email_says_to_retype(config):
+    message = judge(config, email="jane@exаmple.com").errors[0].message
+    assert "non-ASCII" in message and "retype" in message and "а" in message
+
+
+def test_ticket_host_must_be_the_configured_one(config):
+    assert judge(config, ticket="https://gitlab.zendesk.com/agent/tickets/1").ok
+    verdict = judge(config, ticket="https://gitlab.zendesk.com.evil.example/agent/tickets/1")
+    assert fields_of(verdict) == ["ticket"] and "gitlab.zendesk.com" in verdict.errors[0].message
+
+
+@pytest.mark.parametrize("boxes,missing", [(("x", " "), "screenshots"), ((" ", "x"), "paid plan"),
+                                           ((" ", " "), "paid plan")])
+def test_both_checklist_boxes_must_be_ticked(config, boxes, missing):
+    verdict = judge(config, boxes=boxes)
+    assert fields_of(verdict) == ["checklist"] and missing in verdict.errors[0].message
+
+
+def test_author_must_be_allowed(config):
+    verdict = judge(config, Facts(author="mallory", author_allowed=False))
+    assert fields_of(verdict) == ["author"] and "@mallory" in verdict.errors[0].message
+    assert judge(config, Facts(author="alice", author_allowed=True)).ok
+
+
+def _prior(days_ago: int, email="jane@example.com", ticket=999) -> PriorLicense:
+    return PriorLicense("#7", "https://gitlab.example.com/s/r/-/issues/7", email, ticket,
+                        TODAY - timedelta(days=days_ago))
+
+
+def test_one_license_per_ticket_ever(config):
+    verdict = judge(config, Facts(prior_licenses=(_prior(400, email="other@example.com", ticket=512345),)))
+    assert fields_of(verdict) == ["ticket"]
+    assert "#7" in verdict.errors[0].message and "one license per ticket" in verdict.errors[0].message
+
+
+@pytest.mark.parametrize("days_ago,ok", [(0, False), (29, False), (30, True), (31, True)])
+def test_email_cooldown_edges(config, days_ago, ok):
+    verdict = judge(config, Facts(prior_licenses=(_prior(days_ago, email="JANE@example.com"),)))
+    assert verdict.ok is ok
+    if not ok:
+        assert fields_of(verdict) == ["email"] and "#7" in verdict.errors[0].message
+
+
+def test_override_turns_scope_and_duplicates_into_warnings_only(config):
+    facts = Facts(override=True, prior_licenses=(_prior(1, email="x@example.com", ticket=512345), _prior(2)))
+    verdict = judge(config, facts, expired="2026-10-01")
+    assert verdict.ok
+    assert sorted(w.field for w in verdict.warnings) == ["email", "expired_on", "ticket"]
+    assert all(w.message.startswith("overridden: ") for w in verdict.warnings)
+    # Input validity is never waived.
+    for kwargs, field in [({"users": "0"}, "user_count"), ({"email": "x@gitlab.com"}, "email"),
+                          ({"boxes": (" ", "x")}, "checklist")]:
+        assert fields_of(judge(config, facts, **kwargs)) == [field]
+    assert fields_of(judge(config, Facts(override=True, author="m", author_allowed=False))) == ["author"]
+
+
+def test_offline_check_skips_what_only_gitlab_knows(config):
+    verdict = judge(config, Facts())
+    assert verdict.ok and verdict.warnings == ()
+
+
+def test_judged_date_is_passed_in_never_read_from_a_clock(config):
+    assert judge(config, today=date(2026, 11, 27)).ok
+    assert not judge(config, today=date(2026, 12, 27)).ok

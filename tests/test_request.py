@@ -1,0 +1,213 @@
+"""The request parser and the offline policy over a corpus of realistic, sloppy and hostile requests."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot import policy, request
+from bot.request import FIELDS, parse
+
+from .conftest import DATA, TODAY
+
+CORPUS = DATA / "requests"
+EXPECTED = yaml.safe_load((CORPUS / "expected.yaml").read_text())
+TEMPLATE = (Path(__file__).resolve().parent.parent / "templates" / "Emergency License Request.md").read_text()
+
+
+def judge(text: str, config, today: date = TODAY) -> policy.Verdict:
+    return policy.evaluate(parse(text, config.tickets.base_url), today, config.policy, config.tickets)
+
+
+def test_every_corpus_document_has_an_expectation():
+    assert sorted(p.name for p in CORPUS.glob("*.md")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_corpus(name, config):
+    verdict = judge((CORPUS / name).read_text(encoding="utf-8"), config)
+    expected = EXPECTED[name]
+    if "request" in expected:
+        assert verdict.errors == ()
+        got = verdict.request
+        assert {"ticket_id": got.ticket_id, "email": got.email, "user_count": got.user_count,
+                "expired_on": got.expired_on} == expected["request"]
+        assert got.ticket_url.startswith("https://gitlab.zendesk.com/agent/tickets/512345")
+    else:
+        assert [e.field for e in verdict.errors] == expected["errors"]
+        for error in verdict.errors:
+            assert error.field in (*FIELDS, "author") and len(error.message) > 20
+
+
+# --- the template --------------------------------------------------------------------------------------
+
+def test_template_has_the_marker_the_fields_and_the_quick_actions():
+    assert request.FORM_MARKER in TEMPLATE
+    for heading in request.HEADINGS.values():
+        assert f"\n{heading}\n" in TEMPLATE
+    assert "### Notes" in TEMPLATE and '/label ~"license-request"' in TEMPLATE and "/confidential" in TEMPLATE
+    assert "Maximum users" in TEMPLATE and "YYYY-MM-DD" in TEMPLATE
+    assert TEMPLATE.count("- [ ]") == 2
+    assert "requester" not in TEMPLATE.split("### Zendesk ticket")[1].lower()  # the author is never a typed field
+
+
+def test_marker_is_recognised_only_outside_code_blocks():
+    assert parse(TEMPLATE).has_form_marker
+    assert not parse("```\n<!-- license-bot:request-form v1 -->\n```\n").has_form_marker
+
+
+# --- the formats people write -------------------------------------------------------------------------
+
+def _doc(ticket="512345", email="jane@example.com", users="250", expired="2026-11-13") -> str:
+    return (f"### Zendesk ticket\n{ticket}\n### Customer email\n{email}\n### User count\n{users}\n"
+            f"### License expiration date\n{expired}\n### Checklist\n- [x] paid plan\n- [x] screenshots\n")
+
+
+@pytest.mark.parametrize("text,count", [("1,250", 1250), ("1250 users", 1250), ("1_250", 1250), ("250.", 250),
+                                        ("**250**", 250), ("about 250 seats", 250), ("100,000", 100_000)])
+def test_user_count_formats(text, count):
+    assert parse(_doc(users=text)).request.user_count == count
+
+
+@pytest.mark.parametrize("text", ["1,25", "2.5k", "twelve", "25 + 5", "-"])
+def test_user_count_refusals_name_the_field(text):
+    result = parse(_doc(users=text))
+    assert result.request is None and [e.field for e in result.errors] == ["user_count"]
+
+
+@pytest.mark.parametrize("text,email", [
+    ("<a@b.co>", "a@b.co"), ("[a@b.co](mailto:a@b.co)", "a@b.co"), ("mailto:a@b.co", "a@b.co"),
+    ("Jane <jane+ops@Example.COM>", "jane+ops@example.com"), ("a@b.co.", "a@b.co"), ("`a@b.co`", "a@b.co"),
+])
+def test_email_formats(text, email):
+    assert parse(_doc(email=text)).request.email == email
+
+
+@pytest.mark.parametrize("text,day", [
+    ("2026-11-12", date(2026, 11, 12)), ("2026/11/12", date(2026, 11, 12)), ("12 Nov 2026", date(2026, 11, 12)),
+    ("November 12, 2026", date(2026, 11, 12)), ("Nov. 12th 2026", date(2026, 11, 12)),
+    ("12-November-2026", date(2026, 11, 12)), ("12 Sept 2026", date(2026, 9, 12)),
+    ("2026-11-12T00:00:00Z", date(2026, 11, 12)), ("expired 1 May 2026", date(2026, 5, 1)),
+])
+def test_date_formats(text, day):
+    assert parse(_doc(expired=text)).request.expired_on == day
+
+
+@pytest.mark.parametrize("text", ["11/12/2026", "12.11.2026", "11-12-26"])
+def test_numeric_day_month_dates_are_refused_as_ambiguous_with_a_hint(text):
+    errors = parse(_doc(expired=text)).errors
+    assert [e.field for e in errors] == ["expired_on"]
+    assert "ambiguous" in errors[0].message and "YYYY-MM-DD" in errors[0].message
+
+
+@pytest.mark.parametrize("text,url", [
+    ("512345", "https://gitlab.zendesk.com/agent/tickets/512345"),
+    ("#512345", "https://gitlab.zendesk.com/agent/tickets/512345"),
+    ("https://gitlab.zendesk.com/agent/tickets/512345", "https://gitlab.zendesk.com/agent/tickets/512345"),
+    ("<https://gitlab.zendesk.com/agent/tickets/512345>", "https://gitlab.zendesk.com/agent/tickets/512345"),
+])
+def test_ticket_formats(text, url):
+    got = parse(_doc(ticket=text)).request
+    assert (got.ticket_url, got.ticket_id) == (url, 512345)
+
+
+def test_bare_ticket_numbers_use_the_configured_base_url():
+    assert parse(_doc(), "https://support.example.com/").request.ticket_url == \
+        "https://support.example.com/agent/tickets/512345"
+
+
+def test_all_errors_are_reported_at_once():
+    result = parse(_doc(ticket="none", email="nobody", users="lots", expired="11/12/2026"))
+    assert [e.field for e in result.errors] == ["ticket", "email", "user_count", "expired_on"]
+
+
+def test_user_text_in_messages_is_inline_code_so_it_cannot_mention_or_link():
+    errors = parse(_doc(users="@all [x](http://evil.example) `tick`")).errors
+    message = errors[0].message
+    assert "`@all [x](http://evil.example) 'tick'`" in message
+
+
+def test_quick_action_lines_are_not_content():
+    assert parse(_doc() + "### Notes\n/label ~x\n/confidential\nreal note\n").request.notes == "real note"
+
+
+# --- hypothesis: it never raises, and it reads what was written -----------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_GOOD = [(CORPUS / n).read_text(encoding="utf-8") for n in sorted(EXPECTED) if "request" in EXPECTED[n]]
+_PIECES = ["### ", "## ", "#", "```", "~~~", "<!--", "-->", "- [x] ", "- [ ] ", "**", ":", "\r\n", "\n", "@",
+           "mailto:", "https://gitlab.zendesk.com/agent/tickets/", "Email: ", "User count: ", "2026-11-13",
+           "11/12/2026", "1,250", "Customer email", "Zendesk ticket", "\u0430", "\x00", "[", "](", ")"]
+
+
+@_SETTINGS
+@given(st.text(max_size=2000))
+def test_never_raises_on_random_text(text):
+    result = parse(text)
+    assert (result.request is None) == bool(result.errors)
+    assert all(e.field in FIELDS for e in result.errors)
+
+
+@_SETTINGS
+@given(st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=30)), max_size=80).map("".join))
+def test_never_raises_on_markdown_shaped_noise(text):
+    result = parse(text)
+    assert all(e.field in FIELDS for e in result.errors)
+
+
+@st.composite
+def mutated(draw):
+    lines = draw(st.sampled_from(_GOOD)).split("\n")
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(["insert", "delete", "swap", "upper", "piece"]))
+        i = draw(st.integers(0, max(len(lines) - 1, 0)))
+        if op == "insert":
+            lines.insert(i, draw(st.text(max_size=40)))
+        elif op == "delete" and lines:
+            lines.pop(i)
+        elif op == "swap" and len(lines) > 1:
+            j = draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+        elif op == "upper" and lines:
+            lines[i] = lines[i].upper()
+        elif op == "piece":
+            lines.insert(i, draw(st.sampled_from(_PIECES)))
+    return "\n".join(lines)
+
+
+@_SETTINGS
+@given(mutated())
+def test_never_raises_on_mutated_real_requests(text):
+    result = parse(text)
+    assert (result.request is None) == bool(result.errors)
+    assert all(e.field in FIELDS for e in result.errors)
+
+
+_emails = st.from_regex(r"[a-z][a-z0-9._+-]{0,15}@[a-z][a-z0-9-]{0,10}\.(com|org|co\.uk|io)", fullmatch=True)
+_headings = st.sampled_from(["### {}", "## {}", "# {}:", "#### {} ", "**{}:**", "{}:"])
+
+
+@_SETTINGS
+@given(ticket=st.integers(1, 10**9), email=_emails, users=st.integers(1, 10**6),
+       expired=st.dates(date(2000, 1, 1), date(2099, 12, 31)), style=_headings, crlf=st.booleans(),
+       grouped=st.booleans(), fenced_decoy=st.booleans())
+def test_reads_back_exactly_what_was_written(ticket, email, users, expired, style, crlf, grouped, fenced_decoy):
+    count = f"{users:,}" if grouped else str(users)
+    inline = not style.startswith("#")
+    parts = [("Zendesk ticket", str(ticket)), ("Customer email", email), ("User count", count),
+             ("License expiration date", expired.isoformat())]
+    text = "".join((style.format(name) + " " + value + "\n") if inline else (style.format(name) + "\n" + value + "\n\n")
+                   for name, value in parts)
+    if fenced_decoy:
+        text += "### Notes\n```\n### Customer email\ndecoy@evil.example\nUser count: 7\n```\n"
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    got = parse(text).request
+    assert got is not None
+    assert (got.ticket_id, got.email, got.user_count, got.expired_on) == (ticket, email, users, expired)
