@@ -87,6 +87,7 @@ class SmtpConfig:
     sender: str
     reply_to: str | None
     timeout_seconds: int
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class SlackConfig:
 @dataclass(frozen=True)
 class RunConfig:
     max_attempts: int
+    recheck_minutes: int = 60
 
 
 @dataclass(frozen=True)
@@ -297,6 +299,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
         sender=m.text("from", "GitLab Support <support@example.com>", "a sender address"),
         reply_to=m.text("reply_to", None, "an address"),
         timeout_seconds=m.integer("timeout_seconds", 30, 1, 600, "a whole number of seconds"),
+        ca_file=m.text("ca_file", None, "a file path"),
     )
     m.done()
 
@@ -309,7 +312,8 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     k.done()
 
     u = top.section("run")
-    run = RunConfig(max_attempts=u.integer("max_attempts", 5, 1, 100, "a whole number of attempts"))
+    run = RunConfig(max_attempts=u.integer("max_attempts", 5, 1, 100, "a whole number of attempts"),
+                    recheck_minutes=u.integer("recheck_minutes", 60, 1, 10080, "a whole number of minutes"))
     u.done()
     top.done()
 

@@ -10,6 +10,7 @@ import base64
 import binascii
 import dataclasses
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import padding as sym_padding
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -233,6 +235,20 @@ def decode(text: str | bytes, public_key: rsa.RSAPublicKey) -> License:
     return License.from_payload(payload)
 
 
+def derive_key_material(private_key: rsa.RSAPrivateKey, context: str, lic: License) -> tuple[bytes, bytes]:
+    """The AES key and IV for one request's license, derived instead of drawn at random.
+
+    The same request (context) and payload always give byte-identical keys, so a crash-rerun or two
+    overlapping runs cannot make two different licenses for one request. Safe: the AES key only
+    obfuscates (anyone with the public key recovers it), and HMAC does not reveal its key.
+    """
+    der = private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    secret = hashlib.sha256(b"license-bot key material v1\0" + der).digest()
+    out = hmac.new(secret, f"{context}\0{lic.to_json()}".encode(), hashlib.sha256).digest()
+    return out[:16], out[16:]
+
+
 def fingerprint(key_text: str) -> str:
     """SHA-256 of the key text: how a license is identified in notes and logs."""
     return hashlib.sha256(key_text.encode("ascii")).hexdigest()
@@ -305,5 +321,5 @@ def sign(lic: License, private_key: rsa.RSAPrivateKey, today: date, **kwargs: An
 
 __all__ = [
     "DEFAULT_BOUNDARY", "License", "LicenseError", "TrialTerms", "build_trial", "check_acceptable",
-    "decode", "encode", "file_name", "fingerprint", "license_id", "preflight", "sign",
+    "decode", "derive_key_material", "encode", "file_name", "fingerprint", "license_id", "preflight", "sign",
 ]

@@ -5,6 +5,7 @@ Pure: values in, text out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -12,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from . import resources
 from .request import FieldError
+from .status import MARKER, Status, encode_state
 
 FIELD_NAMES = {
     "form": "Request form",
@@ -43,3 +45,31 @@ def render(name: str, **values) -> str:
 def failure(author: str | None, errors: Sequence[FieldError], warnings: Sequence[FieldError] = ()) -> str:
     """The comment telling a request's author what to fix."""
     return render("failure.md.j2", author=author, errors=errors, warnings=warnings).strip() + "\n"
+
+
+def success_title(email: str, user_count: int) -> str:
+    """The closed issue's title, exactly as the workflow tells engineers to search for it."""
+    return f"[Success] - Created a license under {email} for {user_count} users"
+
+
+_SUCCESS_TITLE_RE = re.compile(r"\[Success\] - Created a license under (\S+@\S+) for (\d+) users")
+
+
+def parse_success_title(title: str) -> tuple[str, int] | None:
+    """(email, user count) of an exact success title; None for anything else, however similar."""
+    match = _SUCCESS_TITLE_RE.fullmatch(title or "")
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def status_note(status: Status, *, key_text: str | None = None, labels: dict[str, str],
+                duration_days: int, max_attempts: int) -> str:
+    failure_text = failure(status.author, [FieldError(*e) for e in status.errors],
+                           [FieldError(*w) for w in status.warnings]) if status.step == "rejected" else ""
+    body = render("status_note.md.j2", marker=MARKER, status=status, failure=failure_text.strip(),
+                  key_text=key_text, labels=labels, duration_days=duration_days, max_attempts=max_attempts,
+                  state=encode_state(status))
+    return re.sub(r"\n{3,}", "\n\n", body)
+
+
+def slack_text(status: Status, issue_url: str, duration_days: int) -> str:
+    return render("slack.txt.j2", status=status, issue_url=issue_url, duration_days=duration_days).strip()

@@ -1,0 +1,146 @@
+"""Emailing a license: the message (pure) and the SMTP adapter.
+
+A refused recipient is permanent; connection errors, timeouts and 4xx replies are transient and
+retried at the next run. The Message-ID derives from the license id, so a re-send after a crash is
+recognisably the same message.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Protocol
+
+from . import messages
+from .config import SmtpConfig
+from .errors import BotError
+from .license import License
+
+
+class MailError(BotError):
+    def __init__(self, message: str, *, permanent: bool):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What an email carries, as recorded in the status note."""
+
+    license: License
+    key_text: str
+    license_id: str
+    file_name: str
+    ticket_url: str
+    ticket_id: int | None
+
+
+def message_id(license_id: str, sender: str) -> str:
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "license-bot.invalid"
+    return f"<license-{license_id}@{domain}>"
+
+
+def subject(delivery: Delivery, duration_days: int) -> str:
+    ticket = f" (ticket #{delivery.ticket_id})" if delivery.ticket_id else ""
+    return f"Your {duration_days}-day GitLab Ultimate trial license{ticket}"
+
+
+def build_message(delivery: Delivery, smtp: SmtpConfig, now: datetime, duration_days: int) -> EmailMessage:
+    lic = delivery.license
+    values = {"license": lic, "delivery": delivery, "duration_days": duration_days,
+              "reply_to": smtp.reply_to or smtp.sender}
+    msg = EmailMessage()
+    msg["From"] = smtp.sender
+    msg["To"] = Address(addr_spec=lic.email)
+    if smtp.reply_to:
+        msg["Reply-To"] = smtp.reply_to
+    msg["Subject"] = subject(delivery, duration_days)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id(delivery.license_id, smtp.sender)
+    msg["X-License-Id"] = delivery.license_id
+    msg.set_content(messages.render("email.txt.j2", **values))
+    msg.add_alternative(messages.render("email.html.j2", **values), subtype="html")
+    # Base64 text GitLab reads whatever the line endings; octet-stream keeps mail software off it.
+    msg.add_attachment(delivery.key_text.encode("ascii"), maintype="application", subtype="octet-stream",
+                       filename=delivery.file_name)
+    return msg
+
+
+class Mailer(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+
+class SmtpMailer:
+    def __init__(self, config: SmtpConfig, password: str | None, ca_file: str | None = None):
+        self.config, self._password, self.ca_file = config, password, ca_file or config.ca_file
+
+    def _tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
+
+    def connect(self) -> smtplib.SMTP:
+        """Connect, secure and log in; the caller quits. Used by send and by `doctor`."""
+        c = self.config
+        try:
+            if c.security == "ssl":
+                client: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_seconds, context=self._tls())
+            else:
+                client = smtplib.SMTP(c.host, c.port, timeout=c.timeout_seconds)
+            if c.security == "starttls":
+                client.starttls(context=self._tls())
+            if c.username:
+                if not self._password:
+                    client.close()
+                    raise MailError(f"smtp.username is set ({c.username}) but SMTP_PASSWORD is not", permanent=False)
+                client.login(c.username, self._password)
+            return client
+        except MailError:
+            raise
+        except smtplib.SMTPAuthenticationError as exc:
+            raise MailError(f"the mail server {c.host}:{c.port} refused the login for {c.username} "
+                            f"({exc.smtp_code}); check smtp.username and SMTP_PASSWORD", permanent=False) from None
+        except smtplib.SMTPNotSupportedError:
+            raise MailError(f"the mail server {c.host}:{c.port} does not offer STARTTLS; set smtp.security",
+                            permanent=False) from None
+        except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            raise _transient(exc, c) from None
+
+    def send(self, message: EmailMessage) -> None:
+        client = self.connect()
+        try:
+            client.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            permanent = all(code >= 500 for code in codes)
+            detail = "; ".join(f"{rcpt}: {code} {text.decode('utf-8', 'replace')}"
+                               for rcpt, (code, text) in exc.recipients.items())
+            raise MailError(f"the mail server refused the recipient ({detail})", permanent=permanent) from None
+        except smtplib.SMTPResponseException as exc:
+            text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+            raise MailError(f"the mail server answered {exc.smtp_code} {text}", permanent=False) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _transient(exc, self.config) from None
+        finally:
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError):
+                client.close()
+
+
+def _transient(exc: BaseException, c: SmtpConfig) -> MailError:
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        why = f"timed out after {c.timeout_seconds}s"
+    elif isinstance(exc, ssl.SSLError):
+        why = f"TLS failed ({exc.reason or type(exc).__name__})"
+    elif isinstance(exc, smtplib.SMTPServerDisconnected):
+        why = "the connection was dropped"
+    elif isinstance(exc, ConnectionRefusedError):
+        why = "the connection was refused"
+    else:
+        why = type(exc).__name__
+    return MailError(f"could not reach the mail server {c.host}:{c.port}: {why}", permanent=False)

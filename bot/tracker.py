@@ -1,0 +1,340 @@
+"""The request tracker in GitLab, over python-gitlab. The only module that talks to GitLab.
+
+Thin on purpose: it fetches and writes, and the processor decides. Every call is counted, GitLab
+errors become TrackerError with a message fit for a person (never the token), and POSTs are never
+retried blindly: a note is created again only after checking that the first try left nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import gitlab
+import gitlab.exceptions
+import requests
+
+from . import status as status_mod
+from .config import Config
+from .errors import BotError
+from .request import FORM_MARKER
+
+
+class TrackerError(BotError):
+    """GitLab could not be asked or refused the bot. `transient` errors are worth retrying later."""
+
+    def __init__(self, message: str, *, transient: bool = False, status: int | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Issue:
+    iid: int
+    title: str
+    description: str
+    state: str
+    labels: tuple[str, ...]
+    author_username: str
+    author_id: int
+    confidential: bool
+    web_url: str
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None = None
+    user_notes_count: int = 0
+    assignee_ids: tuple[int, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"#{self.iid}"
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Issue:
+        author = data.get("author") or {}
+        return cls(
+            iid=int(data["iid"]),
+            title=data.get("title") or "",
+            description=data.get("description") or "",
+            state=data.get("state") or "opened",
+            labels=tuple(data.get("labels") or ()),
+            author_username=author.get("username") or "",
+            author_id=int(author.get("id") or 0),
+            confidential=bool(data.get("confidential")),
+            web_url=data.get("web_url") or "",
+            created_at=_time(data.get("created_at")) or datetime.min,
+            updated_at=_time(data.get("updated_at")) or datetime.min,
+            closed_at=_time(data.get("closed_at")),
+            user_notes_count=int(data.get("user_notes_count") or 0),
+            assignee_ids=tuple(int(a["id"]) for a in data.get("assignees") or () if "id" in a),
+        )
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Note:
+    id: int
+    body: str
+    author_username: str = ""
+
+
+@dataclass(frozen=True)
+class Upload:
+    url: str
+    markdown: str
+    full_path: str = ""
+
+
+@dataclass(frozen=True)
+class IssueEdit:
+    """Everything the bot changes on an issue, sent as one request."""
+
+    title: str | None = None
+    add_labels: tuple[str, ...] = ()
+    remove_labels: tuple[str, ...] = ()
+    state_event: str | None = None
+    confidential: bool | None = None
+    assignee_ids: tuple[int, ...] | None = None
+
+    def payload(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.title is not None:
+            data["title"] = self.title
+        if self.add_labels:
+            data["add_labels"] = ",".join(self.add_labels)
+        if self.remove_labels:
+            data["remove_labels"] = ",".join(self.remove_labels)
+        if self.state_event:
+            data["state_event"] = self.state_event
+        if self.confidential is not None:
+            data["confidential"] = self.confidential
+        if self.assignee_ids is not None:
+            data["assignee_ids"] = list(self.assignee_ids)
+        return data
+
+    def applied_to(self, issue: Issue) -> Issue:
+        """The issue as it is after this edit (what GitLab returns)."""
+        labels = [lb for lb in issue.labels if lb not in self.remove_labels]
+        labels += [lb for lb in self.add_labels if lb not in labels]
+        state = {"close": "closed", "reopen": "opened"}.get(self.state_event or "", issue.state)
+        return Issue(**{**issue.__dict__, "labels": tuple(labels), "state": state,
+                        "title": self.title if self.title is not None else issue.title,
+                        "confidential": issue.confidential if self.confidential is None else self.confidential,
+                        "assignee_ids": issue.assignee_ids if self.assignee_ids is None else self.assignee_ids})
+
+
+class Tracker(Protocol):
+    """What the processor needs from the tracker; GitLabTracker and the test fakes provide it."""
+
+    def open_requests(self) -> list[Issue]: ...
+    def get_issue(self, iid: int) -> Issue: ...
+    def status_note(self, iid: int) -> Note | None: ...
+    def save_status_note(self, iid: int, body: str, note_id: int | None = None) -> Note: ...
+    def edit_issue(self, issue: Issue, edit: IssueEdit) -> Issue: ...
+    def upload(self, filename: str, data: bytes) -> Upload: ...
+    def ensure_private(self) -> None: ...
+    def is_group_member(self, group: str, user_id: int) -> bool: ...
+    def success_issues(self, updated_after: date) -> list[Issue]: ...
+    def search_issues(self, text: str, in_: str = "title,description", state: str = "all",
+                      labels: tuple[str, ...] = ()) -> list[Issue]: ...
+
+
+@dataclass
+class CallCounter:
+    """Counts every HTTP request python-gitlab makes, retries included."""
+
+    count: int = 0
+    by_method: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        self.count += 1
+        method = response.request.method or "?"
+        self.by_method[method] = self.by_method.get(method, 0) + 1
+        return response
+
+
+class GitLabTracker:
+    """The tracker project in a real (or sandbox) GitLab."""
+
+    def __init__(self, config: Config, token: str | None, *, max_retries: int = 3,
+                 session: requests.Session | None = None):
+        if not token:
+            raise TrackerError("GITLAB_TOKEN is not set: create a project access token with the api scope "
+                               "(Reporter or above) and store it as a masked CI variable")
+        self.config = config
+        self.calls = CallCounter()
+        session = session or requests.Session()
+        session.hooks["response"].append(self.calls)
+        self.gl = gitlab.Gitlab(config.gitlab.url, private_token=token, timeout=config.gitlab.timeout_seconds,
+                                retry_transient_errors=True, session=session, user_agent="license-bot")
+        self.max_retries = max_retries
+        self.project = self.gl.projects.get(config.gitlab.project, lazy=True)
+        self._checked_private = False
+        self._membership: dict[tuple[str, int], bool] = {}
+        self._success_cache: dict[date, list[Issue]] = {}
+        self._me: dict[str, Any] | None = None
+
+    @property
+    def api_calls(self) -> int:
+        return self.calls.count
+
+    # --- reads --------------------------------------------------------------------------------------
+
+    def open_requests(self) -> list[Issue]:
+        """Open requests, oldest first: labelled ones, plus form-marked ones whose label did not apply."""
+        label = self.config.requests.label
+        labelled = self._list(state="opened", labels=label, order_by="created_at", sort="asc")
+        unlabelled = self._list(state="opened", search=FORM_MARKER, **{"in": "description", "not[labels]": label},
+                                order_by="created_at", sort="asc")
+        issues = {i.iid: i for i in labelled}
+        for issue in unlabelled:  # the search is fuzzy: confirm the marker
+            if FORM_MARKER in issue.description:
+                issues.setdefault(issue.iid, issue)
+        return sorted(issues.values(), key=lambda i: (i.created_at, i.iid))
+
+    def get_issue(self, iid: int) -> Issue:
+        return Issue.from_api(self._call(lambda: self.project.issues.get(iid).attributes, f"read issue #{iid}"))
+
+    def status_note(self, iid: int) -> Note | None:
+        """The bot's status note: the oldest note with the marker written by the bot's own user."""
+        me = self.me()["username"]
+        issue = self.project.issues.get(iid, lazy=True)
+        notes = self._call(lambda: [n.attributes for n in issue.notes.list(
+            iterator=True, sort="asc", order_by="created_at", per_page=100, max_retries=self.max_retries)],
+            f"read the notes of issue #{iid}")
+        for data in notes:
+            author = (data.get("author") or {}).get("username")
+            if not data.get("system") and author == me and status_mod.is_status_note(data.get("body", "")):
+                return Note(id=int(data["id"]), body=data["body"], author_username=author)
+        return None
+
+    def ensure_private(self) -> None:
+        """Refuse a public tracker: an upload there is readable by anyone holding its link."""
+        if self._checked_private:
+            return
+        data = self._call(lambda: self.gl.projects.get(self.config.gitlab.project).attributes,
+                          f"read project {self.config.gitlab.project}")
+        if data.get("visibility") == "public":
+            raise TrackerError(f"project {self.config.gitlab.project} is public: license files uploaded there could "
+                               "be downloaded by anyone holding the link. Make the tracker private (Settings > "
+                               "General > Visibility) before running the bot", status=None)
+        self._checked_private = True
+
+    def me(self) -> dict[str, Any]:
+        if self._me is None:
+            self._me = self._call(lambda: self.gl.http_get("/user", max_retries=self.max_retries), "read the bot user")
+        return self._me
+
+    def is_group_member(self, group: str, user_id: int) -> bool:
+        key = (group, user_id)
+        if key not in self._membership:
+            def lookup() -> bool:
+                try:
+                    self.gl.groups.get(group, lazy=True).members_all.get(user_id, max_retries=self.max_retries)
+                    return True
+                except gitlab.exceptions.GitlabGetError as exc:
+                    if exc.response_code == 404:
+                        return False
+                    raise
+            self._membership[key] = self._call(lookup, f"check membership of group {group}")
+        return self._membership[key]
+
+    def success_issues(self, updated_after: date) -> list[Issue]:
+        """Issues labelled success and updated since a date; cached for the run."""
+        if updated_after not in self._success_cache:
+            self._success_cache[updated_after] = self._list(
+                state="all", labels=self.config.requests.success_label,
+                updated_after=f"{updated_after.isoformat()}T00:00:00Z", order_by="updated_at", sort="desc")
+        return self._success_cache[updated_after]
+
+    def search_issues(self, text: str, in_: str = "title,description", state: str = "all",
+                      labels: tuple[str, ...] = ()) -> list[Issue]:
+        """GitLab's fuzzy search: callers compare what they need exactly."""
+        extra: dict[str, Any] = {"in": in_}
+        if labels:
+            extra["labels"] = ",".join(labels)
+        return self._list(state=state, search=text, order_by="created_at", sort="desc", **extra)
+
+    # --- writes -------------------------------------------------------------------------------------
+
+    def edit_issue(self, issue: Issue, edit: IssueEdit) -> Issue:
+        payload = edit.payload()
+        if not payload:
+            return issue
+        data = self._call(lambda: self.project.issues.update(issue.iid, payload, max_retries=self.max_retries),
+                          f"edit issue #{issue.iid}")
+        return Issue.from_api(data) if isinstance(data, dict) and "iid" in data else edit.applied_to(issue)
+
+    def save_status_note(self, iid: int, body: str, note_id: int | None = None) -> Note:
+        issue = self.project.issues.get(iid, lazy=True)
+        if note_id is not None:
+            self._call(lambda: issue.notes.update(note_id, {"body": body}, max_retries=self.max_retries),
+                       f"edit the status note of issue #{iid}")
+            return Note(id=note_id, body=body)
+        for attempt in range(self.max_retries + 1):
+            try:
+                created = issue.notes.create({"body": body}, retry_transient_errors=False)
+                return Note(id=int(created.id), body=body)
+            except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+                error = self._translate(exc, f"write the status note of issue #{iid}")
+                if not error.transient or attempt == self.max_retries:
+                    raise error from None
+            # The POST may have landed before the error: look for our marker before creating again.
+            existing = self.status_note(iid)
+            if existing is not None:
+                return existing
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def upload(self, filename: str, data: bytes) -> Upload:
+        result = self._call(lambda: self.project.upload(filename, filedata=data, max_retries=self.max_retries),
+                            f"upload {filename}")
+        return Upload(url=result["url"], markdown=result["markdown"], full_path=result.get("full_path", ""))
+
+    def download(self, upload_url: str) -> bytes:
+        """An upload's bytes, by the `/uploads/<secret>/<name>` URL recorded in a note."""
+        path = upload_url.lstrip("/")
+        url = f"{self.config.gitlab.url}/api/v4/projects/{quote(str(self.config.gitlab.project), safe='')}/{path}"
+        response = self._call(lambda: self.gl.http_get(url, raw=True, max_retries=self.max_retries),
+                              f"download {upload_url}")
+        return response.content
+
+    # --- plumbing -----------------------------------------------------------------------------------
+
+    def _list(self, **filters: Any) -> list[Issue]:
+        def fetch() -> list[Issue]:
+            pages = self.project.issues.list(iterator=True, per_page=100, max_retries=self.max_retries, **filters)
+            return [Issue.from_api(i.attributes) for i in pages]
+        return self._call(fetch, "list issues")
+
+    def _call(self, func, doing: str):
+        try:
+            return func()
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._translate(exc, doing) from None
+
+    def _translate(self, exc: Exception, doing: str) -> TrackerError:
+        where = f"{self.config.gitlab.url} ({self.config.gitlab.project})"
+        if isinstance(exc, requests.RequestException):
+            return TrackerError(f"could not {doing}: GitLab at {where} is unreachable ({type(exc).__name__})",
+                                transient=True)
+        code = getattr(exc, "response_code", None)
+        detail = str(getattr(exc, "error_message", "") or "")[:200]
+        if code == 401:
+            return TrackerError(f"could not {doing}: GitLab refused the token (401). Check that GITLAB_TOKEN is "
+                                "valid and not expired", status=code)
+        if code == 403:
+            return TrackerError(f"could not {doing}: the token's user lacks permission (403). Give it at least "
+                                "the Reporter role and the api scope", status=code)
+        if code == 404:
+            return TrackerError(f"could not {doing}: not found (404) at {where}: {detail}", status=code)
+        transient = code is None or code >= 500 or code in (408, 409, 429)
+        return TrackerError(f"could not {doing}: GitLab answered {code}: {detail}", transient=transient, status=code)
+
