@@ -133,7 +133,8 @@ class SmtpMailer:
 
 
 def _transient(exc: BaseException, c: SmtpConfig) -> MailError:
-    if isinstance(exc, (socket.timeout, TimeoutError)):
+    # smtplib reports a read timeout as SMTPServerDisconnected("... timed out").
+    if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in str(exc):
         why = f"timed out after {c.timeout_seconds}s"
     elif isinstance(exc, ssl.SSLError):
         why = f"TLS failed ({exc.reason or type(exc).__name__})"

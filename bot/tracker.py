@@ -8,7 +8,7 @@ retried blindly: a note is created again only after checking that the first try 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -65,12 +65,15 @@ class Issue:
             author_id=int(author.get("id") or 0),
             confidential=bool(data.get("confidential")),
             web_url=data.get("web_url") or "",
-            created_at=_time(data.get("created_at")) or datetime.min,
-            updated_at=_time(data.get("updated_at")) or datetime.min,
+            created_at=_time(data.get("created_at")) or _EPOCH,
+            updated_at=_time(data.get("updated_at")) or _EPOCH,
             closed_at=_time(data.get("closed_at")),
             user_notes_count=int(data.get("user_notes_count") or 0),
             assignee_ids=tuple(int(a["id"]) for a in data.get("assignees") or () if "id" in a),
         )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _time(text: str | None) -> datetime | None:
@@ -177,6 +180,7 @@ class GitLabTracker:
                                 retry_transient_errors=True, session=session, user_agent="license-bot")
         self.max_retries = max_retries
         self.project = self.gl.projects.get(config.gitlab.project, lazy=True)
+        self._project_path = f"/projects/{quote(str(config.gitlab.project), safe='')}"
         self._checked_private = False
         self._membership: dict[tuple[str, int], bool] = {}
         self._success_cache: dict[date, list[Issue]] = {}
@@ -201,7 +205,9 @@ class GitLabTracker:
         return sorted(issues.values(), key=lambda i: (i.created_at, i.iid))
 
     def get_issue(self, iid: int) -> Issue:
-        return Issue.from_api(self._call(lambda: self.project.issues.get(iid).attributes, f"read issue #{iid}"))
+        data = self._call(lambda: self.project.issues.get(iid, max_retries=self.max_retries).attributes,
+                          f"read issue #{iid}")
+        return Issue.from_api(data)
 
     def status_note(self, iid: int) -> Note | None:
         """The bot's status note: the oldest note with the marker written by the bot's own user."""
@@ -220,8 +226,9 @@ class GitLabTracker:
         """Refuse a public tracker: an upload there is readable by anyone holding its link."""
         if self._checked_private:
             return
-        data = self._call(lambda: self.gl.projects.get(self.config.gitlab.project).attributes,
-                          f"read project {self.config.gitlab.project}")
+        project = self.config.gitlab.project
+        data = self._call(lambda: self.gl.projects.get(project, max_retries=self.max_retries).attributes,
+                          f"read project {project}")
         if data.get("visibility") == "public":
             raise TrackerError(f"project {self.config.gitlab.project} is public: license files uploaded there could "
                                "be downloaded by anyone holding the link. Make the tracker private (Settings > "
@@ -294,15 +301,16 @@ class GitLabTracker:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def upload(self, filename: str, data: bytes) -> Upload:
-        result = self._call(lambda: self.project.upload(filename, filedata=data, max_retries=self.max_retries),
+        # Not project.upload(): for a project addressed by path it encodes the path twice (%252F).
+        result = self._call(lambda: self.gl.http_post(f"{self._project_path}/uploads", files={"file": (filename, data)},
+                                                      max_retries=self.max_retries),
                             f"upload {filename}")
         return Upload(url=result["url"], markdown=result["markdown"], full_path=result.get("full_path", ""))
 
     def download(self, upload_url: str) -> bytes:
         """An upload's bytes, by the `/uploads/<secret>/<name>` URL recorded in a note."""
-        path = upload_url.lstrip("/")
-        url = f"{self.config.gitlab.url}/api/v4/projects/{quote(str(self.config.gitlab.project), safe='')}/{path}"
-        response = self._call(lambda: self.gl.http_get(url, raw=True, max_retries=self.max_retries),
+        url = f"{self._project_path}/{upload_url.lstrip('/')}"
+        response = self._call(lambda: self.gl.http_get(url, raw=True, streamed=False, max_retries=self.max_retries),
                               f"download {upload_url}")
         return response.content
 

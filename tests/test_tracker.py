@@ -1,0 +1,227 @@
+"""The GitLab adapter against mocked HTTP (python-gitlab's own tests use `responses` the same way)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+import responses
+from responses import matchers
+
+from bot import status as status_mod
+from bot.tracker import GitLabTracker, IssueEdit, TrackerError
+
+API = "https://gitlab.example.com/api/v4"
+PROJECT = f"{API}/projects/support%2Finternal-requests"
+TOKEN = "glpat-SECRET-TOKEN-123"
+
+
+def issue_json(iid: int, **extra) -> dict:
+    data = {"iid": iid, "title": f"Request {iid}", "description": "x", "state": "opened",
+            "labels": ["license-request"], "author": {"id": 10, "username": "alice"}, "confidential": True,
+            "web_url": f"https://gitlab.example.com/support/internal-requests/-/issues/{iid}",
+            "created_at": f"2026-11-{iid:02d}T10:00:00.000Z", "updated_at": "2026-11-27T10:00:00.000Z",
+            "user_notes_count": 0, "assignees": []}
+    data.update(extra)
+    return data
+
+
+@pytest.fixture
+def tracker(config):
+    return GitLabTracker(config, TOKEN)
+
+
+@pytest.fixture
+def mocked():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+def _page_headers(page: int, last: int, url: str) -> dict:
+    headers = {"X-Page": str(page), "X-Total-Pages": str(last), "X-Per-Page": "100"}
+    if page < last:
+        headers["X-Next-Page"] = str(page + 1)
+        headers["Link"] = f'<{url}&page={page + 1}>; rel="next"'
+    return headers
+
+
+def test_open_requests_follow_every_page_oldest_first(tracker, mocked):
+    url = f"{PROJECT}/issues?labels=license-request&state=opened"
+    for page in (1, 2, 3):
+        params = {"page": str(page)} if page > 1 else {}
+        mocked.get(f"{PROJECT}/issues", json=[issue_json(page * 10 - i) for i in range(2)],
+                   headers=_page_headers(page, 3, url),
+                   match=[matchers.query_param_matcher({"labels": "license-request", "state": "opened",
+                                                        "order_by": "created_at", "sort": "asc", "per_page": "100",
+                                                        **params}, strict_match=False)])
+    marker_issue = issue_json(5, labels=[], description="<!-- license-bot:request-form v1 -->\n### Zendesk ticket")
+    not_marker = issue_json(6, labels=[], description="mentions the license-bot request form in passing")
+    mocked.get(f"{PROJECT}/issues", json=[marker_issue, not_marker],
+               match=[matchers.query_param_matcher({"search": "license-bot:request-form", "in": "description",
+                                                    "not[labels]": "license-request"}, strict_match=False)])
+    issues = tracker.open_requests()
+    # All three pages, plus the form-marked issue whose label did not apply (not the look-alike), by age.
+    assert [i.iid for i in issues] == [5, 9, 10, 19, 20, 29, 30]
+    assert tracker.api_calls == 4  # three pages and the marker search
+
+
+def test_a_429_is_waited_out(tracker, mocked):
+    mocked.get(f"{API}/user", status=429, headers={"Retry-After": "0"}, json={"message": "slow down"})
+    mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
+    assert tracker.me()["username"] == "license-bot"
+    assert tracker.api_calls == 2
+
+
+def test_a_5xx_then_success(tracker, mocked):
+    mocked.get(f"{PROJECT}/issues/7", status=502, json={"message": "502 Bad Gateway"})
+    mocked.get(f"{PROJECT}/issues/7", json=issue_json(7))
+    assert tracker.get_issue(7).iid == 7
+    assert tracker.api_calls == 2
+
+
+def test_persistent_5xx_is_a_transient_error(tracker, mocked):
+    mocked.get(f"{PROJECT}/issues/7", status=503, json={"message": "down"})
+    with pytest.raises(TrackerError) as info:
+        tracker.get_issue(7)
+    assert info.value.transient and "503" in str(info.value)
+
+
+def test_a_401_on_the_duplicate_lookup_is_an_error_not_an_empty_answer(tracker, mocked):
+    mocked.get(f"{PROJECT}/issues", status=401, json={"message": "401 Unauthorized"})
+    with pytest.raises(TrackerError) as info:
+        tracker.search_issues("512345", in_="description")
+    assert info.value.status == 401 and not info.value.transient
+    assert "GITLAB_TOKEN" in str(info.value) and TOKEN not in str(info.value)
+
+
+def test_a_403_says_what_role_is_needed(tracker, mocked):
+    mocked.get(f"{PROJECT}/issues", status=403, json={"message": "403 Forbidden"})
+    with pytest.raises(TrackerError, match="Reporter"):
+        tracker.search_issues("x")
+
+
+def test_a_public_project_is_refused(tracker, mocked):
+    mocked.get(PROJECT, json={"id": 1, "path_with_namespace": "support/internal-requests", "visibility": "public"})
+    with pytest.raises(TrackerError, match="is public.*anyone holding the link"):
+        tracker.ensure_private()
+
+
+def test_a_private_project_is_checked_once_per_run(tracker, mocked):
+    mocked.get(PROJECT, json={"id": 1, "visibility": "private"})
+    tracker.ensure_private()
+    tracker.ensure_private()
+    assert tracker.api_calls == 1
+
+
+def _note(id_: int, body: str, user: str = "license-bot", system: bool = False) -> dict:
+    return {"id": id_, "body": body, "author": {"username": user}, "system": system}
+
+
+def test_status_note_is_the_bots_own_marked_note(tracker, mocked):
+    mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
+    mocked.get(f"{PROJECT}/issues/3/notes", json=[
+        _note(1, f"{status_mod.MARKER} pasted by a human", user="mallory"),
+        _note(2, "added ~label", system=True),
+        _note(3, f"{status_mod.MARKER}\nmine"),
+    ])
+    assert tracker.status_note(3).id == 3
+
+
+def test_a_retried_post_never_makes_a_second_note(tracker, mocked):
+    body = f"{status_mod.MARKER}\nhello"
+    mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
+    # The first POST lands but its answer is lost in a 502; the adapter looks before posting again.
+    mocked.post(f"{PROJECT}/issues/3/notes", status=502, json={"message": "502"})
+    mocked.get(f"{PROJECT}/issues/3/notes", json=[_note(41, body)])
+    note = tracker.save_status_note(3, body)
+    assert note.id == 41
+    posts = [c for c in mocked.calls if c.request.method == "POST"]
+    assert len(posts) == 1
+
+
+def test_a_failed_post_that_left_nothing_is_posted_again(tracker, mocked):
+    body = f"{status_mod.MARKER}\nhello"
+    mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
+    mocked.post(f"{PROJECT}/issues/3/notes", status=502, json={"message": "502"})
+    mocked.get(f"{PROJECT}/issues/3/notes", json=[])
+    mocked.post(f"{PROJECT}/issues/3/notes", status=201, json=_note(42, body))
+    assert tracker.save_status_note(3, body).id == 42
+
+
+def test_status_note_edits_in_place(tracker, mocked):
+    mocked.put(f"{PROJECT}/issues/3/notes/42", json=_note(42, "new"),
+               match=[matchers.json_params_matcher({"body": "new"})])
+    assert tracker.save_status_note(3, "new", note_id=42).id == 42
+
+
+def test_edits_are_batched_into_one_request(tracker, mocked, config):
+    issue = _issue(config)
+    expected = {"title": "[Success] - Created a license under a@b.co for 3 users",
+                "add_labels": "license-request::success", "remove_labels": "license-request::processing",
+                "state_event": "close", "confidential": True, "assignee_ids": [10]}
+    mocked.put(f"{PROJECT}/issues/1", json=issue_json(1, state="closed", labels=["license-request::success"]),
+               match=[matchers.json_params_matcher(expected)])
+    updated = tracker.edit_issue(issue, IssueEdit(
+        title=expected["title"], add_labels=("license-request::success",),
+        remove_labels=("license-request::processing",), state_event="close", confidential=True, assignee_ids=(10,)))
+    assert updated.state == "closed" and tracker.api_calls == 1
+
+
+def test_an_empty_edit_costs_nothing(tracker, config):
+    issue = _issue(config)
+    assert tracker.edit_issue(issue, IssueEdit()) is issue and tracker.api_calls == 0
+
+
+def _issue(config):
+    from bot.tracker import Issue
+    return Issue.from_api(issue_json(1))
+
+
+def test_upload_returns_the_markdown_to_paste(tracker, mocked):
+    mocked.post(f"{PROJECT}/uploads", json={
+        "id": 5, "alt": "A.gitlab-license", "url": "/uploads/abc/A.gitlab-license",
+        "full_path": "/-/project/1/uploads/abc/A.gitlab-license",
+        "markdown": "[A.gitlab-license](/uploads/abc/A.gitlab-license)"})
+    upload = tracker.upload("A.gitlab-license", b"KEY")
+    assert upload.markdown == "[A.gitlab-license](/uploads/abc/A.gitlab-license)"
+    assert b'filename="A.gitlab-license"' in mocked.calls[0].request.body
+
+
+def test_membership_is_looked_up_once_and_404_means_no(tracker, mocked):
+    mocked.get(f"{API}/groups/support/members/all/10", json={"id": 10, "username": "alice", "access_level": 30})
+    mocked.get(f"{API}/groups/support/members/all/66", status=404, json={"message": "404 Not found"})
+    assert tracker.is_group_member("support", 10) and tracker.is_group_member("support", 10)
+    assert not tracker.is_group_member("support", 66)
+    assert tracker.api_calls == 2
+
+
+def test_success_issues_are_fetched_once_per_run(tracker, mocked):
+    mocked.get(f"{PROJECT}/issues", json=[issue_json(4, labels=["license-request::success"], state="closed")],
+               match=[matchers.query_param_matcher({"labels": "license-request::success", "state": "all",
+                                                    "updated_after": "2026-10-27T00:00:00Z"}, strict_match=False)])
+    assert [i.iid for i in tracker.success_issues(date(2026, 10, 27))] == [4]
+    tracker.success_issues(date(2026, 10, 27))
+    assert tracker.api_calls == 1
+
+
+def test_unreachable_gitlab_is_transient_and_names_no_secret(config):
+    from dataclasses import replace
+    cfg = replace(config, gitlab=replace(config.gitlab, url="http://127.0.0.1:9", timeout_seconds=2))
+    t = GitLabTracker(cfg, TOKEN, max_retries=0)
+    with pytest.raises(TrackerError) as info:
+        t.get_issue(1)
+    assert info.value.transient and "unreachable" in str(info.value) and TOKEN not in str(info.value)
+
+
+def test_missing_token_says_how_to_make_one(config):
+    with pytest.raises(TrackerError, match="project access token with the api scope"):
+        GitLabTracker(config, None)
+
+
+def test_requests_carry_the_token_only_in_the_header(tracker, mocked):
+    mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
+    tracker.me()
+    request = mocked.calls[0].request
+    assert request.headers["PRIVATE-TOKEN"] == TOKEN and TOKEN not in request.url
+    assert json.dumps(dict(mocked.calls[0].response.headers)).find(TOKEN) == -1
