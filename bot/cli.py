@@ -128,6 +128,57 @@ def cmd_check_request(args: argparse.Namespace) -> int:
     return 0 if verdict.ok else 1
 
 
+def _trigger_payload(environ) -> str | None:
+    """The webhook event of a `trigger` pipeline: a file variable holds its path."""
+    if environ.get("CI_PIPELINE_SOURCE") != "trigger" or not environ.get("TRIGGER_PAYLOAD"):
+        return None
+    value = environ["TRIGGER_PAYLOAD"]
+    path = Path(value)
+    try:
+        return path.read_text(encoding="utf-8") if len(value) < 4096 and path.is_file() else value
+    except OSError as exc:
+        raise BotError(f"TRIGGER_PAYLOAD: cannot read {value}: {exc.strerror}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from . import dryrun, runner
+    from .mailer import SmtpMailer
+    from .processor import Context
+    from .slack import SlackWebhook
+    from .tracker import GitLabTracker
+
+    summary = runner.Summary()
+    try:
+        config = config_mod.load(args.config)
+        config_mod.require_gitlab(config)
+        secrets = config_mod.secrets_from_env()
+        private_key = keys.private_key_from(secrets, args.private_key)
+        if config.slack.enabled and not secrets.slack_webhook_url:
+            raise config_mod.ConfigError("slack.enabled is true but SLACK_WEBHOOK_URL is not set")
+        payload = None if args.issue is not None else _trigger_payload(os.environ)
+        tracker = GitLabTracker(config, secrets.gitlab_token)
+        mailer = SmtpMailer(config.smtp, secrets.smtp_password)
+        notifier = (SlackWebhook(secrets.slack_webhook_url, config.slack.channel, config.slack.timeout_seconds)
+                    if config.slack.enabled else None)
+        if args.dry_run:
+            tracker, mailer = dryrun.DryRunTracker(tracker, print), dryrun.DryRunMailer(print)
+            notifier = dryrun.DryRunNotifier(print) if notifier else None
+        ctx = Context(config=config, tracker=tracker, mailer=mailer, private_key=private_key,
+                      now=datetime.now(timezone.utc), notifier=notifier)
+        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload)
+    except BotError as exc:
+        summary.error = str(exc)
+    finally:
+        if args.report:
+            Path(args.report).write_text(summary.to_json() + "\n", encoding="utf-8")
+    if summary.error:
+        print(f"license-bot: error: {summary.error}", file=sys.stderr)
+    print(("dry run, nothing written: " if args.dry_run else "") + summary.line())
+    return summary.exit_code
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace], int]
@@ -173,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--author", metavar="USERNAME", help="address the problems to this user")
     p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help="judge as of this date (default: today, UTC)")
     p.add_argument("--json", action="store_true")
+
+    p = add("run", cmd_run, "process the open requests in the tracker (the scheduled pipeline's job)")
+    p.add_argument("--dry-run", action="store_true", help="print every write it would make, and make none")
+    p.add_argument("--issue", type=int, metavar="IID", help="process only this issue")
+    p.add_argument("--report", metavar="FILE", help="write the summary as JSON")
+    p.add_argument("--private-key", metavar="PATH", help="default: $LICENSE_PRIVATE_KEY(_FILE)")
 
     return parser
 

@@ -41,6 +41,7 @@ class FakeTracker:
     crash: CrashPlan = field(default_factory=CrashPlan)
     api_calls: int = 0
     fail_search: int | None = None  # an HTTP status the next searches answer with
+    writes: list[tuple[str, int, object]] = field(default_factory=list)  # (kind, iid, what), in order
     _cache: dict = field(default_factory=dict)
 
     # --- test helpers ---------------------------------------------------------------------------
@@ -89,6 +90,7 @@ class FakeTracker:
         else:
             index = next(i for i, n in enumerate(notes) if n.id == note_id)
             note = notes[index] = replace(notes[index], body=body)
+        self.writes.append(("note", iid, body))
         self.crash.effect()
         return note
 
@@ -100,12 +102,14 @@ class FakeTracker:
         updated = replace(edit.applied_to(current), updated_at=NOW,
                           closed_at=NOW if edit.state_event == "close" else current.closed_at)
         self.issues[issue.iid] = updated
+        self.writes.append(("edit", issue.iid, edit.payload()))
         self.crash.effect()
         return updated
 
     def upload(self, filename: str, data: bytes) -> Upload:
         self.api_calls += 1
         self.uploads.append((filename, data))
+        self.writes.append(("upload", 0, filename))
         n = len(self.uploads)
         upload = Upload(url=f"/uploads/{n:032x}/{filename}", markdown=f"[{filename}](/uploads/{n:032x}/{filename})")
         self.crash.effect()
@@ -117,6 +121,9 @@ class FakeTracker:
             if self.visibility == "public":
                 raise TrackerError("project support/internal-requests is public")
             self._cache["private"] = True
+
+    def me(self) -> dict:
+        return {"id": 99, "username": self.bot_user}
 
     def is_group_member(self, group: str, user_id: int) -> bool:
         key = ("member", group, user_id)

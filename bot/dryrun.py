@@ -1,0 +1,66 @@
+"""--dry-run: the same processor over adapters that read for real and print each write instead.
+
+What is printed is exactly what a real run would write, because the real code path produces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.message import EmailMessage
+
+from . import status as status_mod
+from .license import fingerprint
+from .tracker import Issue, IssueEdit, Note, Upload
+
+
+def _without_key(body: str) -> str:
+    key = status_mod.key_text(body)
+    if not key:
+        return body
+    return body.replace(key, f"[the license key: {len(key)} characters, SHA-256 {fingerprint(key)}]")
+
+
+class DryRunTracker:
+    def __init__(self, tracker, say: Callable[[str], None]):
+        self._tracker, self._say = tracker, say
+        self._uploads = 0
+
+    def __getattr__(self, name):  # reads go to the real tracker
+        return getattr(self._tracker, name)
+
+    def edit_issue(self, issue: Issue, edit: IssueEdit) -> Issue:
+        payload = edit.payload()
+        if payload:
+            fields = ", ".join(f"{k}={v!r}" for k, v in payload.items())
+            self._say(f"would edit issue {issue.ref}: {fields}")
+        return edit.applied_to(issue)
+
+    def save_status_note(self, iid: int, body: str, note_id: int | None = None) -> Note:
+        verb = f"edit status note {note_id} on" if note_id else "create a status note on"
+        shown = "\n".join("    " + line for line in _without_key(body).splitlines())
+        self._say(f"would {verb} issue #{iid}:\n{shown}")
+        return Note(id=note_id or -1, body=body)
+
+    def upload(self, filename: str, data: bytes) -> Upload:
+        self._uploads += 1
+        self._say(f"would upload {filename} ({len(data)} bytes)")
+        url = f"/uploads/dry-run-{self._uploads}/{filename}"
+        return Upload(url=url, markdown=f"[{filename}]({url})")
+
+
+class DryRunMailer:
+    def __init__(self, say: Callable[[str], None]):
+        self._say = say
+
+    def send(self, message: EmailMessage) -> None:
+        attachments = ", ".join(a.get_filename() or "?" for a in message.iter_attachments())
+        self._say(f"would email To: {message['To']} | From: {message['From']} | Subject: {message['Subject']} | "
+                  f"Message-ID: {message['Message-ID']} | attachment: {attachments}")
+
+
+class DryRunNotifier:
+    def __init__(self, say: Callable[[str], None]):
+        self._say = say
+
+    def post(self, text: str) -> None:
+        self._say(f"would post to Slack: {text}")

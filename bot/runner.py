@@ -1,0 +1,96 @@
+"""The bot loop: find the requests, hand each to the processor, sum up.
+
+Exit codes: 0 every request reached a recorded outcome; 2 some wait for a retry; 1 the bot could
+not work at all (configuration, credentials, GitLab unreachable or refusing).
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from . import processor, trigger
+from .license import LicenseError
+from .processor import FAILED, RETRYING, SKIPPED, SUCCEEDED, Context, Result
+from .tracker import TrackerError
+
+
+@dataclass
+class Summary:
+    found: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retrying: int = 0
+    skipped: int = 0
+    api_calls: int = 0
+    error: str | None = None
+    note: str | None = None
+    results: list[Result] = field(default_factory=list)
+
+    def add(self, result: Result) -> None:
+        self.results.append(result)
+        counts = {SUCCEEDED: "succeeded", FAILED: "failed", RETRYING: "retrying", SKIPPED: "skipped"}
+        setattr(self, counts[result.outcome], getattr(self, counts[result.outcome]) + 1)
+
+    @property
+    def exit_code(self) -> int:
+        if self.error:
+            return 1
+        return 2 if self.retrying else 0
+
+    def line(self) -> str:
+        return (f"found {self.found}, succeeded {self.succeeded}, failed {self.failed}, retrying {self.retrying}, "
+                f"skipped {self.skipped}, API calls {self.api_calls}")
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["exit_code"] = self.exit_code
+        return json.dumps(data, indent=2, default=str)
+
+
+def _fatal(exc: TrackerError) -> bool:
+    """Errors that stop the whole run: every other request would hit them too."""
+    return exc.status in (401, 403) or (exc.status is None and not exc.transient)
+
+
+def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | None = None,
+        say: Callable[[str], None] = print) -> Summary:
+    summary = Summary()
+    tracker = ctx.tracker
+    try:
+        if trigger_payload is not None:
+            decision = trigger.decide(trigger_payload, ctx.config.gitlab.project, tracker.me()["username"])
+            say(decision.reason)
+            if decision.iid is None:
+                summary.note = decision.reason
+                return summary
+            issue_iid = decision.iid
+        issues = [tracker.get_issue(issue_iid)] if issue_iid is not None else tracker.open_requests()
+    except TrackerError as exc:
+        summary.error = str(exc)
+        return summary
+    finally:
+        summary.api_calls = tracker.api_calls
+
+    summary.found = len(issues)
+    for issue in issues:
+        try:
+            result = processor.process(issue, ctx)
+        except TrackerError as exc:
+            if _fatal(exc):
+                summary.error = str(exc)
+                break
+            result = Result(issue.iid, RETRYING, str(exc))
+        except LicenseError as exc:  # the configured license itself would be refused: an operator problem
+            summary.error = f"the configured license would be refused: {exc}"
+            break
+        except Exception as exc:  # noqa: BLE001 - one request's bug must not stop the others
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            result = Result(issue.iid, RETRYING, f"internal error {type(exc).__name__} at "
+                                                 f"{where.filename.rsplit('/', 1)[-1]}:{where.lineno}: {exc}")
+        summary.add(result)
+        say(f"{issue.ref} {result.outcome}: {result.detail}")
+    summary.api_calls = tracker.api_calls
+    return summary

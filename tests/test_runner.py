@@ -1,0 +1,148 @@
+"""The run loop: summary, exit codes, webhook triggers, and dry runs that show the real writes."""
+
+from __future__ import annotations
+
+import json
+
+from bot import processor, runner, trigger
+from bot.dryrun import DryRunMailer, DryRunNotifier, DryRunTracker
+from bot.mailer import MailError
+
+from .fakes import NOW, CrashPlan, FakeMailer, FakeNotifier, FakeTracker
+from .test_processor import filled
+
+
+def make(config, private_key, tracker=None, mailer=None, notifier=None):
+    crash = CrashPlan()
+    tracker = tracker or FakeTracker(crash=crash)
+    return processor.Context(config=config, tracker=tracker, mailer=mailer or FakeMailer(crash=crash),
+                             private_key=private_key, now=NOW, notifier=notifier)
+
+
+def test_summary_counts_each_outcome_and_exit_0(config, private_key):
+    ctx = make(config, private_key)
+    ctx.tracker.file(filled())
+    ctx.tracker.file(filled(ticket="600001", email_="ops@example.org", expired="11/12/2026"))
+    lines = []
+    summary = runner.run(ctx, say=lines.append)
+    assert (summary.found, summary.succeeded, summary.failed, summary.retrying) == (2, 1, 1, 0)
+    assert summary.exit_code == 0
+    assert summary.line().startswith("found 2, succeeded 1, failed 1, retrying 0, skipped 0, API calls ")
+    assert lines[0].startswith("#1 succeeded") and lines[1].startswith("#2 failed: expired_on")
+    report = json.loads(summary.to_json())
+    assert report["exit_code"] == 0 and report["api_calls"] == summary.api_calls > 0
+
+
+def test_exit_2_when_a_request_waits_for_a_retry(config, private_key):
+    ctx = make(config, private_key)
+    ctx.mailer.fail = [MailError("timed out", permanent=False)]
+    ctx.tracker.file(filled())
+    summary = runner.run(ctx, say=lambda _: None)
+    assert summary.retrying == 1 and summary.exit_code == 2
+
+
+def test_exit_1_when_gitlab_refuses_the_token(config, private_key):
+    ctx = make(config, private_key)
+    ctx.tracker.file(filled())
+    ctx.tracker.file(filled(ticket="600001", email_="ops@example.org"))
+    ctx.tracker.fail_search = 401
+    summary = runner.run(ctx, say=lambda _: None)
+    assert summary.exit_code == 1 and "401" in summary.error
+    assert ctx.tracker.uploads == []
+
+
+def test_one_broken_request_does_not_stop_the_others(config, private_key, monkeypatch):
+    ctx = make(config, private_key)
+    ctx.tracker.file(filled())
+    ctx.tracker.file(filled(ticket="600001", email_="ops@example.org"))
+    real = processor.process
+
+    def flaky(issue, c):
+        if issue.iid == 1:
+            raise ValueError("boom")
+        return real(issue, c)
+    monkeypatch.setattr(processor, "process", flaky)
+    summary = runner.run(ctx, say=lambda _: None)
+    assert (summary.retrying, summary.succeeded) == (1, 1) and summary.exit_code == 2
+    assert "internal error ValueError" in summary.results[0].detail
+
+
+def test_an_idle_run_costs_the_listing_only(config, private_key):
+    ctx = make(config, private_key)
+    summary = runner.run(ctx, say=lambda _: None)
+    assert summary.found == 0 and summary.api_calls <= 2 and summary.exit_code == 0
+
+
+# --- webhook triggers ---------------------------------------------------------------------------------
+
+def _event(iid=1, user="alice", kind="issue", project="support/internal-requests"):
+    return json.dumps({"object_kind": kind, "user": {"username": user},
+                       "project": {"id": 7, "path_with_namespace": project},
+                       "object_attributes": {"iid": iid, "action": "update"}})
+
+
+def test_trigger_decisions():
+    assert trigger.decide(_event(3), "support/internal-requests", "license-bot").iid == 3
+    assert trigger.decide(_event(3), "7", "license-bot").iid == 3
+    for text, why in [(_event(user="license-bot"), "caused by the bot itself"),
+                      (_event(kind="merge_request"), "not an issue event"),
+                      (_event(project="other/project"), "not on support/internal-requests"),
+                      ("not json", "not JSON"), (json.dumps([1]), "not an issue event")]:
+        decision = trigger.decide(text, "support/internal-requests", "license-bot")
+        assert decision.iid is None and why in decision.reason
+
+
+def test_a_trigger_processes_just_that_issue(config, private_key):
+    ctx = make(config, private_key)
+    ctx.tracker.file(filled())
+    ctx.tracker.file(filled(ticket="600001", email_="ops@example.org"))
+    summary = runner.run(ctx, trigger_payload=_event(2), say=lambda _: None)
+    assert summary.found == 1 and summary.results[0].iid == 2 and summary.succeeded == 1
+    assert ctx.tracker.issues[1].state == "opened"
+
+
+def test_the_bots_own_event_does_nothing(config, private_key):
+    ctx = make(config, private_key)
+    ctx.tracker.file(filled())
+    summary = runner.run(ctx, trigger_payload=_event(1, user="license-bot"), say=lambda _: None)
+    assert summary.found == 0 and summary.exit_code == 0 and ctx.tracker.writes == []
+
+
+# --- dry runs -----------------------------------------------------------------------------------------
+
+def _world_pair(config, private_key):
+    """Two identical trackers: one for the dry run, one for the real run."""
+    out = []
+    for _ in range(2):
+        crash = CrashPlan()
+        t = FakeTracker(crash=crash)
+        t.file(filled())
+        t.file(filled(ticket="600001", email_="ops@example.org", users="x"))
+        out.append((t, FakeMailer(crash=crash), FakeNotifier()))
+    return out
+
+
+def test_a_dry_run_prints_exactly_the_writes_a_real_run_makes_and_makes_none(config, private_key):
+    from dataclasses import replace
+    config = replace(config, slack=replace(config.slack, enabled=True))
+    (dry_t, _, _), (real_t, real_m, real_n) = _world_pair(config, private_key)
+    printed: list[str] = []
+    dry_ctx = make(config, private_key, tracker=DryRunTracker(dry_t, printed.append),
+                   mailer=DryRunMailer(printed.append), notifier=DryRunNotifier(printed.append))
+    runner.run(dry_ctx, say=lambda _: None)
+    assert dry_t.writes == [] and dry_t.uploads == []
+
+    runner.run(make(config, private_key, tracker=real_t, mailer=real_m, notifier=real_n), say=lambda _: None)
+    kinds = {"edit": "would edit issue", "upload": "would upload", "note": "would create a status note"}
+    expected = [kinds[kind] for kind, _, _ in real_t.writes]
+    expected.insert(3, "would email")        # after claim, upload and note
+    expected.insert(5, "would post to Slack")  # after the close
+    assert [next(p for p in expected if line.startswith(p)) for line in printed] == expected
+    tracker_lines = [p for p in printed if not p.startswith(("would email", "would post"))]
+    for (kind, _, what), line in zip(real_t.writes, tracker_lines, strict=True):
+        if kind == "edit":
+            assert all(f"{k}={v!r}" in line for k, v in what.items())
+    email_line = next(p for p in printed if p.startswith("would email"))
+    assert "To: jane.doe@example.com" in email_line and real_m.sent[0]["Message-ID"] in email_line
+    note_line = next(p for p in printed if p.startswith("would create a status note on issue #1"))
+    assert "[the license key:" in note_line and "BEGIN GITLAB" not in note_line
