@@ -6,6 +6,7 @@ Every BotError becomes one line on stderr and exit 1; nothing a user sees carrie
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -179,6 +180,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .sandbox import TOKENS, SandboxServer
+
+    server = SandboxServer(args.port, args.smtp_port, args.state).start()
+    print(f"GitLab sandbox at {server.url} (API {server.url}/api/v4), project support/internal-requests")
+    print(f"SMTP sink at 127.0.0.1:{server.smtp_port}; mail at {server.url}/sandbox/mail, "
+          f"API calls at {server.url}/sandbox/requests")
+    print("tokens: " + ", ".join(f"{user}: {token}" for token, user in TOKENS.items()))
+    print(f"state: {args.state or 'in memory'}. Ctrl-C stops it.", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    server.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    return demo.main()
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace], int]
@@ -230,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--issue", type=int, metavar="IID", help="process only this issue")
     p.add_argument("--report", metavar="FILE", help="write the summary as JSON")
     p.add_argument("--private-key", metavar="PATH", help="default: $LICENSE_PRIVATE_KEY(_FILE)")
+
+    p = add("sandbox", cmd_sandbox, "run a small GitLab-compatible tracker and mail sink on loopback")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--smtp-port", type=int, default=2525)
+    p.add_argument("--state", metavar="FILE", help="keep everything in this file across restarts")
+
+    add("demo", cmd_demo, "show the whole workflow on a local sandbox, without a GitLab account")
 
     return parser
 

@@ -248,7 +248,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
         processing_label=r.text("processing_label", "license-request::processing"),
         success_label=r.text("success_label", "license-request::success"),
         failed_label=r.text("failed_label", "license-request::failed"),
-        override_label=r.text("override_label", "license-request::override"),
+        override_label=r.text("override_label", "license-request-override"),
         requester_groups=r.strings("requester_groups", ("support",)),
         requester_users=r.strings("requester_users", ()),
     )

@@ -53,13 +53,17 @@ def evaluate(parsed: ParseResult, today: date, policy: PolicyConfig, tickets: Ti
     errors = list(parsed.errors)
     waivable: list[FieldError] = []
     request = parsed.request
-    if request is not None:
-        errors += check_user_count(request.user_count, policy)
-        errors += check_email(request.email, policy)
-        errors += check_ticket(request.ticket_url, tickets)
-        waivable += check_scope(request.expired_on, today, policy)
-        if facts.prior_licenses is not None:
-            waivable += check_duplicates(request, facts.prior_licenses, today, policy)
+    # Every field that parsed is checked, so all problems are reported at once.
+    if parsed.user_count is not None:
+        errors += check_user_count(parsed.user_count, policy)
+    if parsed.email is not None:
+        errors += check_email(parsed.email, policy)
+    if parsed.ticket_url is not None:
+        errors += check_ticket(parsed.ticket_url, tickets)
+    if parsed.expired_on is not None:
+        waivable += check_scope(parsed.expired_on, today, policy)
+    if request is not None and facts.prior_licenses is not None:
+        waivable += check_duplicates(request, facts.prior_licenses, today, policy)
     if not any(e.field == "form" for e in errors):  # no form at all: the checklist adds nothing
         errors += check_checklist(parsed)
     if facts.author_allowed is False:

@@ -101,6 +101,11 @@ class ParseResult:
     errors: tuple[FieldError, ...] = ()
     has_form_marker: bool = False
     checklist: Checklist = field(default_factory=Checklist)
+    # Whatever fields did parse, even when others did not, so every rule can still be checked.
+    ticket_url: str | None = None
+    email: str | None = None
+    user_count: int | None = None
+    expired_on: date | None = None
 
 
 # --- structure: sections and field lines ---------------------------------------------------------
@@ -354,7 +359,9 @@ def parse(text: str, ticket_base_url: str = "https://gitlab.zendesk.com") -> Par
     users = _parse_user_count(found["user_count"], errors)
     expired_on = _parse_expired_on(found["expired_on"], errors)
     if errors or ticket is None or email is None or users is None or expired_on is None:
-        return ParseResult(None, tuple(errors), has_marker, checklist)
+        return ParseResult(None, tuple(errors), has_marker, checklist, ticket_url=ticket[0] if ticket else None,
+                           email=email, user_count=users, expired_on=expired_on)
     request = LicenseRequest(ticket_url=ticket[0], ticket_id=ticket[1], email=email, user_count=users,
                              expired_on=expired_on, checklist=checklist, notes="\n".join(found["notes"]).strip())
-    return ParseResult(request, (), has_marker, checklist)
+    return ParseResult(request, (), has_marker, checklist, ticket_url=ticket[0], email=email, user_count=users,
+                       expired_on=expired_on)

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
+from bot import mailsink as smtp_server
 from bot.license import DEFAULT_BOUNDARY, TrialTerms, build_trial, decode, encode, file_name, license_id
 from bot.mailer import Delivery, MailError, SmtpMailer, build_message, message_id
 
-from . import smtp_server
 from .fakes import NOW
 
 PASSWORD = "smtp-PASSWORD-s3cret"

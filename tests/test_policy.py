@@ -135,3 +135,10 @@ def test_offline_check_skips_what_only_gitlab_knows(config):
 def test_judged_date_is_passed_in_never_read_from_a_clock(config):
     assert judge(config, today=date(2026, 11, 27)).ok
     assert not judge(config, today=date(2026, 12, 27)).ok
+
+
+def test_a_field_that_does_not_parse_does_not_hide_rule_violations_in_the_others(config):
+    verdict = judge(config, users="lots", email="me@gitlab.com", expired="2026-10-01",
+                    ticket="https://evil.example.com/agent/tickets/1")
+    assert fields_of(verdict) == ["ticket", "email", "user_count", "expired_on"]
+    assert verdict.request is None

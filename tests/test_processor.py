@@ -202,7 +202,7 @@ def test_a_second_ticket_for_the_same_email_within_the_cooldown_is_refused(world
 def test_the_override_label_waives_scope_and_duplicates_and_records_it(world):
     world.tracker.file(filled())
     world.run()
-    world.tracker.file(filled(expired="2026-09-01"), labels=("license-request", "license-request::override"))
+    world.tracker.file(filled(expired="2026-09-01"), labels=("license-request", "license-request-override"))
     assert outcomes(world.run()) == ["succeeded"]
     body = world.note(2).body
     assert "Recorded warning" in body and "overridden: ticket 512345 already got a license" in body

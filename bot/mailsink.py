@@ -1,8 +1,10 @@
-"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for tests and the sandbox."""
+"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives: the sandbox's mail sink,
+and the tests' mail server."""
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import socket
 import ssl
 import threading
@@ -27,10 +29,11 @@ def free_port() -> int:
 class Inbox:
     """An aiosmtpd handler: keeps messages; refuses recipients it is told to."""
 
-    def __init__(self, refuse: dict[str, str] | None = None):
+    def __init__(self, refuse: dict[str, str] | None = None, on_message=None):
         self.messages = []
         self.envelopes = []
         self.refuse = refuse or {}
+        self.on_message = on_message  # called with (envelope) after a message is kept
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
@@ -41,6 +44,8 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):
         self.envelopes.append(envelope)
         self.messages.append(message_from_bytes(envelope.content, policy=email_policy.default))
+        if self.on_message:
+            self.on_message(envelope)
         return "250 Message accepted"
 
 
@@ -49,7 +54,6 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = dt.datetime.now(dt.timezone.utc)
-    import ipaddress
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=7))

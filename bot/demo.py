@@ -1,0 +1,130 @@
+"""`license-bot demo`: the whole workflow on this machine, without a GitLab account.
+
+Starts the sandbox and its mail sink on free ports, makes a throwaway key pair, files a correct
+request as alice from the real template and a broken one as mallory, runs the same `license-bot run`
+the pipeline runs, and shows what a person would look at. Exits 0 only if the outcome is right.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+import urllib.request
+from datetime import date, datetime, timedelta, timezone
+from email import message_from_bytes
+from email import policy as email_policy
+from pathlib import Path
+
+import gitlab
+import yaml
+
+from . import keys, messages, resources
+from . import license as lic_mod
+from . import status as status_mod
+from .sandbox import SandboxServer
+
+TEMPLATE_NAME = "Emergency License Request.md"
+
+
+def fill_template(ticket: str, email: str, users: str, expired: str, tick: bool = True) -> str:
+    text = (resources.templates_dir() / TEMPLATE_NAME).read_text(encoding="utf-8")
+    for heading, value in [("### Zendesk ticket\n", ticket), ("### Customer email\n", email),
+                           ("### User count\n", users), ("### License expiration date\n", expired)]:
+        text = text.replace(heading, f"{heading}{value}\n", 1)
+    return text.replace("- [ ]", "- [x]") if tick else text
+
+
+def readable(note_body: str) -> str:
+    """A status note as a person reads it: no hidden state, the key shortened."""
+    body = note_body.replace(status_mod.MARKER, "")
+    body = body.split("<!-- license-bot:state")[0]
+    key = status_mod.key_text(body)
+    if key:
+        lines = key.splitlines()
+        body = body.replace(key, "\n".join(lines[:2] + ["…"] + lines[-1:]))
+    return body.strip()
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def main(today: date | None = None) -> int:
+    from .cli import main as cli_main
+
+    today = today or datetime.now(timezone.utc).date()
+    work = Path(tempfile.mkdtemp(prefix="license-bot-demo-"))
+    private_path, public_path = keys.write_pair(keys.generate(2048), work / "keys")
+    with SandboxServer() as server:
+        config = yaml.safe_load(resources.default_config().read_text())
+        config["gitlab"].update(url=server.url, project="support/internal-requests")
+        config["smtp"].update(host="127.0.0.1", port=server.smtp_port, security="none", username=None)
+        config_path = work / "config.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        print(f"Sandbox GitLab at {server.url}, mail sink at 127.0.0.1:{server.smtp_port}, files in {work}\n")
+
+        expired = (today - timedelta(days=14)).isoformat()  # its grace period ended today: in scope
+        alice = gitlab.Gitlab(server.url, private_token="alice-token").projects.get("support/internal-requests")
+        good = alice.issues.create({"title": "Emergency license for ACME",
+                                    "description": fill_template("512345", "jane.doe@example.com", "250", expired)})
+        mallory = gitlab.Gitlab(server.url, private_token="mallory-token").projects.get("support/internal-requests")
+        bad = mallory.issues.create({"title": "license pls",
+                                     "description": fill_template("777", "me@gitlab.com", "lots", "11/12/2026",
+                                                                  tick=False)})
+        print(f"Filed #{good.iid} as alice (a correct request) and #{bad.iid} as mallory (a broken one).\n")
+
+        print("$ license-bot run")
+        env_backup = dict(os.environ)
+        os.environ.update(GITLAB_TOKEN="bot-token", LICENSE_PRIVATE_KEY_FILE=str(private_path))
+        for name in ("LICENSE_PRIVATE_KEY", "LICENSE_PRIVATE_KEY_PASSPHRASE", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL"):
+            os.environ.pop(name, None)
+        try:
+            code = cli_main(["--config", str(config_path), "run", "--report", str(work / "report.json")])
+        finally:
+            os.environ.clear()
+            os.environ.update(env_backup)
+        print(f"(exit {code})\n")
+
+        bot = gitlab.Gitlab(server.url, private_token="bot-token").projects.get("support/internal-requests")
+        outcome = {}
+        for iid in (good.iid, bad.iid):
+            issue = bot.issues.get(iid)
+            note = next((n for n in issue.notes.list(get_all=True) if status_mod.is_status_note(n.body)), None)
+            outcome[iid] = (issue, note)
+            print(f"Issue #{iid}: {issue.title!r}, {issue.state}, labels {', '.join(issue.labels)}")
+            print(_indent(readable(note.body)) if note else "    (no status note)")
+            print()
+
+        with urllib.request.urlopen(f"{server.url}/sandbox/mail") as response:
+            mail = json.load(response)
+        public_key = keys.load_public_key(public_path)
+        decoded = None
+        for entry in mail:
+            msg = message_from_bytes(base64.b64decode(entry["raw"]), policy=email_policy.default)
+            attachment = next(msg.iter_attachments(), None)
+            print(f"Email to {', '.join(entry['to'])}: {entry['subject']!r}, "
+                  f"attachment {attachment.get_filename() if attachment else None}")
+            if attachment:
+                decoded = lic_mod.decode(attachment.get_content(), public_key)
+                print(f"    decoded with the public key: {decoded.licensee}, plan {decoded.plan}, "
+                      f"{decoded.user_count} users, trial {decoded.trial}, {decoded.issued_at} to {decoded.expires_at}")
+        print()
+
+    good_issue, good_note = outcome[good.iid]
+    bad_issue, bad_note = outcome[bad.iid]
+    checks = {
+        "alice's request is closed as [Success]": good_issue.state == "closed"
+        and good_issue.title == messages.success_title("jane.doe@example.com", 250),
+        "it holds the license in its status note": bool(good_note and status_mod.key_text(good_note.body)),
+        "mallory's request stays open, marked failed": bad_issue.state == "opened"
+        and "license-request::failed" in bad_issue.labels and bool(bad_note),
+        "exactly one email, to jane.doe@example.com": len(mail) == 1 and mail[0]["to"] == ["jane.doe@example.com"],
+        "its license decodes for 250 users of jane.doe@example.com": decoded is not None
+        and decoded.email == "jane.doe@example.com" and decoded.user_count == 250,
+        "the run exited 0": code == 0,
+    }
+    for what, ok in checks.items():
+        print(f"{'✓' if ok else '✗'} {what}")
+    return 0 if all(checks.values()) else 1

@@ -1,0 +1,719 @@
+"""A small GitLab on loopback: the subset of REST API v4 that python-gitlab and the bot use.
+
+It keeps GitLab's shapes, status codes and semantics — not stronger ones: search is fuzzy, private
+projects answer 404 to outsiders, quick actions are applied (or dropped for authors below Reporter)
+when an issue is created, POSTs are not idempotent. A mail sink (a real SMTP server) keeps every
+message. Everything can be kept in a state file across restarts.
+
+    license-bot sandbox [--port 8080] [--smtp-port 2525] [--state FILE]
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets
+import tempfile
+import threading
+from datetime import datetime, timezone
+from email import message_from_bytes
+from email import policy as email_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+GUEST, REPORTER, DEVELOPER, MAINTAINER = 10, 20, 30, 40
+TOKENS = {"alice-token": "alice", "mallory-token": "mallory", "bot-token": "license-bot"}
+PROJECT_PATH = "support/internal-requests"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def seed_state() -> dict[str, Any]:
+    users = [
+        {"id": 1, "username": "alice", "name": "Alice Support", "token": "alice-token"},
+        {"id": 2, "username": "mallory", "name": "Mallory Outsider", "token": "mallory-token"},
+        {"id": 3, "username": "license-bot", "name": "License Bot", "token": "bot-token"},
+    ]
+    return {
+        "users": users,
+        "groups": [{"id": 1, "path": "support", "name": "Support", "members": {"1": DEVELOPER}}],
+        "projects": [{
+            "id": 1, "path": "internal-requests", "path_with_namespace": PROJECT_PATH, "group_id": 1,
+            "name": "internal-requests", "visibility": "private", "default_branch": "main",
+            # alice is in through the group; mallory and the bot are direct members.
+            "members": {"2": GUEST, "3": MAINTAINER},
+            "labels": [], "issues": [], "uploads": {}, "files": {},
+        }],
+        "next_id": {"issue": 1, "note": 1, "label": 1, "upload": 1},
+        "mail": [],
+    }
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: Any):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Sandbox:
+    """The state and the API's semantics; the HTTP handler only routes to it."""
+
+    def __init__(self, state_file: str | None = None, base_url: str = "http://127.0.0.1"):
+        self.lock = threading.RLock()
+        self.state_file = Path(state_file) if state_file else None
+        self.base_url = base_url
+        if self.state_file and self.state_file.exists():
+            self.state = json.loads(self.state_file.read_text())
+        else:
+            self.state = seed_state()
+            self.save()
+        self.requests: list[tuple[str, str, int]] = []
+
+    def save(self) -> None:
+        """Write the state atomically, so a restart finds it whole."""
+        if not self.state_file:
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.state, fh)
+        os.replace(tmp, self.state_file)
+
+    # --- lookups ------------------------------------------------------------------------------------
+
+    def user_by_token(self, token: str | None) -> dict | None:
+        return next((u for u in self.state["users"] if token and u["token"] == token), None)
+
+    def user(self, user_id: int) -> dict:
+        return next(u for u in self.state["users"] if u["id"] == user_id)
+
+    def group(self, ref: str) -> dict:
+        for g in self.state["groups"]:
+            if ref in (str(g["id"]), g["path"]):
+                return g
+        raise ApiError(404, "404 Group Not Found")
+
+    def access(self, project: dict, user: dict) -> int:
+        direct = project["members"].get(str(user["id"]), 0)
+        group = next((g for g in self.state["groups"] if g["id"] == project.get("group_id")), None)
+        inherited = group["members"].get(str(user["id"]), 0) if group else 0
+        return max(direct, inherited)
+
+    def project(self, ref: str, user: dict) -> dict:
+        for p in self.state["projects"]:
+            if ref in (str(p["id"]), p["path_with_namespace"]):
+                if p["visibility"] == "public" or self.access(p, user) >= GUEST:
+                    return p
+                break  # private: outsiders are told it does not exist, as GitLab does
+        raise ApiError(404, "404 Project Not Found")
+
+    def issue(self, project: dict, iid: str, user: dict) -> dict:
+        for i in project["issues"]:
+            if str(i["iid"]) == iid and self.can_see(project, i, user):
+                return i
+        raise ApiError(404, "404 Issue Not Found")
+
+    def can_see(self, project: dict, issue: dict, user: dict) -> bool:
+        return not issue["confidential"] or issue["author_id"] == user["id"] or self.access(project, user) >= REPORTER
+
+    def require(self, project: dict, user: dict, level: int) -> None:
+        if self.access(project, user) < level:
+            raise ApiError(403, "403 Forbidden")
+
+    # --- representations ------------------------------------------------------------------------------
+
+    def user_json(self, user: dict) -> dict:
+        return {"id": user["id"], "username": user["username"], "name": user["name"], "state": "active",
+                "web_url": f"{self.base_url}/{user['username']}"}
+
+    def issue_json(self, project: dict, issue: dict) -> dict:
+        assignees = [self.user_json(self.user(a)) for a in issue["assignee_ids"]]
+        return {
+            "id": issue["id"], "iid": issue["iid"], "project_id": project["id"], "title": issue["title"],
+            "description": issue["description"], "state": issue["state"], "created_at": issue["created_at"],
+            "updated_at": issue["updated_at"], "closed_at": issue["closed_at"], "labels": issue["labels"],
+            "author": self.user_json(self.user(issue["author_id"])), "assignees": assignees,
+            "assignee": assignees[0] if assignees else None, "confidential": issue["confidential"],
+            "user_notes_count": sum(1 for n in issue["notes"] if not n["system"]),
+            "web_url": f"{self.base_url}/{project['path_with_namespace']}/-/issues/{issue['iid']}",
+            "references": {"short": f"#{issue['iid']}", "full": f"{project['path_with_namespace']}#{issue['iid']}"},
+            "type": "ISSUE", "issue_type": "issue",
+        }
+
+    def note_json(self, issue: dict, note: dict) -> dict:
+        return {"id": note["id"], "body": note["body"], "author": self.user_json(self.user(note["author_id"])),
+                "system": note["system"], "created_at": note["created_at"], "updated_at": note["updated_at"],
+                "noteable_type": "Issue", "noteable_iid": issue["iid"], "confidential": False, "internal": False}
+
+    def project_json(self, project: dict) -> dict:
+        return {"id": project["id"], "name": project["name"], "path": project["path"],
+                "path_with_namespace": project["path_with_namespace"], "visibility": project["visibility"],
+                "default_branch": project["default_branch"],
+                "web_url": f"{self.base_url}/{project['path_with_namespace']}",
+                "namespace": {"id": project["group_id"], "path": "support", "kind": "group"}}
+
+    # --- writes -------------------------------------------------------------------------------------------
+
+    def next_id(self, kind: str) -> int:
+        value = self.state["next_id"][kind]
+        self.state["next_id"][kind] = value + 1
+        return value
+
+    def ensure_labels(self, project: dict, names: list[str]) -> None:
+        known = {lb["name"] for lb in project["labels"]}
+        for name in names:
+            if name not in known:  # GitLab creates unknown labels on the fly (typos become labels)
+                project["labels"].append({"id": self.next_id("label"), "name": name, "color": "#6699cc",
+                                          "description": None})
+                known.add(name)
+
+    def system_note(self, issue: dict, user: dict, body: str) -> None:
+        now = _now()
+        issue["notes"].append({"id": self.next_id("note"), "body": body, "author_id": user["id"], "system": True,
+                               "created_at": now, "updated_at": now})
+
+    def set_labels(self, project: dict, issue: dict, user: dict, labels: list[str]) -> None:
+        added = [lb for lb in labels if lb not in issue["labels"]]
+        removed = [lb for lb in issue["labels"] if lb not in labels]
+        # Scoped labels: a new `a::b` replaces any other `a::*` on the issue.
+        for new in added:
+            if "::" in new:
+                scope = new.rsplit("::", 1)[0]
+                labels = [lb for lb in labels if lb == new or not (lb.startswith(scope + "::")
+                                                                   and lb.count("::") == new.count("::"))]
+        self.ensure_labels(project, added)
+        if added or removed:
+            parts = []
+            if added:
+                parts.append("added " + " ".join(f"~\"{a}\"" for a in added))
+            if removed:
+                parts.append("removed " + " ".join(f"~\"{r}\"" for r in removed))
+            self.system_note(issue, user, " ".join(parts) + " label" + ("s" if len(added + removed) > 1 else ""))
+        issue["labels"] = labels
+
+    def apply_quick_actions(self, project: dict, user: dict, description: str, issue: dict) -> str:
+        """GitLab applies quick actions on create and removes their lines; below Reporter some are dropped."""
+        kept = []
+        may_triage = self.access(project, user) >= REPORTER
+        for line in description.split("\n"):
+            stripped = line.strip()
+            if stripped.startswith("/label "):
+                if may_triage:
+                    names = re.findall(r'~"([^"]+)"|~(\S+)', stripped)
+                    self.set_labels(project, issue, user, issue["labels"] + [a or b for a, b in names
+                                                                             if (a or b) not in issue["labels"]])
+                continue
+            if stripped == "/confidential":
+                issue["confidential"] = True
+                continue
+            if stripped.startswith("/assign"):
+                if may_triage:
+                    who = stripped.split()[1:] or ["me"]
+                    for name in who:
+                        target = user if name == "me" else next(
+                            (u for u in self.state["users"] if u["username"] == name.lstrip("@")), None)
+                        if target and target["id"] not in issue["assignee_ids"]:
+                            issue["assignee_ids"].append(target["id"])
+                continue
+            kept.append(line)
+        return "\n".join(kept).strip("\n")
+
+    def create_issue(self, project: dict, user: dict, data: dict) -> dict:
+        self.require(project, user, GUEST)
+        title = (data.get("title") or "").strip()
+        if not title:
+            raise ApiError(400, {"title": ["can't be blank"]})
+        now = _now()
+        issue = {"id": 1000 + self.next_id("issue"), "iid": len(project["issues"]) + 1, "title": title,
+                 "description": "", "state": "opened", "labels": [], "author_id": user["id"],
+                 "confidential": bool(data.get("confidential")), "assignee_ids": [], "created_at": now,
+                 "updated_at": now, "closed_at": None, "notes": []}
+        if data.get("labels") and self.access(project, user) >= REPORTER:
+            self.set_labels(project, issue, user, _label_list(data["labels"]))
+        issue["description"] = self.apply_quick_actions(project, user, data.get("description") or "", issue)
+        issue["notes"] = [n for n in issue["notes"] if not n["system"]]  # creation is one event in GitLab
+        project["issues"].append(issue)
+        return issue
+
+    def edit_issue(self, project: dict, issue: dict, user: dict, data: dict) -> dict:
+        if issue["author_id"] != user["id"]:
+            self.require(project, user, REPORTER)
+        if "title" in data:
+            if not str(data["title"]).strip():
+                raise ApiError(400, {"title": ["can't be blank"]})
+            if data["title"] != issue["title"]:
+                self.system_note(issue, user, f"changed title from **{issue['title']}** to **{data['title']}**")
+                issue["title"] = data["title"]
+        if "description" in data:
+            issue["description"] = data["description"] or ""
+        labels = list(issue["labels"])
+        if "labels" in data:
+            labels = _label_list(data["labels"])
+        labels += [lb for lb in _label_list(data.get("add_labels")) if lb not in labels]
+        labels = [lb for lb in labels if lb not in _label_list(data.get("remove_labels"))]
+        if labels != issue["labels"]:
+            self.require(project, user, REPORTER)
+            self.set_labels(project, issue, user, labels)
+        if "confidential" in data:
+            issue["confidential"] = _bool(data["confidential"])
+        if "assignee_ids" in data:
+            ids = data["assignee_ids"] if isinstance(data["assignee_ids"], list) else [data["assignee_ids"]]
+            issue["assignee_ids"] = [int(i) for i in ids if str(i).isdigit() and int(i) != 0]
+        event = data.get("state_event")
+        if event == "close" and issue["state"] == "opened":
+            issue["state"], issue["closed_at"] = "closed", _now()
+            self.system_note(issue, user, "closed")
+        elif event == "reopen" and issue["state"] == "closed":
+            issue["state"], issue["closed_at"] = "opened", None
+            self.system_note(issue, user, "reopened")
+        issue["updated_at"] = _now()
+        return issue
+
+    def add_mail(self, envelope) -> None:
+        with self.lock:
+            self.state["mail"].append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                                       "received_at": _now(),
+                                       "raw": base64.b64encode(envelope.original_content or envelope.content)
+                                       .decode("ascii")})
+            self.save()
+
+
+def _bool(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1", "yes")
+
+
+def _label_list(value: Any) -> list[str]:
+    if not value:
+        return []
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [str(i).strip() for i in items if str(i).strip()]
+
+
+def mail_json(entry: dict) -> dict:
+    raw = base64.b64decode(entry["raw"])
+    msg = message_from_bytes(raw, policy=email_policy.default)
+    attachments = [{"filename": part.get_filename(), "size": len(part.get_content())}
+                   for part in msg.iter_attachments()]
+    return {"from": entry["from"], "to": entry["to"], "subject": msg["Subject"], "message_id": msg["Message-ID"],
+            "received_at": entry["received_at"], "attachments": attachments, "raw": entry["raw"]}
+
+
+# --- HTTP --------------------------------------------------------------------------------------------------
+
+ROUTES: list[tuple[str, re.Pattern, str]] = []
+
+
+def route(method: str, pattern: str):
+    def register(func):
+        ROUTES.append((method, re.compile("^" + pattern + "$"), func.__name__))
+        return func
+    return register
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "license-bot-sandbox/1"
+    protocol_version = "HTTP/1.1"
+    sandbox: Sandbox  # set on the subclass made by serve()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: the request log is the API
+        pass
+
+    # dispatch
+    def _handle(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        self.query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        path = parts.path
+        status = 500
+        try:
+            for verb, pattern, name in ROUTES:
+                match = pattern.match(path)
+                if verb == method and match:
+                    with self.sandbox.lock:
+                        status, body, headers = getattr(self, name)(*[unquote(g) for g in match.groups()])
+                        if method != "GET":
+                            self.sandbox.save()
+                    break
+            else:
+                status, body, headers = 404, {"error": "404 Not Found"}, {}
+        except ApiError as exc:
+            status, body, headers = exc.status, {"message": exc.message}, {}
+        except Exception as exc:  # noqa: BLE001
+            status, body, headers = 500, {"message": f"500 Internal Server Error: {type(exc).__name__}: {exc}"}, {}
+        if path.startswith("/api/"):
+            with self.sandbox.lock:
+                self.sandbox.requests.append((method, path, status))
+        self._send(status, body, headers)
+
+    def _send(self, status: int, body: Any, headers: dict) -> None:
+        if isinstance(body, bytes):
+            data, ctype = body, headers.pop("Content-Type", "application/octet-stream")
+        else:
+            data, ctype = json.dumps(body).encode(), "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._handle("DELETE")
+
+    # request helpers
+    def body(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.startswith("application/json"):
+            return json.loads(raw or b"{}")
+        if ctype.startswith("multipart/form-data"):
+            msg = message_from_bytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw,
+                                     policy=email_policy.HTTP)
+            out = {}
+            for part in msg.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                out[name] = {"filename": part.get_filename(), "data": part.get_payload(decode=True)} \
+                    if part.get_filename() else part.get_payload(decode=True).decode()
+            return out
+        return {k: v[-1] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+
+    def me(self) -> dict:
+        token = self.headers.get("PRIVATE-TOKEN") or self.query.get("private_token")
+        user = self.sandbox.user_by_token(token)
+        if user is None:
+            raise ApiError(401, "401 Unauthorized")
+        return user
+
+    def paginate(self, items: list) -> tuple[int, list, dict]:
+        per_page = max(1, min(int(self.query.get("per_page") or 20), 100))
+        page = max(1, int(self.query.get("page") or 1))
+        total = len(items)
+        pages = max(1, -(-total // per_page))
+        chunk = items[(page - 1) * per_page: page * per_page]
+        headers = {"X-Page": str(page), "X-Per-Page": str(per_page), "X-Total": str(total),
+                   "X-Total-Pages": str(pages), "X-Next-Page": str(page + 1) if page < pages else "",
+                   "X-Prev-Page": str(page - 1) if page > 1 else ""}
+        base = f"{self.sandbox.base_url}{urlsplit(self.path).path}"
+        query = {k: v for k, v in self.query.items() if k != "page"}
+
+        def link(n: int, rel: str) -> str:
+            q = "&".join(f"{quote(k)}={quote(str(v))}" for k, v in {**query, "page": n}.items())
+            return f'<{base}?{q}>; rel="{rel}"'
+        links = [link(page + 1, "next")] if page < pages else []
+        links += [link(1, "first"), link(pages, "last")]
+        headers["Link"] = ", ".join(links)
+        return 200, chunk, headers
+
+    # --- routes ---------------------------------------------------------------------------------------
+    @route("GET", r"/api/v4/user")
+    def get_user(self):
+        return 200, self.sandbox.user_json(self.me()), {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)")
+    def get_project(self, ref):
+        return 200, self.sandbox.project_json(self.sandbox.project(ref, self.me())), {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/members/all/(\d+)")
+    def get_project_member(self, ref, user_id):
+        project = self.sandbox.project(ref, self.me())
+        user = next((u for u in self.sandbox.state["users"] if str(u["id"]) == user_id), None)
+        level = self.sandbox.access(project, user) if user else 0
+        if not level:
+            raise ApiError(404, "404 Not found")
+        return 200, {**self.sandbox.user_json(user), "access_level": level}, {}
+
+    @route("GET", r"/api/v4/groups/([^/]+)")
+    def get_group(self, ref):
+        self.me()
+        g = self.sandbox.group(ref)
+        return 200, {"id": g["id"], "path": g["path"], "name": g["name"], "full_path": g["path"]}, {}
+
+    @route("GET", r"/api/v4/groups/([^/]+)/members/all")
+    def list_group_members(self, ref):
+        self.me()
+        g = self.sandbox.group(ref)
+        return self.paginate([{**self.sandbox.user_json(self.sandbox.user(int(uid))), "access_level": lvl}
+                              for uid, lvl in g["members"].items()])
+
+    @route("GET", r"/api/v4/groups/([^/]+)/members/all/(\d+)")
+    def get_group_member(self, ref, user_id):
+        self.me()
+        g = self.sandbox.group(ref)
+        if user_id not in g["members"]:
+            raise ApiError(404, "404 Not found")
+        return 200, {**self.sandbox.user_json(self.sandbox.user(int(user_id))),
+                     "access_level": g["members"][user_id]}, {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/labels")
+    def list_labels(self, ref):
+        project = self.sandbox.project(ref, self.me())
+        return self.paginate(project["labels"])
+
+    @route("POST", r"/api/v4/projects/([^/]+)/labels")
+    def create_label(self, ref):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        self.sandbox.require(project, user, REPORTER)
+        data = self.body()
+        name = (data.get("name") or "").strip()
+        if not name or not re.fullmatch(r"#[0-9a-fA-F]{6}", data.get("color") or ""):
+            raise ApiError(400, {"name": ["can't be blank"]} if not name else {"color": ["must be a valid color"]})
+        if any(lb["name"] == name for lb in project["labels"]):
+            raise ApiError(409, "Label already exists")
+        label = {"id": self.sandbox.next_id("label"), "name": name, "color": data["color"],
+                 "description": data.get("description")}
+        project["labels"].append(label)
+        return 201, label, {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/issues")
+    def list_issues(self, ref):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        q = self.query
+        issues = [i for i in project["issues"] if self.sandbox.can_see(project, i, user)]
+        state = q.get("state", "all")
+        if state in ("opened", "closed"):
+            issues = [i for i in issues if i["state"] == state]
+        wanted = _label_list(q.get("labels"))
+        if wanted == ["None"]:
+            issues = [i for i in issues if not i["labels"]]
+        elif wanted == ["Any"]:
+            issues = [i for i in issues if i["labels"]]
+        elif wanted:
+            issues = [i for i in issues if all(lb in i["labels"] for lb in wanted)]
+        unwanted = _label_list(q.get("not[labels]"))
+        if unwanted:
+            issues = [i for i in issues if not any(lb in i["labels"] for lb in unwanted)]
+        for key, field in (("updated_after", "updated_at"), ("created_after", "created_at")):
+            if q.get(key):
+                since = _parse_time(q[key])
+                issues = [i for i in issues if _parse_time(i[field]) >= since]
+        if q.get("search"):
+            # Fuzzy, as in GitLab: every word must occur somewhere in the chosen fields.
+            fields = [f.strip() for f in q.get("in", "title,description").split(",")]
+            words = q["search"].lower().split()
+            issues = [i for i in issues if all(any(w in (i.get(f) or "").lower() for f in fields) for w in words)]
+        order = q.get("order_by", "created_at")
+        key_field = order if order in ("created_at", "updated_at") else "created_at"
+        issues.sort(key=lambda i: (i[key_field], i["iid"]), reverse=q.get("sort", "desc") == "desc")
+        status, chunk, headers = self.paginate(issues)
+        return status, [self.sandbox.issue_json(project, i) for i in chunk], headers
+
+    @route("POST", r"/api/v4/projects/([^/]+)/issues")
+    def create_issue(self, ref):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        issue = self.sandbox.create_issue(project, user, self.body())
+        return 201, self.sandbox.issue_json(project, issue), {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/issues/(\d+)")
+    def get_issue(self, ref, iid):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        return 200, self.sandbox.issue_json(project, self.sandbox.issue(project, iid, user)), {}
+
+    @route("PUT", r"/api/v4/projects/([^/]+)/issues/(\d+)")
+    def edit_issue(self, ref, iid):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        issue = self.sandbox.edit_issue(project, self.sandbox.issue(project, iid, user), user, self.body())
+        return 200, self.sandbox.issue_json(project, issue), {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/issues/(\d+)/notes")
+    def list_notes(self, ref, iid):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        issue = self.sandbox.issue(project, iid, user)
+        notes = sorted(issue["notes"], key=lambda n: (n[self.query.get("order_by", "created_at")], n["id"]),
+                       reverse=self.query.get("sort", "desc") == "desc")
+        status, chunk, headers = self.paginate(notes)
+        return status, [self.sandbox.note_json(issue, n) for n in chunk], headers
+
+    @route("POST", r"/api/v4/projects/([^/]+)/issues/(\d+)/notes")
+    def create_note(self, ref, iid):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        issue = self.sandbox.issue(project, iid, user)
+        body = (self.body().get("body") or "").strip("\n")
+        if not body.strip():
+            raise ApiError(400, "400 Bad request - body is missing")
+        now = _now()
+        note = {"id": self.sandbox.next_id("note"), "body": body, "author_id": user["id"], "system": False,
+                "created_at": now, "updated_at": now}
+        issue["notes"].append(note)
+        issue["updated_at"] = now
+        return 201, self.sandbox.note_json(issue, note), {}
+
+    @route("PUT", r"/api/v4/projects/([^/]+)/issues/(\d+)/notes/(\d+)")
+    def edit_note(self, ref, iid, note_id):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        issue = self.sandbox.issue(project, iid, user)
+        note = next((n for n in issue["notes"] if str(n["id"]) == note_id and not n["system"]), None)
+        if note is None:
+            raise ApiError(404, "404 Note Not Found")
+        if note["author_id"] != user["id"]:
+            raise ApiError(403, "403 Forbidden")
+        note["body"], note["updated_at"] = self.body().get("body") or note["body"], _now()
+        return 200, self.sandbox.note_json(issue, note), {}
+
+    @route("POST", r"/api/v4/projects/([^/]+)/uploads")
+    def upload(self, ref):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        self.sandbox.require(project, user, GUEST)
+        file = self.body().get("file")
+        if not isinstance(file, dict):
+            raise ApiError(400, "400 Bad request - file is missing")
+        secret = secrets.token_hex(16)
+        name = file["filename"]
+        project["uploads"][secret] = {"filename": name, "data": base64.b64encode(file["data"]).decode()}
+        url = f"/uploads/{secret}/{name}"
+        return 201, {"id": self.sandbox.next_id("upload"), "alt": name, "url": url,
+                     "full_path": f"/-/project/{project['id']}/uploads/{secret}/{name}",
+                     "markdown": f"[{name}]({url})"}, {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/uploads/([0-9a-f]{32})/([^/]+)")
+    def download(self, ref, secret, name):
+        project = self.sandbox.project(ref, self.me())
+        upload = project["uploads"].get(secret)
+        if not upload or upload["filename"] != name:
+            raise ApiError(404, "404 Not found")
+        return 200, base64.b64decode(upload["data"]), {"Content-Type": "application/octet-stream"}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)")
+    def get_file(self, ref, path):
+        project = self.sandbox.project(ref, self.me())
+        entry = project["files"].get(path)
+        if entry is None:
+            raise ApiError(404, "404 File Not Found")
+        content = entry["content"].encode()
+        return 200, {"file_name": path.rsplit("/", 1)[-1], "file_path": path, "size": len(content),
+                     "encoding": "base64", "content": base64.b64encode(content).decode(),
+                     "ref": self.query.get("ref", project["default_branch"])}, {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)/raw")
+    def get_file_raw(self, ref, path):
+        project = self.sandbox.project(ref, self.me())
+        entry = project["files"].get(path)
+        if entry is None:
+            raise ApiError(404, "404 File Not Found")
+        return 200, entry["content"].encode(), {"Content-Type": "text/plain"}
+
+    def _write_file(self, ref, path, create: bool):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        self.sandbox.require(project, user, DEVELOPER)
+        data = self.body()
+        if not data.get("branch") or not data.get("commit_message"):
+            raise ApiError(400, "branch and commit_message are required")
+        exists = path in project["files"]
+        if create and exists:
+            raise ApiError(400, "A file with this name already exists")
+        if not create and not exists:
+            raise ApiError(400, "A file with this name doesn't exist")
+        content = data.get("content") or ""
+        if data.get("encoding") == "base64":
+            content = base64.b64decode(content).decode()
+        project["files"][path] = {"content": content, "branch": data["branch"]}
+        return (201 if create else 200), {"file_path": path, "branch": data["branch"]}, {}
+
+    @route("POST", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)")
+    def create_file(self, ref, path):
+        return self._write_file(ref, path, create=True)
+
+    @route("PUT", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)")
+    def update_file(self, ref, path):
+        return self._write_file(ref, path, create=False)
+
+    # --- the sandbox's own endpoints (no auth: loopback only) ------------------------------------------
+    @route("GET", r"/sandbox/mail")
+    def list_mail(self):
+        return 200, [mail_json(m) for m in self.sandbox.state["mail"]], {}
+
+    @route("GET", r"/sandbox/requests")
+    def request_log(self):
+        log = self.sandbox.requests
+        by_method: dict[str, int] = {}
+        for method, _, _ in log:
+            by_method[method] = by_method.get(method, 0) + 1
+        return 200, {"total": len(log), "by_method": by_method, "requests": log[-1000:]}, {}
+
+    @route("POST", r"/sandbox/smtp/(up|down)")
+    def smtp_switch(self, state):
+        self.server.smtp_switch(state == "up")  # type: ignore[attr-defined]
+        return 200, {"smtp": state}, {}
+
+    @route("POST", r"/sandbox/projects/([^/]+)/visibility/(private|internal|public)")
+    def set_visibility(self, ref, visibility):
+        project = next(p for p in self.sandbox.state["projects"] if ref in (str(p["id"]), p["path_with_namespace"]))
+        project["visibility"] = visibility
+        return 200, self.sandbox.project_json(project), {}
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class SandboxServer:
+    """The HTTP API and the SMTP sink, started together on loopback."""
+
+    def __init__(self, port: int = 0, smtp_port: int = 0, state_file: str | None = None):
+        from . import mailsink
+
+        self.sandbox = Sandbox(state_file)
+        handler = type("BoundHandler", (Handler,), {"sandbox": self.sandbox})
+        self.http = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.http.daemon_threads = True
+        self.port = self.http.server_address[1]
+        self.sandbox.base_url = f"http://127.0.0.1:{self.port}"
+        self.smtp_port = smtp_port or mailsink.free_port()
+        self._inbox = mailsink.Inbox(on_message=self.sandbox.add_mail)
+        self._smtp = None
+        self.http.smtp_switch = self.smtp_switch  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def smtp_switch(self, up: bool) -> None:
+        from . import mailsink
+
+        if up and self._smtp is None:
+            self._smtp = mailsink.start(self._inbox, port=self.smtp_port)
+        elif not up and self._smtp is not None:
+            self._smtp.stop()
+            self._smtp = None
+
+    def start(self) -> SandboxServer:
+        self.smtp_switch(True)
+        self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+        self.smtp_switch(False)
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
