@@ -101,6 +101,7 @@ class SlackConfig:
 class RunConfig:
     max_attempts: int
     recheck_minutes: int = 60
+    lock_stale_minutes: int = 15
 
 
 @dataclass(frozen=True)
@@ -313,7 +314,8 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
 
     u = top.section("run")
     run = RunConfig(max_attempts=u.integer("max_attempts", 5, 1, 100, "a whole number of attempts"),
-                    recheck_minutes=u.integer("recheck_minutes", 60, 1, 10080, "a whole number of minutes"))
+                    recheck_minutes=u.integer("recheck_minutes", 60, 1, 10080, "a whole number of minutes"),
+                    lock_stale_minutes=u.integer("lock_stale_minutes", 15, 1, 1440, "a whole number of minutes"))
     u.done()
     top.done()
 

@@ -41,6 +41,13 @@ class DryRunTracker:
         self._say(f"would {verb} issue #{iid}:\n{shown}")
         return Note(id=note_id or -1, body=body)
 
+    def create_label(self, name: str, color: str, description: str) -> bool:
+        self._say(f"would create label {name} (the run lock)")
+        return True
+
+    def delete_label(self, name: str) -> None:
+        self._say(f"would delete label {name} (the run lock)")
+
     def upload(self, filename: str, data: bytes) -> Upload:
         self._uploads += 1
         self._say(f"would upload {filename} ({len(data)} bytes)")

@@ -10,10 +10,12 @@ import json
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
 from . import processor, trigger
 from .license import LicenseError
 from .processor import FAILED, RETRYING, SKIPPED, SUCCEEDED, Context, Result
+from .runlock import RunLock
 from .tracker import TrackerError
 
 
@@ -25,6 +27,7 @@ class Summary:
     retrying: int = 0
     skipped: int = 0
     api_calls: int = 0
+    locked_out: bool = False
     error: str | None = None
     note: str | None = None
     results: list[Result] = field(default_factory=list)
@@ -38,7 +41,7 @@ class Summary:
     def exit_code(self) -> int:
         if self.error:
             return 1
-        return 2 if self.retrying else 0
+        return 2 if self.retrying or self.locked_out else 0
 
     def line(self) -> str:
         return (f"found {self.found}, succeeded {self.succeeded}, failed {self.failed}, retrying {self.retrying}, "
@@ -59,6 +62,7 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
         say: Callable[[str], None] = print) -> Summary:
     summary = Summary()
     tracker = ctx.tracker
+    lock = RunLock(tracker, ctx.now, timedelta(minutes=ctx.config.run.lock_stale_minutes))
     try:
         if trigger_payload is not None:
             decision = trigger.decide(trigger_payload, ctx.config.gitlab.project, tracker.me()["username"])
@@ -67,21 +71,41 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
                 summary.note = decision.reason
                 return summary
             issue_iid = decision.iid
-        issues = [tracker.get_issue(issue_iid)] if issue_iid is not None else tracker.open_requests()
+
+        def find() -> list:
+            return [tracker.get_issue(issue_iid)] if issue_iid is not None else tracker.open_requests()
+
+        issues = find()  # an idle run ends here, after two API calls
+        if issues:
+            if not lock.acquire():
+                other = lock.other
+                summary.found, summary.locked_out = len(issues), True
+                summary.note = ("another run holds the run lock" + (f" ({other.host} pid {other.pid}, since "
+                                                                     f"{other.since:%H:%M:%S})" if other else "")
+                                + ": it handles the requests; nothing done")
+                say(summary.note)
+                return summary
+            issues = find()  # again: what another run wrote before we held the lock must be seen
+        summary.found = len(issues)
+        _process_all(issues, ctx, summary, say)
     except TrackerError as exc:
         summary.error = str(exc)
-        return summary
     finally:
+        try:
+            lock.release()
+        except TrackerError as exc:  # a lock left behind is taken over later; say so
+            say(f"could not release the run lock: {exc}")
         summary.api_calls = tracker.api_calls
+    return summary
 
-    summary.found = len(issues)
+
+def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[str], None]) -> None:
     for issue in issues:
         try:
             result = processor.process(issue, ctx)
         except TrackerError as exc:
             if _fatal(exc):
-                summary.error = str(exc)
-                break
+                raise
             result = Result(issue.iid, RETRYING, str(exc))
         except LicenseError as exc:  # the configured license itself would be refused: an operator problem
             summary.error = f"the configured license would be refused: {exc}"
@@ -92,5 +116,3 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
                                                  f"{where.filename.rsplit('/', 1)[-1]}:{where.lineno}: {exc}")
         summary.add(result)
         say(f"{issue.ref} {result.outcome}: {result.detail}")
-    summary.api_calls = tracker.api_calls
-    return summary

@@ -480,6 +480,28 @@ class Handler(BaseHTTPRequestHandler):
         project["labels"].append(label)
         return 201, label, {}
 
+    def _label(self, project: dict, ref: str) -> dict:
+        for label in project["labels"]:
+            if ref in (str(label["id"]), label["name"]):
+                return label
+        raise ApiError(404, "404 Label Not Found")
+
+    @route("GET", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
+    def get_label(self, ref, name):
+        return 200, self._label(self.sandbox.project(ref, self.me()), name), {}
+
+    @route("DELETE", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
+    def delete_label(self, ref, name):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        self.sandbox.require(project, user, REPORTER)
+        label = self._label(project, name)
+        project["labels"].remove(label)
+        for issue in project["issues"]:
+            if label["name"] in issue["labels"]:
+                issue["labels"].remove(label["name"])
+        return 204, b"", {}
+
     @route("GET", r"/api/v4/projects/([^/]+)/issues")
     def list_issues(self, ref):
         user = self.me()

@@ -145,6 +145,9 @@ class Tracker(Protocol):
     def upload(self, filename: str, data: bytes) -> Upload: ...
     def ensure_private(self) -> None: ...
     def me(self) -> dict[str, Any]: ...
+    def create_label(self, name: str, color: str, description: str) -> bool: ...
+    def get_label(self, name: str) -> dict | None: ...
+    def delete_label(self, name: str) -> None: ...
     def is_group_member(self, group: str, user_id: int) -> bool: ...
     def success_issues(self, updated_after: date) -> list[Issue]: ...
     def search_issues(self, text: str, in_: str = "title,description", state: str = "all",
@@ -300,6 +303,38 @@ class GitLabTracker:
             if existing is not None:
                 return existing
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def create_label(self, name: str, color: str, description: str) -> bool:
+        """Create a project label; False when it exists already (GitLab's 409: creation is atomic)."""
+        try:
+            self.project.labels.create({"name": name, "color": color, "description": description},
+                                       max_retries=self.max_retries)
+            return True
+        except gitlab.exceptions.GitlabCreateError as exc:
+            if exc.response_code == 409:
+                return False
+            raise self._translate(exc, f"create label {name}") from None
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._translate(exc, f"create label {name}") from None
+
+    def get_label(self, name: str) -> dict | None:
+        try:
+            return self.project.labels.get(name, max_retries=self.max_retries).attributes
+        except gitlab.exceptions.GitlabGetError as exc:
+            if exc.response_code == 404:
+                return None
+            raise self._translate(exc, f"read label {name}") from None
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._translate(exc, f"read label {name}") from None
+
+    def delete_label(self, name: str) -> None:
+        try:
+            self.project.labels.delete(name, max_retries=self.max_retries)
+        except gitlab.exceptions.GitlabDeleteError as exc:
+            if exc.response_code != 404:
+                raise self._translate(exc, f"delete label {name}") from None
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._translate(exc, f"delete label {name}") from None
 
     def upload(self, filename: str, data: bytes) -> Upload:
         # Not project.upload(): for a project addressed by path it encodes the path twice (%252F).

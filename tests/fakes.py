@@ -38,6 +38,7 @@ class FakeTracker:
     issues: dict[int, Issue] = field(default_factory=dict)
     notes: dict[int, list[Note]] = field(default_factory=dict)
     uploads: list[tuple[str, bytes]] = field(default_factory=list)
+    labels: dict[str, dict] = field(default_factory=dict)
     crash: CrashPlan = field(default_factory=CrashPlan)
     api_calls: int = 0
     fail_search: int | None = None  # an HTTP status the next searches answer with
@@ -121,6 +122,23 @@ class FakeTracker:
             if self.visibility == "public":
                 raise TrackerError("project support/internal-requests is public")
             self._cache["private"] = True
+
+    def create_label(self, name: str, color: str, description: str) -> bool:
+        self.api_calls += 1
+        if name in self.labels:
+            return False
+        self.labels[name] = {"name": name, "color": color, "description": description}
+        self.writes.append(("label+", 0, name))
+        return True
+
+    def get_label(self, name: str) -> dict | None:
+        self.api_calls += 1
+        return self.labels.get(name)
+
+    def delete_label(self, name: str) -> None:
+        self.api_calls += 1
+        self.labels.pop(name, None)
+        self.writes.append(("label-", 0, name))
 
     def me(self) -> dict:
         return {"id": 99, "username": self.bot_user}

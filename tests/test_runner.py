@@ -133,10 +133,11 @@ def test_a_dry_run_prints_exactly_the_writes_a_real_run_makes_and_makes_none(con
     assert dry_t.writes == [] and dry_t.uploads == []
 
     runner.run(make(config, private_key, tracker=real_t, mailer=real_m, notifier=real_n), say=lambda _: None)
-    kinds = {"edit": "would edit issue", "upload": "would upload", "note": "would create a status note"}
+    kinds = {"edit": "would edit issue", "upload": "would upload", "note": "would create a status note",
+             "label+": "would create label license-bot-run-lock", "label-": "would delete label license-bot-run-lock"}
     expected = [kinds[kind] for kind, _, _ in real_t.writes]
-    expected.insert(3, "would email")        # after claim, upload and note
-    expected.insert(5, "would post to Slack")  # after the close
+    expected.insert(4, "would email")        # after the lock, claim, upload and note
+    expected.insert(6, "would post to Slack")  # after the close
     assert [next(p for p in expected if line.startswith(p)) for line in printed] == expected
     tracker_lines = [p for p in printed if not p.startswith(("would email", "would post"))]
     for (kind, _, what), line in zip(real_t.writes, tracker_lines, strict=True):
