@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -211,3 +212,10 @@ def test_reads_back_exactly_what_was_written(ticket, email, users, expired, styl
     got = parse(text).request
     assert got is not None
     assert (got.ticket_id, got.email, got.user_count, got.expired_on) == (ticket, email, users, expired)
+
+
+def test_the_template_holds_no_ticket_number():
+    """Duplicate lookups search descriptions for the ticket number: an example number in the template's
+    hint would make every request match that ticket."""
+    assert not re.search(r"\d{3,}", re.sub(r"YYYY-MM-DD", "", TEMPLATE.split("### Zendesk ticket")[1]
+                                            .split("### Customer email")[0]))
