@@ -144,9 +144,8 @@ def _trigger_payload(environ) -> str | None:
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
-    from . import dryrun, runner
+    from . import runner
     from .mailer import SmtpMailer
-    from .processor import Context
     from .slack import SlackWebhook
     from .tracker import GitLabTracker
 
@@ -164,9 +163,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         notifier = (SlackWebhook(secrets.slack_webhook_url, config.slack.channel, config.slack.timeout_seconds)
                     if config.slack.enabled else None)
         if args.dry_run:
+            from . import dryrun
+
             tracker, mailer = dryrun.DryRunTracker(tracker, print), dryrun.DryRunMailer(print)
             notifier = dryrun.DryRunNotifier(print) if notifier else None
-        ctx = Context(config=config, tracker=tracker, mailer=mailer, private_key=private_key,
+        ctx = runner.Context(config=config, tracker=tracker, mailer=mailer, private_key=private_key,
                       now=datetime.now(timezone.utc), notifier=notifier)
         summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload)
     except BotError as exc:

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo
 
 from .config import Secrets
 from .errors import BotError
@@ -30,7 +31,9 @@ def load_private_key(pem: bytes | None, passphrase: bytes | None = None,
     if b"ENCRYPTED" in pem and not passphrase:
         raise SigningKeyError(f"{source} is encrypted: set LICENSE_PRIVATE_KEY_PASSPHRASE")
     try:
-        key = serialization.load_pem_private_key(pem, password=passphrase)
+        # OpenSSL's full RSA validation (primality tests, ~35 ms) guards against hostile keys; this is the
+        # operator's own, so the self-test below checks what matters: its signatures verify.
+        key = serialization.load_pem_private_key(pem, password=passphrase, unsafe_skip_rsa_key_validation=True)
     except TypeError:
         # cryptography says a passphrase was given for an unencrypted key, or none for an encrypted one.
         raise SigningKeyError(
@@ -46,7 +49,20 @@ def load_private_key(pem: bytes | None, passphrase: bytes | None = None,
         raise SigningKeyError(f"{source} is not an RSA key; GitLab licenses are signed with RSA")
     if key.key_size < MIN_BITS:
         raise SigningKeyError(f"{source} is a {key.key_size}-bit RSA key; use at least {MIN_BITS} bits")
+    _self_test(key, source)
     return key
+
+
+def _self_test(key: rsa.RSAPrivateKey, source: str) -> None:
+    """Sign as licenses are signed and recover with the public key: a damaged key fails here, not in GitLab."""
+    probe = b"license-bot key self-test"
+    try:
+        signature = key.sign(probe, padding.PKCS1v15(), NoDigestInfo())
+        ok = key.public_key().recover_data_from_signature(signature, padding.PKCS1v15(), None) == probe
+    except Exception:  # noqa: BLE001 - any failure here means the key cannot sign
+        ok = False
+    if not ok:
+        raise SigningKeyError(f"{source} is damaged: its signatures do not verify with its own public key")
 
 
 def private_key_from(secrets: Secrets, path: str | None = None) -> rsa.RSAPrivateKey:

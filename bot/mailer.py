@@ -7,20 +7,20 @@ recognisably the same message.
 
 from __future__ import annotations
 
-import smtplib
-import socket
-import ssl
+# smtplib, ssl and email are imported where mail is built or sent: an idle run needs none of them.
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from . import messages
 from .config import SmtpConfig
 from .errors import BotError
-from .license import License
+
+if TYPE_CHECKING:
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
+
+    from .license import License
 
 
 class MailError(BotError):
@@ -42,6 +42,8 @@ class Delivery:
 
 
 def message_id(license_id: str, sender: str) -> str:
+    from email.utils import parseaddr
+
     domain = parseaddr(sender)[1].rpartition("@")[2] or "license-bot.invalid"
     return f"<license-{license_id}@{domain}>"
 
@@ -52,6 +54,12 @@ def subject(delivery: Delivery, duration_days: int) -> str:
 
 
 def build_message(delivery: Delivery, smtp: SmtpConfig, now: datetime, duration_days: int) -> EmailMessage:
+    from email.headerregistry import Address
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    from . import messages
+
     lic = delivery.license
     values = {"license": lic, "delivery": delivery, "duration_days": duration_days,
               "reply_to": smtp.reply_to or smtp.sender}
@@ -81,10 +89,15 @@ class SmtpMailer:
         self.config, self._password, self.ca_file = config, password, ca_file or config.ca_file
 
     def _tls(self) -> ssl.SSLContext:
+        import ssl
+
         return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
 
     def connect(self) -> smtplib.SMTP:
         """Connect, secure and log in; the caller quits. Used by send and by `doctor`."""
+        import smtplib
+        import ssl
+
         c = self.config
         try:
             if c.security == "ssl":
@@ -111,6 +124,8 @@ class SmtpMailer:
             raise _transient(exc, c) from None
 
     def send(self, message: EmailMessage) -> None:
+        import smtplib
+
         client = self.connect()
         try:
             client.send_message(message)
@@ -133,6 +148,10 @@ class SmtpMailer:
 
 
 def _transient(exc: BaseException, c: SmtpConfig) -> MailError:
+    import smtplib
+    import socket
+    import ssl
+
     # smtplib reports a read timeout as SMTPServerDisconnected("... timed out").
     if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in str(exc):
         why = f"timed out after {c.timeout_seconds}s"

@@ -9,8 +9,6 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
 from . import resources
 from .request import FieldError
 from .status import MARKER, Status, encode_state
@@ -27,7 +25,10 @@ FIELD_NAMES = {
 
 
 @lru_cache(maxsize=1)
-def environment() -> Environment:
+def environment():
+    # Imported here: an idle run renders nothing and should not pay for jinja2.
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
     return Environment(
         loader=FileSystemLoader(str(resources.templates_dir())),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),

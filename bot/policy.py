@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import urlsplit
 
-from email_validator import EmailNotValidError, validate_email
-
 from .config import PolicyConfig, TicketsConfig
 from .request import FieldError, LicenseRequest, ParseResult, quote
 
@@ -93,6 +91,8 @@ def check_user_count(count: int, policy: PolicyConfig) -> list[FieldError]:
 
 
 def check_email(email: str, policy: PolicyConfig) -> list[FieldError]:
+    from email_validator import EmailNotValidError, validate_email  # only when a request is judged
+
     odd = sorted({c for c in email if ord(c) > 127})
     if odd:
         return [FieldError("email", f"{quote(email)} contains non-ASCII characters ({' '.join(odd)}); retype the "

@@ -14,20 +14,20 @@ The license bytes are derived from the request, so even two overlapping runs mak
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-
-from cryptography.hazmat.primitives.asymmetric import rsa
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from . import license as lic_mod
 from . import messages, policy, request
 from . import status as status_mod
-from .config import Config
-from .mailer import Delivery, Mailer, MailError, build_message
-from .slack import Notifier, SlackError
+from .mailer import Delivery, MailError, build_message
+from .slack import SlackError
 from .status import PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
-from .tracker import Issue, IssueEdit, Note, Tracker
+from .tracker import Issue, IssueEdit, Note
+
+if TYPE_CHECKING:
+    from .runner import Context
 
 SUCCEEDED, FAILED, RETRYING, SKIPPED = "succeeded", "failed", "retrying", "skipped"
 
@@ -37,24 +37,6 @@ class Result:
     iid: int
     outcome: str
     detail: str
-
-
-@dataclass
-class Context:
-    """Everything one run shares: adapters, the signing key, the time, what this run issued."""
-
-    config: Config
-    tracker: Tracker
-    mailer: Mailer
-    private_key: rsa.RSAPrivateKey
-    now: datetime
-    notifier: Notifier | None = None
-    issued: list[policy.PriorLicense] = field(default_factory=list)
-    log: Callable[[str], None] = lambda line: None
-
-    @property
-    def today(self) -> date:
-        return self.now.date()
 
 
 def process(issue: Issue, ctx: Context) -> Result:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import urlsplit
 
-FORM_MARKER = "license-bot:request-form"
+from .markers import FORM_MARKER
+
 FIELDS = ("ticket", "email", "user_count", "expired_on", "checklist", "form")
 
 # Headings and `Field:` names people use, normalised (lower case, letters, digits and spaces only).

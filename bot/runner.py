@@ -10,13 +10,39 @@ import json
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from . import processor, trigger
-from .license import LicenseError
-from .processor import FAILED, RETRYING, SKIPPED, SUCCEEDED, Context, Result
+from . import trigger
+from .config import Config
 from .runlock import RunLock
-from .tracker import TrackerError
+from .tracker import Tracker, TrackerError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from .mailer import Mailer
+    from .policy import PriorLicense
+    from .processor import Result
+    from .slack import Notifier
+
+
+@dataclass
+class Context:
+    """Everything one run shares: adapters, the signing key, the time, what this run issued."""
+
+    config: Config
+    tracker: Tracker
+    mailer: Mailer
+    private_key: rsa.RSAPrivateKey
+    now: datetime
+    notifier: Notifier | None = None
+    issued: list[PriorLicense] = field(default_factory=list)
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
+
 
 
 @dataclass
@@ -34,8 +60,7 @@ class Summary:
 
     def add(self, result: Result) -> None:
         self.results.append(result)
-        counts = {SUCCEEDED: "succeeded", FAILED: "failed", RETRYING: "retrying", SKIPPED: "skipped"}
-        setattr(self, counts[result.outcome], getattr(self, counts[result.outcome]) + 1)
+        setattr(self, result.outcome, getattr(self, result.outcome) + 1)  # outcomes are named as the counts
 
     @property
     def exit_code(self) -> int:
@@ -87,7 +112,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
                 return summary
             issues = find()  # again: what another run wrote before we held the lock must be seen
         summary.found = len(issues)
-        _process_all(issues, ctx, summary, say)
+        if issues:
+            _process_all(issues, ctx, summary, say)
     except TrackerError as exc:
         summary.error = str(exc)
     finally:
@@ -100,6 +126,10 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
 
 
 def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[str], None]) -> None:
+    from . import processor  # only a run with work pays for the workflow's imports
+    from .license import LicenseError
+    from .processor import RETRYING, Result
+
     for issue in issues:
         try:
             result = processor.process(issue, ctx)

@@ -11,7 +11,8 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
-MARKER = "<!-- license-bot:status -->"
+from .markers import STATUS_MARKER as MARKER
+
 _STATE_RE = re.compile(r"<!-- license-bot:state (\{.*?\}) -->", re.S)
 _KEY_RE = re.compile(r"-+BEGIN [A-Z ]+ LICENSE-+\n.*?-+END [A-Z ]+ LICENSE-+", re.S)
 

@@ -19,7 +19,7 @@ import requests
 from . import status as status_mod
 from .config import Config
 from .errors import BotError
-from .request import FORM_MARKER
+from .markers import FORM_MARKER
 
 
 class TrackerError(BotError):

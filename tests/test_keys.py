@@ -74,3 +74,12 @@ def test_public_key_loading_names_the_mistake(tmp_path, key_files):
         keys.load_public_key(key_files[0])
     with pytest.raises(SigningKeyError, match="cannot read"):
         keys.load_public_key(tmp_path / "missing.pub")
+
+
+def test_a_damaged_key_is_refused(private_key):
+    numbers = private_key.private_numbers()
+    broken = rsa.RSAPrivateNumbers(p=numbers.p, q=numbers.q, d=numbers.d + 2, dmp1=numbers.dmp1 ^ 2,
+                                   dmq1=numbers.dmq1, iqmp=numbers.iqmp, public_numbers=numbers.public_numbers)
+    pem = _pem(broken.private_key(unsafe_skip_rsa_key_validation=True))
+    with pytest.raises(SigningKeyError, match="damaged: its signatures do not verify"):
+        keys.load_private_key(pem)

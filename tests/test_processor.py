@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import messages, processor
+from bot import messages, processor, runner
 from bot import status as status_mod
 from bot.license import decode, fingerprint
 from bot.mailer import MailError
@@ -40,7 +40,7 @@ class World:
     def run(self, now=NOW) -> list[processor.Result]:
         """One `license-bot run`: list, then process each request."""
         self.tracker.new_run()
-        ctx = processor.Context(config=self.config, tracker=self.tracker, mailer=self.mailer,
+        ctx = runner.Context(config=self.config, tracker=self.tracker, mailer=self.mailer,
                                 private_key=self.key, now=now, notifier=self.notifier)
         return [processor.process(issue, ctx) for issue in self.tracker.open_requests()]
 
@@ -96,7 +96,7 @@ def test_a_valid_request_ends_closed_with_its_license(world, private_key):
 def test_a_successful_request_costs_at_most_five_api_calls(world):
     world.tracker.file(filled())
     world.tracker.new_run()
-    ctx = processor.Context(config=world.config, tracker=world.tracker, mailer=world.mailer,
+    ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer,
                             private_key=world.key, now=NOW)
     issue, = world.tracker.open_requests()
     # Per-run cached lookups, paid once whatever the number of requests.
@@ -162,7 +162,7 @@ def test_an_old_failed_request_costs_no_api_call(world):
     world.run()
     later = NOW + timedelta(minutes=world.config.run.recheck_minutes + 1)
     world.tracker.new_run()
-    ctx = processor.Context(config=world.config, tracker=world.tracker, mailer=world.mailer,
+    ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer,
                             private_key=world.key, now=later)
     assert processor.process(world.issue(), ctx).outcome == "skipped"
     assert world.tracker.api_calls == 0

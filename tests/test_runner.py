@@ -15,7 +15,7 @@ from .test_processor import filled
 def make(config, private_key, tracker=None, mailer=None, notifier=None):
     crash = CrashPlan()
     tracker = tracker or FakeTracker(crash=crash)
-    return processor.Context(config=config, tracker=tracker, mailer=mailer or FakeMailer(crash=crash),
+    return runner.Context(config=config, tracker=tracker, mailer=mailer or FakeMailer(crash=crash),
                              private_key=private_key, now=NOW, notifier=notifier)
 
 

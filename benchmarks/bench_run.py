@@ -1,0 +1,132 @@
+"""One `license-bot run` over N requests in the sandbox, and an idle run, measured.
+
+    python benchmarks/bench_run.py [--requests 500]
+
+Prints requests per second, API calls per successful request (from the sandbox's request log),
+p50/p95 time per request, the run's peak memory; for an idle run its wall time and API calls; and,
+measured in the same run, the time of `python -c "import gitlab, cryptography, jinja2, yaml"`.
+Targets: <= 5 API calls per successful request beyond listing and cached lookups, <= 2 for an idle
+run, >= 20 requests/s, an idle run within 1.5x of the import baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot import keys  # noqa: E402
+from bot.mailsink import free_port  # noqa: E402
+from tests.e2e import Bot, client, request_text  # noqa: E402
+
+
+def calls(url: str, since: int = 0) -> list:
+    with urllib.request.urlopen(f"{url}/sandbox/requests?since={since}") as response:
+        return json.load(response)["requests"]
+
+
+def classify(method: str, path: str) -> str:
+    if method == "GET" and re.search(r"/issues\?.*(labels=license-request(&|$)|search=license-bot)", path):
+        return "listing"
+    if re.search(r"/user$|/projects/[^/?]+$|/members/all/|labels=license-request%3A%3Asuccess|/labels", path):
+        return "cached"  # per-run: bot user, project visibility, membership, recent successes, run lock
+    return "per request"
+
+
+def timed_pair(first: list[str], second: list[str], env: dict, repeat: int) -> tuple[float, float]:
+    """Median wall times of two commands run alternately, so both meet the same machine conditions."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for cmd, out in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            subprocess.run(cmd, env=env, check=False, capture_output=True)
+            out.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=15, help="repetitions of the idle/baseline timings")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    port, smtp_port = free_port(), free_port()
+    sandbox = subprocess.Popen([sys.executable, "-m", "bot", "sandbox", "--port", str(port), "--smtp-port",
+                                str(smtp_port)], stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT)})
+    sandbox.stdout.readline()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        bot = Bot(url, smtp_port, work, *keys.write_pair(keys.generate(2048), work / "keys"))
+        bot.write_config()
+        alice = client(url)
+        for n in range(1, args.requests + 1):
+            alice.issues.create({"title": f"Emergency license {n}", "description": request_text(n)})
+        print(f"seeded {args.requests} requests in the sandbox")
+
+        before = len(calls(url))
+        usage_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        start = time.perf_counter()
+        proc = bot.start("--report", str(work / "report.json"))
+        stamps = []
+        for line in proc.stdout:
+            if re.match(r"#\d+ (succeeded|failed|retrying|skipped)", line):
+                stamps.append(time.perf_counter())
+        proc.wait()
+        wall = time.perf_counter() - start
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        report = json.loads((work / "report.json").read_text())
+        log = calls(url, before)
+        kinds = {"listing": 0, "cached": 0, "per request": 0}
+        for method, path, _ in log:
+            kinds[classify(method, path)] += 1
+        per_request = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+        ok = report["succeeded"]
+
+        idle_before = len(calls(url))
+        idle = bot.run()
+        idle_calls = len(calls(url, idle_before))
+        env = bot.env()
+        baseline_cmd = [sys.executable, "-c", "import gitlab, cryptography, jinja2, yaml"]
+        idle_time, baseline = timed_pair(bot.command(), baseline_cmd, env, args.repeat)
+
+        print(f"run over {args.requests} requests: exit {proc.returncode}, succeeded {ok}, failed "
+              f"{report['failed']}, retrying {report['retrying']}")
+        print(f"requests per second          : {ok / wall:8.1f}   (target >= 20; wall {wall:.2f}s incl. start-up)")
+        print(f"API calls in all             : {len(log):8d}   (listing {kinds['listing']}, per-run cached "
+              f"{kinds['cached']}, per request {kinds['per request']})")
+        print(f"API calls per success        : {kinds['per request'] / max(ok, 1):8.2f}   (beyond listing and "
+              f"cached lookups; target <= 5)")
+        print(f"time per request p50 / p95   : {statistics.median(per_request) * 1000:8.1f} / "
+              f"{per_request[int(len(per_request) * 0.95)] * 1000:.1f} ms")
+        print(f"peak memory of the run       : {max(peak_kib, usage_before) / 1024:8.1f} MiB")
+        print(f"idle run                     : exit {idle.returncode}, {idle_calls} API calls (target <= 2), "
+              f"{idle_time * 1000:.0f} ms median of {args.repeat}")
+        print(f"import baseline              : {baseline * 1000:8.0f} ms   (python -c 'import gitlab, "
+              f"cryptography, jinja2, yaml', median of {args.repeat})")
+        ratio = idle_time / baseline
+        print(f"idle run / import baseline   : {ratio:8.2f}   (target <= 1.5)")
+        met = (kinds["per request"] / max(ok, 1) <= 5 and idle_calls <= 2 and ok / wall >= 20 and ratio <= 1.5
+               and ok == args.requests)
+        print("targets met" if met else "TARGETS MISSED")
+        return 0 if met else 1
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
