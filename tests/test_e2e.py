@@ -229,3 +229,14 @@ def test_the_sandbox_restarted_mid_run(tmp_path, key_pair):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
+
+
+def test_the_demo_shows_the_whole_workflow_and_checks_it(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bot", "demo"], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "Issue #1: '[Success] - Created a license under jane.doe@example.com for 250 users', closed" in out
+    assert "Issue #2: 'license pls', opened" in out and "@mallory may not request" in out
+    assert "Email to jane.doe@example.com" in out and "decoded with the public key" in out
+    assert "✗" not in out and out.count("✓") == 6
