@@ -207,6 +207,94 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.main()
 
 
+def _ticket_arg(text: str) -> int:
+    digits = text.strip().lstrip("#").rstrip("/").rpartition("/")[2]
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a ticket number or URL, got {text!r}")
+    return int(digits)
+
+
+def _public_key(config, secrets):
+    """The key engineers check licenses with: LICENSE_PUBLIC_KEY_FILE, license.public_key_file, or the
+    public half of the signing key when that is at hand."""
+    path = secrets.public_key_file or config.license.public_key_file
+    if path:
+        return keys.load_public_key(path)
+    if secrets.private_key_pem:
+        return keys.load_private_key(secrets.private_key_pem, secrets.private_key_passphrase).public_key()
+    raise config_mod.ConfigError("checking a license needs the public key: set LICENSE_PUBLIC_KEY_FILE or "
+                                 "license.public_key_file")
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    from . import find
+    from .tracker import GitLabTracker, TrackerError
+
+    config = config_mod.load(args.config)
+    config_mod.require_gitlab(config)
+    secrets = config_mod.secrets_from_env()
+    public_key = _public_key(config, secrets) if args.download else None
+    tracker = GitLabTracker(config, secrets.gitlab_token)
+    try:
+        hits = find.search(tracker, args.email, config.tickets.base_url, args.ticket)
+    except TrackerError as exc:
+        print(f"license-bot: error: could not search: {exc}", file=sys.stderr)
+        return find.COULD_NOT_SEARCH
+    downloads = []
+    if args.download:
+        for hit in (h for h in hits if h.kind == "success"):
+            try:
+                path, lic, source = find.download(tracker, hit, Path(args.download), public_key)
+            except (lic_mod.LicenseError, TrackerError) as exc:
+                print(f"license-bot: error: {exc}", file=sys.stderr)
+                return find.COULD_NOT_SEARCH
+            downloads.append({"iid": hit.iid, "path": str(path), "source": source,
+                              "license": lic.to_payload()})
+    if args.json:
+        print(json.dumps({"email": args.email, "found": find.to_json(hits), "downloads": downloads}, indent=2))
+    else:
+        successes = [h for h in hits if h.kind == "success"]
+        still_open = [h for h in hits if h.kind == "open"]
+        if successes:
+            print(f"[Success] issues for {args.email}, newest first:")
+            print("\n".join("  " + h.line() for h in successes))
+        if still_open:
+            print(f"Open requests for {args.email}:")
+            print("\n".join("  " + h.line() for h in still_open))
+        for d in downloads:
+            lic = d["license"]
+            print(f"wrote {d['path']} from {d['source']}: it decodes with the public key — "
+                  f"{lic['licensee'].get('Email')}, {lic['restrictions'].get('active_user_count')} users, "
+                  f"expires {lic['expires_at']}")
+        if not hits:
+            print(f"nothing found for {args.email}: no [Success] issue and no open request. If the customer "
+                  "needs a license, file a new request.")
+    return find.FOUND if hits else find.NOTHING
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import doctor
+
+    config = config_mod.load(args.config)
+    checks = doctor.check(config, config_mod.secrets_from_env(), ci_file=args.ci_file)
+    for c in checks:
+        print(c.line())
+    failed = sum(1 for c in checks if c.ok is False)
+    print(f"{failed} problem(s)" if failed else "all checks passed")
+    return 1 if failed else 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from . import doctor
+
+    config = config_mod.load(args.config)
+    config_mod.require_gitlab(config)
+    secrets = config_mod.secrets_from_env()
+    changes = doctor.setup(config, secrets)
+    print("\n".join(f"changed: {c}" for c in changes) if changes else "nothing to change")
+    return cmd_doctor(args)
+
+
 # --- parser ----------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace], int]
@@ -263,6 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--smtp-port", type=int, default=2525)
     p.add_argument("--state", metavar="FILE", help="keep everything in this file across restarts")
+
+    p = add("find", cmd_find, "find the license sent to an email, and any open request for it")
+    p.add_argument("email")
+    p.add_argument("--ticket", type=_ticket_arg, metavar="ID", help="only this ticket (number or URL)")
+    p.add_argument("--download", metavar="DIR", help="write each license file here, checked with the public key")
+    p.add_argument("--json", action="store_true")
+
+    for name, func, text in (("doctor", cmd_doctor, "check the deployment, changing nothing"),
+                             ("setup", cmd_setup, "create the labels and install the issue template, then check")):
+        p = add(name, func, text)
+        p.add_argument("--ci-file", type=Path, metavar="PATH", help="the pipeline file to check "
+                       "(default: $CI_PROJECT_DIR/.gitlab-ci.yml, else ./.gitlab-ci.yml)")
 
     add("demo", cmd_demo, "show the whole workflow on a local sandbox, without a GitLab account")
 

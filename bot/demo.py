@@ -25,11 +25,9 @@ from . import license as lic_mod
 from . import status as status_mod
 from .sandbox import SandboxServer
 
-TEMPLATE_NAME = "Emergency License Request.md"
-
 
 def fill_template(ticket: str, email: str, users: str, expired: str, tick: bool = True) -> str:
-    text = (resources.templates_dir() / TEMPLATE_NAME).read_text(encoding="utf-8")
+    text = resources.issue_template().read_text(encoding="utf-8")
     for heading, value in [("### Zendesk ticket\n", ticket), ("### Customer email\n", email),
                            ("### User count\n", users), ("### License expiration date\n", expired)]:
         text = text.replace(heading, f"{heading}{value}\n", 1)

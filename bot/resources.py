@@ -25,3 +25,11 @@ def default_config() -> Path:
 
 def templates_dir() -> Path:
     return _first(_PACKAGE / "templates", _CHECKOUT / "templates")
+
+
+ISSUE_TEMPLATE = "Emergency License Request.md"
+
+
+def issue_template() -> Path:
+    """The request template engineers file issues from (installed as .gitlab/issue_templates/...)."""
+    return templates_dir() / ISSUE_TEMPLATE

@@ -619,9 +619,16 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "404 Not found")
         return 200, base64.b64decode(upload["data"]), {"Content-Type": "application/octet-stream"}
 
+    def _readable_repo(self, ref: str) -> dict:
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        if project["visibility"] != "public":
+            self.sandbox.require(project, user, REPORTER)  # Guests cannot read a private project's code
+        return project
+
     @route("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)")
     def get_file(self, ref, path):
-        project = self.sandbox.project(ref, self.me())
+        project = self._readable_repo(ref)
         entry = project["files"].get(path)
         if entry is None:
             raise ApiError(404, "404 File Not Found")
@@ -632,7 +639,7 @@ class Handler(BaseHTTPRequestHandler):
 
     @route("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)/raw")
     def get_file_raw(self, ref, path):
-        project = self.sandbox.project(ref, self.me())
+        project = self._readable_repo(ref)
         entry = project["files"].get(path)
         if entry is None:
             raise ApiError(404, "404 File Not Found")

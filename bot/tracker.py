@@ -185,7 +185,7 @@ class GitLabTracker:
         self.max_retries = max_retries
         self.project = self.gl.projects.get(config.gitlab.project, lazy=True)
         self._project_path = f"/projects/{quote(str(config.gitlab.project), safe='')}"
-        self._checked_private = False
+        self._project_info: dict[str, Any] | None = None
         self._membership: dict[tuple[str, int], bool] = {}
         self._success_cache: dict[date, list[Issue]] = {}
         self._me: dict[str, Any] | None = None
@@ -226,18 +226,54 @@ class GitLabTracker:
                 return Note(id=int(data["id"]), body=data["body"], author_username=author)
         return None
 
+    def project_info(self) -> dict[str, Any]:
+        """The tracker project (visibility, default branch), read once per run."""
+        if self._project_info is None:
+            project = self.config.gitlab.project
+            self._project_info = self._call(lambda: self.gl.projects.get(project, max_retries=self.max_retries)
+                                            .attributes, f"read project {project}")
+        return self._project_info
+
     def ensure_private(self) -> None:
         """Refuse a public tracker: an upload there is readable by anyone holding its link."""
-        if self._checked_private:
-            return
-        project = self.config.gitlab.project
-        data = self._call(lambda: self.gl.projects.get(project, max_retries=self.max_retries).attributes,
-                          f"read project {project}")
-        if data.get("visibility") == "public":
+        if self.project_info().get("visibility") == "public":
             raise TrackerError(f"project {self.config.gitlab.project} is public: license files uploaded there could "
                                "be downloaded by anyone holding the link. Make the tracker private (Settings > "
                                "General > Visibility) before running the bot", status=None)
-        self._checked_private = True
+
+    def access_level(self, user_id: int) -> int:
+        """The user's role in the tracker (10 Guest, 20 Reporter, 30 Developer, 40 Maintainer, 50 Owner); 0: none."""
+        def lookup() -> int:
+            try:
+                return int(self.project.members_all.get(user_id, max_retries=self.max_retries).access_level)
+            except gitlab.exceptions.GitlabGetError as exc:
+                if exc.response_code == 404:
+                    return 0
+                raise
+        return self._call(lookup, "read the bot's role in the tracker")
+
+    def label_names(self) -> set[str]:
+        return self._call(lambda: {lb.name for lb in self.project.labels.list(iterator=True, per_page=100,
+                                                                             max_retries=self.max_retries)},
+                          "list the tracker's labels")
+
+    def file_text(self, path: str, ref: str) -> str | None:
+        """A repository file's text on a branch; None when it does not exist."""
+        def fetch() -> str | None:
+            try:
+                return self.project.files.get(path, ref=ref, max_retries=self.max_retries).decode().decode("utf-8")
+            except gitlab.exceptions.GitlabGetError as exc:
+                if exc.response_code == 404:
+                    return None
+                raise
+        return self._call(fetch, f"read {path}")
+
+    def write_file(self, path: str, text: str, branch: str, message: str, *, create: bool) -> None:
+        data = {"file_path": path, "branch": branch, "content": text, "commit_message": message}
+        if create:
+            self._call(lambda: self.project.files.create(data, max_retries=self.max_retries), f"create {path}")
+        else:
+            self._call(lambda: self.project.files.update(path, data, max_retries=self.max_retries), f"update {path}")
 
     def me(self) -> dict[str, Any]:
         if self._me is None:

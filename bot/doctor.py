@@ -1,0 +1,200 @@
+"""`license-bot doctor` (read-only) and `license-bot setup` (applies what doctor would fix).
+
+One line per check: ✓, ✗ with the fix, or – when it could not be checked because something it
+depends on failed (so one broken setting shows as exactly one ✗).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from . import keys, resources
+from .config import Config, Secrets
+from .errors import BotError
+from .mailer import MailError, SmtpMailer
+from .tracker import GitLabTracker
+
+TEMPLATE_PATH = f".gitlab/issue_templates/{resources.ISSUE_TEMPLATE}"
+ROLES = {10: "Guest", 15: "Planner", 20: "Reporter", 30: "Developer", 40: "Maintainer", 50: "Owner"}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: not checked
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        if self.ok is None:
+            return f"– {self.name}: not checked ({self.detail})"
+        mark = "✓" if self.ok else "✗"
+        return f"{mark} {self.name}: {self.detail}" + (f" — fix: {self.fix}" if not self.ok and self.fix else "")
+
+
+def labels_wanted(config: Config) -> dict[str, tuple[str, str]]:
+    """Every label the bot uses: name -> (colour, description)."""
+    r = config.requests
+    return {
+        r.label: ("#1f75cb", "An emergency license request (License Bot)"),
+        r.processing_label: ("#e9be74", "License Bot is working on it, or retrying its email"),
+        r.success_label: ("#108548", "License made and emailed; the issue holds a copy"),
+        r.failed_label: ("#dd2b0e", "Not processed, or not delivered: the status note says why and what to do"),
+        r.override_label: ("#6e49cb", "Waives the scope and duplicate rules (recorded as warnings)"),
+    }
+
+
+def check(config: Config, secrets: Secrets, environ: Mapping[str, str] | None = None,
+          ci_file: Path | None = None) -> list[Check]:
+    env = os.environ if environ is None else environ
+    return [*_gitlab_checks(config, secrets), _key_check(config, secrets), _smtp_check(config, secrets),
+            _slack_check(config, secrets), *_ci_checks(env, ci_file)]
+
+
+def _gitlab_checks(config: Config, secrets: Secrets) -> list[Check]:
+    where = f"{config.gitlab.url or '(gitlab.url not set)'} {config.gitlab.project or ''}".strip()
+    first = "GitLab reachable, token valid"
+    try:
+        tracker = GitLabTracker(config, secrets.gitlab_token, max_retries=1)
+        me = tracker.me()
+    except BotError as exc:
+        fix = ("create a project access token with the api scope (Reporter or above) and set GITLAB_TOKEN"
+               if "token" in str(exc).lower() else "check gitlab.url (or GITLAB_URL) and the network")
+        return [Check(first, False, str(exc), fix)] + [Check(n, None, "needs GitLab") for n in _GITLAB_PROBES]
+    results = [Check(first, True, f"{where} answers; the token is @{me['username']}'s")]
+    for name, probe in _GITLAB_PROBES.items():
+        try:
+            results.append(probe(name, tracker, me, config))
+        except BotError as exc:
+            results.append(Check(name, False, str(exc), "see the message"))
+    return results
+
+
+def _role(name, tracker, me, config) -> Check:
+    level = tracker.access_level(int(me["id"]))
+    role = ROLES.get(level, str(level)) if level else "not a member"
+    return Check(name, level >= 20, f"@{me['username']} is {role}",
+                 "give the token's user at least the Reporter role in the tracker")
+
+
+def _private(name, tracker, me, config) -> Check:
+    visibility = tracker.project_info().get("visibility")
+    return Check(name, visibility != "public", f"visibility {visibility}",
+                 "make the tracker private: an upload in a public project is readable by anyone with its link")
+
+
+def _labels(name, tracker, me, config) -> Check:
+    missing = sorted(set(labels_wanted(config)) - tracker.label_names())
+    return Check(name, not missing, "all present" if not missing else "missing " + ", ".join(missing),
+                 "run license-bot setup (it creates them)")
+
+
+def _template(name, tracker, me, config) -> Check:
+    branch = tracker.project_info().get("default_branch") or "main"
+    current = tracker.file_text(TEMPLATE_PATH, branch)
+    ok = current == resources.issue_template().read_text(encoding="utf-8")
+    state = "matches templates/" if ok else ("is missing" if current is None else "differs from templates/")
+    return Check(name, ok, f"{TEMPLATE_PATH} on {branch} {state}", "run license-bot setup (it commits the template)")
+
+
+_GITLAB_PROBES = {"role in the tracker": _role, "tracker is private": _private, "labels": _labels,
+                  "issue template": _template}
+
+
+def _key_check(config: Config, secrets: Secrets) -> Check:
+    name = "signing key"
+    try:
+        private = keys.load_private_key(secrets.private_key_pem, secrets.private_key_passphrase)
+    except BotError as exc:
+        return Check(name, False, str(exc), "store the PEM private key as the file variable LICENSE_PRIVATE_KEY_FILE")
+    path = secrets.public_key_file or config.license.public_key_file
+    if not path:
+        return Check(name, False, f"a {private.key_size}-bit RSA key loads, but no public key is configured to check "
+                                  "licenses with", "set LICENSE_PUBLIC_KEY_FILE or license.public_key_file")
+    try:
+        public = keys.load_public_key(path)
+    except BotError as exc:
+        return Check(name, False, str(exc), "point LICENSE_PUBLIC_KEY_FILE at the public half of the signing key")
+    if not keys.same_pair(private, public):
+        return Check(name, False, f"the private key does not match the public key in {path}: licenses it signs "
+                                  "would not check out", "use the matching pair (license-bot keygen makes one)")
+    return Check(name, True, f"a {private.key_size}-bit RSA key loads and matches {path}")
+
+
+def _smtp_check(config: Config, secrets: Secrets) -> Check:
+    c = config.smtp
+    what = f"{c.host}:{c.port} ({c.security}{', login ' + c.username if c.username else ''})"
+    try:
+        client = SmtpMailer(c, secrets.smtp_password).connect()
+        client.quit()
+    except MailError as exc:
+        return Check("mail server", False, str(exc), "check smtp.host, smtp.port, smtp.security, smtp.username and "
+                                                     "SMTP_PASSWORD")
+    return Check("mail server", True, f"{what} accepts a connection; no mail was sent")
+
+
+def _slack_check(config: Config, secrets: Secrets) -> Check:
+    if not config.slack.enabled:
+        return Check("Slack", True, "disabled (slack.enabled: false): post the ticket URL in the channel by hand")
+    if not secrets.slack_webhook_url:
+        return Check("Slack", False, "slack.enabled is true but SLACK_WEBHOOK_URL is not set",
+                     "store the incoming webhook URL as the masked variable SLACK_WEBHOOK_URL")
+    return Check("Slack", True, f"webhook configured for {config.slack.channel} (nothing was posted)")
+
+
+def _ci_checks(env: Mapping[str, str], ci_file: Path | None) -> list[Check]:
+    checks = []
+    if env.get("CI") == "true":
+        source = env.get("CI_PIPELINE_SOURCE", "?")
+        ok = source in ("schedule", "trigger", "web", "api", "push", "merge_request_event")
+        checks.append(Check("CI", ok, f"running in CI, pipeline source {source}",
+                            "run the bot from schedule, trigger, web or api pipelines"))
+    else:
+        checks.append(Check("CI", None, "not running in CI"))
+    path = ci_file or Path(env.get("CI_PROJECT_DIR", ".")) / ".gitlab-ci.yml"
+    if not path.exists():
+        checks.append(Check("pipeline serialised", None, f"no {path}"))
+        return checks
+    try:
+        pipeline = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        return [*checks, Check("pipeline serialised", False, f"{path} is not valid YAML: {exc}", "fix the file")]
+    jobs = {name: job for name, job in pipeline.items() if isinstance(job, dict)}
+    runs = [name for name, job in jobs.items() if "license-bot run" in " ".join(map(str, job.get("script", [])))
+            and "--dry-run" not in " ".join(map(str, job.get("script", [])))]
+
+    def group(name: str) -> str | None:
+        job = jobs.get(name, {})
+        parent = job.get("extends")
+        return job.get("resource_group") or (group(parent) if isinstance(parent, str) else None)
+    unserialised = [name for name in runs if not group(name)]
+    if not runs:
+        return [*checks, Check("pipeline serialised", False, f"no job in {path} runs `license-bot run`",
+                               "add the process-requests job from this project's .gitlab-ci.yml")]
+    return [*checks, Check("pipeline serialised", not unserialised,
+                           f"jobs {', '.join(runs)} " + ("have a resource_group" if not unserialised
+                                                        else f"lack a resource_group: {', '.join(unserialised)}"),
+                           "add `resource_group: license-bot` so two runs never overlap")]
+
+
+def setup(config: Config, secrets: Secrets) -> list[str]:
+    """Create the missing labels and commit the issue template; returns what was changed."""
+    tracker = GitLabTracker(config, secrets.gitlab_token)
+    changes = []
+    existing = tracker.label_names()
+    for name, (colour, description) in labels_wanted(config).items():
+        if name not in existing and tracker.create_label(name, colour, description):
+            changes.append(f"created label {name}")
+    branch = tracker.project_info().get("default_branch") or "main"
+    expected = resources.issue_template().read_text(encoding="utf-8")
+    current = tracker.file_text(TEMPLATE_PATH, branch)
+    if current != expected:
+        tracker.write_file(TEMPLATE_PATH, expected, branch, "Install the Emergency License Request template "
+                                                              "(license-bot setup)", create=current is None)
+        changes.append(f"{'committed' if current is None else 'updated'} {TEMPLATE_PATH} on {branch}")
+    return changes

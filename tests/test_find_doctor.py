@@ -1,0 +1,217 @@
+"""Finding a lost license, and checking and setting up a tracker, against the sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import responses
+
+from bot import config as config_mod
+from bot import doctor, find, keys
+from bot.cli import main
+from bot.license import decode
+from bot.sandbox import SandboxServer
+from bot.tracker import GitLabTracker
+
+from .e2e import ROOT, Bot, client, post, request_text
+
+
+@pytest.fixture
+def sandbox():
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def key_pair(tmp_path_factory):
+    return keys.write_pair(keys.generate(2048), tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture
+def bot(sandbox, tmp_path, key_pair):
+    b = Bot(sandbox.url, sandbox.smtp_port, tmp_path, *key_pair)
+    b.write_config()
+    return b
+
+
+def cli(bot, *args, extra_env=None):
+    env = {**bot.env(), "LICENSE_PUBLIC_KEY_FILE": str(bot.public_key), **(extra_env or {})}
+    return subprocess.run([sys.executable, "-m", "bot", "--config", str(bot.config_path), *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def file_and_run(bot, url, n, email, labels=None, token="alice-token"):
+    data = {"title": f"Emergency {n}", "description": request_text(n, email=email)}
+    if labels:
+        data["labels"] = labels
+    issue = client(url, token).issues.create(data)
+    assert bot.run().returncode == 0
+    return issue.iid
+
+
+# --- find ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def history(bot, sandbox):
+    """Two licenses for jane (the second waived by the override label), look-alikes, a decoy title."""
+    iids = {
+        "jane-1": file_and_run(bot, sandbox.url, 1, "jane@example.com"),
+        "jane-2": file_and_run(bot, sandbox.url, 2, "jane@example.com", labels="license-request-override"),
+        "au": file_and_run(bot, sandbox.url, 3, "jane@example.com.au"),
+        "x": file_and_run(bot, sandbox.url, 4, "xjane@example.com"),
+    }
+    decoy = client(sandbox.url).issues.create(
+        {"title": "[Success] - Created a license under jane@example.com for 5 users (copy)", "description": "x"})
+    decoy.state_event = "close"
+    decoy.save()
+    return iids
+
+
+def test_find_lists_every_success_for_the_address_newest_first_and_nothing_alike(bot, sandbox, history):
+    result = cli(bot, "find", "jane@example.com", "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)["found"]
+    assert [f["iid"] for f in found] == [history["jane-2"], history["jane-1"]]
+    assert all(f["kind"] == "success" and f["user_count"] == 100 + n for f, n in zip(found, (2, 1), strict=True))
+    assert found[0]["ticket_url"].endswith("/agent/tickets/512002") and found[0]["expires_at"]
+    text = cli(bot, "find", "JANE@Example.com").stdout
+    assert text.count("license for") == 2 and "512002" in text
+
+
+def test_find_by_ticket(bot, sandbox, history):
+    found = json.loads(cli(bot, "find", "jane@example.com", "--ticket", "#512001", "--json").stdout)["found"]
+    assert [f["iid"] for f in found] == [history["jane-1"]]
+
+
+def test_find_downloads_a_license_that_checks_out(bot, sandbox, history, tmp_path, key_pair):
+    result = cli(bot, "find", "xjane@example.com", "--download", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "from the issue's upload: it decodes with the public key — xjane@example.com" in result.stdout
+    (path,) = (tmp_path / "out").iterdir()
+    assert decode(path.read_text(), keys.load_public_key(key_pair[1])).email == "xjane@example.com"
+
+
+def test_find_falls_back_to_the_note_when_the_upload_is_gone(bot, sandbox, history, tmp_path, key_pair):
+    sandbox.sandbox.state["projects"][0]["uploads"].clear()
+    result = cli(bot, "find", "jane@example.com.au", "--download", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "from the copy in the status note (the issue's upload could not be fetched" in result.stdout
+    (path,) = tmp_path.glob("*.gitlab-license")
+    assert decode(path.read_text(), keys.load_public_key(key_pair[1])).email == "jane@example.com.au"
+
+
+def test_find_shows_an_open_failed_request_with_its_reason(bot, sandbox):
+    client(sandbox.url).issues.create({"title": "x", "description": request_text(9, email="ops@acme.example",
+                                                                                   expired="11/12/2026")})
+    bot.run()
+    result = cli(bot, "find", "ops@acme.example")
+    assert result.returncode == 0
+    assert "still open — failed: expired_on: `11/12/2026` is ambiguous" in result.stdout
+
+
+def test_nothing_found_is_exit_3_and_could_not_search_is_exit_1(bot, sandbox):
+    none = cli(bot, "find", "nobody@example.com")
+    assert none.returncode == 3 and "nothing found" in none.stdout
+    refused = cli(bot, "find", "nobody@example.com", extra_env={"GITLAB_TOKEN": "wrong"})
+    assert refused.returncode == 1 and "could not search" in refused.stderr and "401" in refused.stderr
+
+
+def test_a_search_that_fails_midway_is_never_nothing_found(config, monkeypatch, capsys, tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("gitlab: {url: 'https://gitlab.example.com', project: 'support/internal-requests'}\n")
+    monkeypatch.setenv("GITLAB_TOKEN", "t")
+    with responses.RequestsMock() as mocked:
+        mocked.get("https://gitlab.example.com/api/v4/projects/support%2Finternal-requests/issues",
+                   status=500, json={"message": "500 Internal Server Error"})
+        assert main(["--config", str(cfg_file), "find", "jane@example.com"]) == 1
+    assert "could not search" in capsys.readouterr().err
+
+
+def test_same_address_is_exact():
+    assert find.same_address("Jane@Example.COM", "jane@example.com")
+    assert not find.same_address("jane@example.com", "jane@example.com.au")
+    assert not find.same_address("jane@example.com", "xjane@example.com")
+
+
+# --- doctor and setup -----------------------------------------------------------------------------------
+
+def _secrets(bot, **changes):
+    base = config_mod.Secrets(gitlab_token="bot-token", private_key_pem=bot.private_key.read_bytes(),
+                              public_key_file=str(bot.public_key))
+    return replace(base, **changes)
+
+
+def _checks(bot, secrets=None, config=None, ci_file=ROOT / ".gitlab-ci.yml"):
+    config = config or config_mod.load(bot.config_path, environ={})
+    return {c.name: c for c in doctor.check(config, secrets or _secrets(bot), environ={}, ci_file=ci_file)}
+
+
+def test_setup_brings_a_bare_project_to_all_checks_passing_and_a_second_setup_changes_nothing(bot, sandbox):
+    before = _checks(bot)
+    assert [n for n, c in before.items() if c.ok is False] == ["labels", "issue template"]
+    first = cli(bot, "setup", "--ci-file", str(ROOT / ".gitlab-ci.yml"))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.count("changed: created label") == 5 and "changed: committed" in first.stdout
+    assert "✗" not in first.stdout and "all checks passed" in first.stdout
+    second = cli(bot, "setup", "--ci-file", str(ROOT / ".gitlab-ci.yml"))
+    assert second.returncode == 0 and second.stdout.startswith("nothing to change")
+    tracker = GitLabTracker(config_mod.load(bot.config_path, environ={}), "bot-token")
+    installed = tracker.file_text(doctor.TEMPLATE_PATH, "main")
+    assert installed == (ROOT / "templates" / "Emergency License Request.md").read_text()
+    healthy = cli(bot, "doctor", "--ci-file", str(ROOT / ".gitlab-ci.yml"))
+    assert healthy.returncode == 0 and "✗" not in healthy.stdout
+
+
+def _broken(kind, bot, sandbox, tmp_path):
+    """Break one setting of a healthy deployment; return the arguments for _checks."""
+    config = config_mod.load(bot.config_path, environ={})
+    if kind == "token":
+        return {"secrets": _secrets(bot, gitlab_token="glpat-wrong")}
+    if kind == "public":
+        post(sandbox.url, "/sandbox/projects/1/visibility/public")
+    if kind == "label":
+        client(sandbox.url, "bot-token").labels.delete("license-request::failed")
+    if kind == "template":
+        f = client(sandbox.url, "bot-token").files.get(doctor.TEMPLATE_PATH, ref="main")
+        f.content = "edited by hand"
+        f.save(branch="main", commit_message="edit")
+    if kind == "key":
+        other = keys.write_pair(keys.generate(2048), tmp_path / "other")[1]
+        return {"secrets": _secrets(bot, public_key_file=str(other))}
+    if kind == "smtp":
+        post(sandbox.url, "/sandbox/smtp/down")
+    if kind == "slack":
+        return {"config": replace(config, slack=replace(config.slack, enabled=True))}
+    if kind == "ci":
+        ci = tmp_path / ".gitlab-ci.yml"
+        ci.write_text("run:\n  script: [license-bot run]\n")
+        return {"ci_file": ci}
+    return {}
+
+
+@pytest.mark.parametrize("kind,line", [
+    ("token", "GitLab reachable, token valid"), ("public", "tracker is private"), ("label", "labels"),
+    ("template", "issue template"), ("key", "signing key"), ("smtp", "mail server"), ("slack", "Slack"),
+    ("ci", "pipeline serialised"),
+])
+def test_each_broken_setting_fails_exactly_its_own_line(bot, sandbox, tmp_path, kind, line):
+    assert cli(bot, "setup", "--ci-file", str(ROOT / ".gitlab-ci.yml")).returncode == 0
+    checks = _checks(bot, **_broken(kind, bot, sandbox, tmp_path))
+    assert [n for n, c in checks.items() if c.ok is False] == [line], [c.line() for c in checks.values()]
+    assert checks[line].fix
+
+
+def test_a_token_without_a_role_to_edit_issues(bot, sandbox):
+    assert cli(bot, "setup").returncode == 0
+    checks = _checks(bot, _secrets(bot, gitlab_token="mallory-token"))
+    assert checks["role in the tracker"].ok is False and "Guest" in checks["role in the tracker"].detail
+    assert "Reporter" in checks["role in the tracker"].fix
+
+
+def test_doctor_never_prints_secrets(bot, sandbox):
+    result = cli(bot, "doctor", extra_env={"GITLAB_TOKEN": "glpat-SECRETVALUE", "SMTP_PASSWORD": "pw-SECRET"})
+    assert "glpat-SECRETVALUE" not in result.stdout + result.stderr and "pw-SECRET" not in result.stdout
