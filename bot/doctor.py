@@ -149,13 +149,13 @@ def _slack_check(config: Config, secrets: Secrets) -> Check:
 
 def _ci_checks(env: Mapping[str, str], ci_file: Path | None) -> list[Check]:
     checks = []
-    if env.get("CI") == "true":
-        source = env.get("CI_PIPELINE_SOURCE", "?")
+    if env.get("GITLAB_CI") == "true":
+        source = env.get("CI_PIPELINE_SOURCE", "")
         ok = source in ("schedule", "trigger", "web", "api", "push", "merge_request_event")
-        checks.append(Check("CI", ok, f"running in CI, pipeline source {source}",
+        checks.append(Check("CI", ok, f"running in GitLab CI, pipeline source {source or '(not set)'}",
                             "run the bot from schedule, trigger, web or api pipelines"))
     else:
-        checks.append(Check("CI", None, "not running in CI"))
+        checks.append(Check("CI", None, "not running in GitLab CI"))
     path = ci_file or Path(env.get("CI_PROJECT_DIR", ".")) / ".gitlab-ci.yml"
     if not path.exists():
         checks.append(Check("pipeline serialised", None, f"no {path}"))

@@ -59,8 +59,8 @@ class Bot:
         self.config_path.write_text(yaml.safe_dump(config))
 
     def env(self) -> dict:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("LICENSE_", "GITLAB_", "SMTP_", "SLACK_", "CI_", "TRIGGER_"))}
+        env = {k: v for k, v in os.environ.items()  # hermetic: nothing of the caller's CI or secrets
+               if k != "CI" and not k.startswith(("LICENSE_", "GITLAB_", "SMTP_", "SLACK_", "CI_", "TRIGGER_"))}
         env.update(PYTHONPATH=str(ROOT), GITLAB_TOKEN="bot-token", LICENSE_PRIVATE_KEY_FILE=str(self.private_key))
         return env
 

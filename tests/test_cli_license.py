@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LICENSE_", "GITLAB_", "SMTP_", "SLACK_"))}
+    full_env = {k: v for k, v in os.environ.items()
+                if k != "CI" and not k.startswith(("LICENSE_", "GITLAB_", "SMTP_", "SLACK_", "CI_"))}
     full_env["PYTHONPATH"] = str(ROOT)
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True,

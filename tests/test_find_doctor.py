@@ -215,3 +215,16 @@ def test_a_token_without_a_role_to_edit_issues(bot, sandbox):
 def test_doctor_never_prints_secrets(bot, sandbox):
     result = cli(bot, "doctor", extra_env={"GITLAB_TOKEN": "glpat-SECRETVALUE", "SMTP_PASSWORD": "pw-SECRET"})
     assert "glpat-SECRETVALUE" not in result.stdout + result.stderr and "pw-SECRET" not in result.stdout
+
+
+def test_the_ci_check_reads_gitlab_ci_only(bot):
+    config = config_mod.load(bot.config_path, environ={})
+    secrets = _secrets(bot)
+
+    def ci(env):
+        return next(c for c in doctor.check(config, secrets, environ=env, ci_file=ROOT / ".gitlab-ci.yml")
+                    if c.name == "CI")
+    assert ci({"CI": "true"}).ok is None  # another CI system: nothing to judge
+    assert ci({"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "schedule"}).ok is True
+    assert ci({"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "merge_request_event"}).ok is True
+    assert ci({"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "chat"}).ok is False
