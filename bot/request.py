@@ -284,28 +284,25 @@ def _make_date(year: int, month: int, day: int, shown: str, errors: list[FieldEr
         return None
 
 
+# Unambiguous date forms, tried in order, each as (pattern, match -> (year, month, day)).
+_DATE_FORMS = (
+    (_ISO_DATE_RE, lambda m: (int(m.group(1)), int(m.group(2)), int(m.group(3)))),
+    (_DAY_MONTH_YEAR_RE, lambda m: (int(m.group(3)), _month(m.group(2)), int(m.group(1)))),
+    (_MONTH_DAY_YEAR_RE, lambda m: (int(m.group(3)), _month(m.group(1)), int(m.group(2)))),
+)
+
+
 def _parse_expired_on(texts: list[str], errors: list[FieldError]) -> date | None:
     found: list[date] = []
     for text in texts:
         rest = text
-        for m in _ISO_DATE_RE.finditer(text):
-            d = _make_date(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0), errors)
-            if d is None:
-                return None
-            found.append(d)
-        rest = _ISO_DATE_RE.sub(" ", rest)
-        for m in _DAY_MONTH_YEAR_RE.finditer(rest):
-            d = _make_date(int(m.group(3)), _month(m.group(2)), int(m.group(1)), m.group(0), errors)
-            if d is None:
-                return None
-            found.append(d)
-        rest = _DAY_MONTH_YEAR_RE.sub(" ", rest)
-        for m in _MONTH_DAY_YEAR_RE.finditer(rest):
-            d = _make_date(int(m.group(3)), _month(m.group(1)), int(m.group(2)), m.group(0), errors)
-            if d is None:
-                return None
-            found.append(d)
-        rest = _MONTH_DAY_YEAR_RE.sub(" ", rest)
+        for pattern, parts in _DATE_FORMS:
+            for m in pattern.finditer(rest):
+                d = _make_date(*parts(m), m.group(0), errors)
+                if d is None:
+                    return None
+                found.append(d)
+            rest = pattern.sub(" ", rest)  # a date read once is not read again by a looser form
         ambiguous = _NUMERIC_DATE_RE.search(rest)
         if ambiguous:
             errors.append(FieldError(

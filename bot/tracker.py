@@ -148,7 +148,15 @@ class Tracker(Protocol):
     def create_label(self, name: str, color: str, description: str) -> bool: ...
     def get_label(self, name: str) -> dict | None: ...
     def delete_label(self, name: str) -> None: ...
-    def is_group_member(self, group: str, user_id: int) -> bool: ...
+    def is_group_member(self, group: str, user_id: int) -> bool:
+        key = (group, user_id)
+        if key not in self._membership:
+            members = self.gl.groups.get(group, lazy=True).members_all
+            self._membership[key] = self._call(
+                lambda: members.get(user_id, max_retries=self.max_retries) is not None,
+                f"check membership of group {group}", absent={404: False})
+        return self._membership[key]
+
     def success_issues(self, updated_after: date) -> list[Issue]: ...
     def search_issues(self, text: str, in_: str = "title,description", state: str = "all",
                       labels: tuple[str, ...] = ()) -> list[Issue]: ...
@@ -243,14 +251,8 @@ class GitLabTracker:
 
     def access_level(self, user_id: int) -> int:
         """The user's role in the tracker (10 Guest, 20 Reporter, 30 Developer, 40 Maintainer, 50 Owner); 0: none."""
-        def lookup() -> int:
-            try:
-                return int(self.project.members_all.get(user_id, max_retries=self.max_retries).access_level)
-            except gitlab.exceptions.GitlabGetError as exc:
-                if exc.response_code == 404:
-                    return 0
-                raise
-        return self._call(lookup, "read the bot's role in the tracker")
+        return self._call(lambda: int(self.project.members_all.get(user_id, max_retries=self.max_retries)
+                                      .access_level), "read the bot's role in the tracker", absent={404: 0})
 
     def label_names(self) -> set[str]:
         return self._call(lambda: {lb.name for lb in self.project.labels.list(iterator=True, per_page=100,
@@ -259,14 +261,8 @@ class GitLabTracker:
 
     def file_text(self, path: str, ref: str) -> str | None:
         """A repository file's text on a branch; None when it does not exist."""
-        def fetch() -> str | None:
-            try:
-                return self.project.files.get(path, ref=ref, max_retries=self.max_retries).decode().decode("utf-8")
-            except gitlab.exceptions.GitlabGetError as exc:
-                if exc.response_code == 404:
-                    return None
-                raise
-        return self._call(fetch, f"read {path}")
+        return self._call(lambda: self.project.files.get(path, ref=ref, max_retries=self.max_retries)
+                          .decode().decode("utf-8"), f"read {path}", absent={404: None})
 
     def write_file(self, path: str, text: str, branch: str, message: str, *, create: bool) -> None:
         data = {"file_path": path, "branch": branch, "content": text, "commit_message": message}
@@ -342,35 +338,17 @@ class GitLabTracker:
 
     def create_label(self, name: str, color: str, description: str) -> bool:
         """Create a project label; False when it exists already (GitLab's 409: creation is atomic)."""
-        try:
-            self.project.labels.create({"name": name, "color": color, "description": description},
-                                       max_retries=self.max_retries)
-            return True
-        except gitlab.exceptions.GitlabCreateError as exc:
-            if exc.response_code == 409:
-                return False
-            raise self._translate(exc, f"create label {name}") from None
-        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
-            raise self._translate(exc, f"create label {name}") from None
+        data = {"name": name, "color": color, "description": description}
+        return self._call(lambda: self.project.labels.create(data, max_retries=self.max_retries) is not None,
+                          f"create label {name}", absent={409: False})
 
     def get_label(self, name: str) -> dict | None:
-        try:
-            return self.project.labels.get(name, max_retries=self.max_retries).attributes
-        except gitlab.exceptions.GitlabGetError as exc:
-            if exc.response_code == 404:
-                return None
-            raise self._translate(exc, f"read label {name}") from None
-        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
-            raise self._translate(exc, f"read label {name}") from None
+        return self._call(lambda: self.project.labels.get(name, max_retries=self.max_retries).attributes,
+                          f"read label {name}", absent={404: None})
 
     def delete_label(self, name: str) -> None:
-        try:
-            self.project.labels.delete(name, max_retries=self.max_retries)
-        except gitlab.exceptions.GitlabDeleteError as exc:
-            if exc.response_code != 404:
-                raise self._translate(exc, f"delete label {name}") from None
-        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
-            raise self._translate(exc, f"delete label {name}") from None
+        self._call(lambda: self.project.labels.delete(name, max_retries=self.max_retries), f"delete label {name}",
+                   absent={404: None})
 
     def upload(self, filename: str, data: bytes) -> Upload:
         # Not project.upload(): for a project addressed by path it encodes the path twice (%252F).
@@ -394,10 +372,16 @@ class GitLabTracker:
             return [Issue.from_api(i.attributes) for i in pages]
         return self._call(fetch, "list issues")
 
-    def _call(self, func, doing: str):
+    def _call(self, func, doing: str, absent: dict[int, Any] | None = None):
+        """Run one python-gitlab call; `absent` maps the status codes that are an answer (404: no such
+        thing, 409: exists already) to the value to return. Any other failure is a TrackerError."""
         try:
             return func()
-        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+        except gitlab.exceptions.GitlabError as exc:
+            if absent and exc.response_code in absent:
+                return absent[exc.response_code]
+            raise self._translate(exc, doing) from None
+        except requests.RequestException as exc:
             raise self._translate(exc, doing) from None
 
     def _translate(self, exc: Exception, doing: str) -> TrackerError:

@@ -47,3 +47,27 @@ def key_files(tmp_path_factory, private_key):
 def config():
     return config_mod.load(environ={"GITLAB_URL": "https://gitlab.example.com",
                                     "CI_PROJECT_PATH": "support/internal-requests"})
+
+
+@pytest.fixture
+def sandbox():
+    """A sandbox GitLab and mail sink on loopback, fresh for each test."""
+    from bot.sandbox import SandboxServer
+
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def key_pair(tmp_path_factory):
+    return keys.write_pair(keys.generate(2048), tmp_path_factory.mktemp("sandbox-keys"))
+
+
+@pytest.fixture
+def bot(sandbox, tmp_path, key_pair):
+    """The bot as CI runs it, configured for the sandbox."""
+    from .e2e import Bot
+
+    b = Bot(sandbox.url, sandbox.smtp_port, tmp_path, *key_pair)
+    b.write_config()
+    return b

@@ -10,32 +10,11 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from bot import keys
 from bot.license import decode
 from bot.mailsink import free_port
-from bot.sandbox import SandboxServer
 
 from .e2e import ROOT, Bot, api_calls, client, license_keys, mail, post, request_text, status_notes
-
-
-@pytest.fixture
-def sandbox():
-    with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def key_pair(tmp_path_factory):
-    return keys.write_pair(keys.generate(2048), tmp_path_factory.mktemp("e2e-keys"))
-
-
-@pytest.fixture
-def bot(sandbox, tmp_path, key_pair):
-    b = Bot(sandbox.url, sandbox.smtp_port, tmp_path, *key_pair)
-    b.write_config()
-    return b
 
 
 def file_request(url, n=1, token="alice-token", title=None, **fields):

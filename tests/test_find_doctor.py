@@ -14,28 +14,9 @@ from bot import config as config_mod
 from bot import doctor, find, keys
 from bot.cli import main
 from bot.license import decode
-from bot.sandbox import SandboxServer
 from bot.tracker import GitLabTracker
 
-from .e2e import ROOT, Bot, client, post, request_text
-
-
-@pytest.fixture
-def sandbox():
-    with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def key_pair(tmp_path_factory):
-    return keys.write_pair(keys.generate(2048), tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture
-def bot(sandbox, tmp_path, key_pair):
-    b = Bot(sandbox.url, sandbox.smtp_port, tmp_path, *key_pair)
-    b.write_config()
-    return b
+from .e2e import ROOT, client, post, request_text
 
 
 def cli(bot, *args, extra_env=None):
