@@ -119,7 +119,7 @@ def _deliver(issue: Issue, note: Note, status: Status, ctx: Context, key_text: s
         attempts = status.attempts + 1
         if exc.permanent or attempts >= ctx.config.run.max_attempts:
             why = str(exc) if exc.permanent else f"{attempts} delivery attempts failed; the last: {exc}"
-            return _undelivered(issue, note, status.with_(attempts=attempts), ctx, why)
+            return _undelivered(issue, note, status.with_(attempts=attempts), ctx, why, key_text)
         status = status.with_(attempts=attempts, last_error=str(exc))
         ctx.tracker.edit_issue(issue, IssueEdit(add_labels=_missing(issue, cfg.processing_label)))
         _save(issue, note, status, ctx, key_text)
@@ -150,13 +150,14 @@ def _deliver(issue: Issue, note: Note, status: Status, ctx: Context, key_text: s
     return Result(issue.iid, SUCCEEDED, f"license {status.license_id} sent to {status.email}")
 
 
-def _undelivered(issue: Issue, note: Note, status: Status, ctx: Context, why: str) -> Result:
+def _undelivered(issue: Issue, note: Note, status: Status, ctx: Context, why: str,
+                 key_text: str | None = None) -> Result:
     cfg = ctx.config.requests
     status = status.with_(step=UNDELIVERED, last_error=why)
     ctx.tracker.edit_issue(issue, IssueEdit(
         add_labels=_missing(issue, cfg.failed_label), remove_labels=_present(issue, cfg.processing_label),
         assignee_ids=_assign(issue)))
-    _save(issue, note, status, ctx, status_mod.key_text(note.body) if note else None)
+    _save(issue, note, status, ctx, key_text or status_mod.key_text(note.body))
     return Result(issue.iid, FAILED, f"license {status.license_id} not delivered: {why}")
 
 
