@@ -187,18 +187,33 @@ def _distinct(values: list[str], key=lambda v: v) -> list[str]:
     return out
 
 
-def _one(field_name: str, values: list, shown: str, errors: list[FieldError]):
-    """The single value of a field, or an error for several (`shown` is the plural)."""
+# How each field is named in messages: (plural, what "none found" looks for, the fix, what is missing, example).
+_WORDING = {
+    "ticket": ("tickets", "ticket URL or number", "write the Zendesk ticket's URL (…/agent/tickets/NUMBER) or its "
+               "number", "the Zendesk ticket's URL or number", "https://gitlab.zendesk.com/agent/tickets/512345"),
+    "email": ("email addresses", "email address", "write the customer's address, e.g. jane@example.com",
+              "the customer's email address", "jane@example.com"),
+    "user_count": ("user counts", "number", "write the user count as a number, e.g. 250",
+                   "the number of users (at least the \"Maximum users\" on the Subscription page)", "250"),
+    "expired_on": ("dates", "date", "write the expired license's date as YYYY-MM-DD, e.g. 2026-11-12",
+                   "the expired license's expiration date from the screenshot", "2026-11-12"),
+}
+
+
+def _settle(field_name: str, values: list, texts: list[str], errors: list[FieldError]):
+    """The field's one value; otherwise an error for several values, for text holding none, or for nothing."""
+    plural, noun, fix, what, example = _WORDING[field_name]
     if len(values) > 1:
-        errors.append(FieldError(field_name, f"found {len(values)} different {shown} ("
-                                 + ", ".join(quote(str(v)) for v in values[:4])
-                                 + f"); keep exactly one under {HEADINGS[field_name]}"))
-        return None
-    return values[0] if values else None
-
-
-def _missing(field_name: str, what: str, example: str, errors: list[FieldError]) -> None:
-    errors.append(FieldError(field_name, f"missing: write {what} under {HEADINGS[field_name]}, e.g. {example}"))
+        shown = ", ".join(quote(str(v)) for v in values[:4])
+        errors.append(FieldError(field_name, f"found {len(values)} different {plural} ({shown}); keep exactly one "
+                                             f"under {HEADINGS[field_name]}"))
+    elif values:
+        return values[0]
+    elif any(t.strip() for t in texts):
+        errors.append(FieldError(field_name, f"no {noun} found in {quote(texts[0])}; {fix}"))
+    else:
+        errors.append(FieldError(field_name, f"missing: write {what} under {HEADINGS[field_name]}, e.g. {example}"))
+    return None
 
 
 def _parse_ticket(texts: list[str], base_url: str, errors: list[FieldError]) -> tuple[str, int | None] | None:
@@ -214,14 +229,7 @@ def _parse_ticket(texts: list[str], base_url: str, errors: list[FieldError]) -> 
             candidates.append((f"{base_url}/agent/tickets/{int(number)}", int(number)))
     # A URL and its own bare number written side by side are one ticket.
     by_id = _distinct(candidates, key=lambda c: c[1] if c[1] is not None else c[0])
-    chosen = _one("ticket", [c[0] for c in by_id], "tickets", errors)
-    if chosen is None:
-        if not by_id and any(t.strip() for t in texts):
-            errors.append(FieldError("ticket", f"no ticket URL or number found in {quote(texts[0])}; write the "
-                                               f"Zendesk ticket's URL ({base_url}/agent/tickets/512345) or its number"))
-        elif not by_id:
-            _missing("ticket", "the Zendesk ticket's URL or number", "https://gitlab.zendesk.com/agent/tickets/512345",
-                     errors)
+    if _settle("ticket", [c[0] for c in by_id], texts, errors) is None:
         return None
     url, ticket_id = by_id[0]
     if ticket_id is None:
@@ -239,15 +247,7 @@ def _parse_email(texts: list[str], errors: list[FieldError]) -> str | None:
             local, _, domain = token.rpartition("@")
             if local and domain:
                 found.append(f"{local}@{domain.lower()}")  # domains are case-insensitive
-    values = _distinct(found, key=str.casefold)
-    chosen = _one("email", values, "email addresses", errors)
-    if chosen is None and not values:
-        if any(t.strip() for t in texts):
-            errors.append(FieldError("email", f"no email address found in {quote(texts[0])}; write the "
-                                              "customer's address, e.g. jane@example.com"))
-        else:
-            _missing("email", "the customer's email address", "jane@example.com", errors)
-    return chosen
+    return _settle("email", _distinct(found, key=str.casefold), texts, errors)
 
 
 def _parse_user_count(texts: list[str], errors: list[FieldError]) -> int | None:
@@ -264,16 +264,7 @@ def _parse_user_count(texts: list[str], errors: list[FieldError]) -> int | None:
                 errors.append(FieldError("user_count", f"{quote(token, 20)} is far too large; write the user count"))
                 return None
             found.append(int(digits))
-    values = _distinct(found)
-    chosen = _one("user_count", values, "user counts", errors)
-    if chosen is None and not values:
-        if any(t.strip() for t in texts):
-            errors.append(FieldError("user_count", f"no number found in {quote(texts[0])}; write the user "
-                                                   "count as a number, e.g. 250"))
-        else:
-            _missing("user_count", "the number of users (at least the \"Maximum users\" on the Subscription page)",
-                     "250", errors)
-    return chosen
+    return _settle("user_count", _distinct(found), texts, errors)
 
 
 def _make_date(year: int, month: int, day: int, shown: str, errors: list[FieldError]) -> date | None:
@@ -309,15 +300,7 @@ def _parse_expired_on(texts: list[str], errors: list[FieldError]) -> date | None
                 "expired_on", f"{quote(ambiguous.group(0))} is ambiguous (day/month or month/day?); write it as "
                               "YYYY-MM-DD, e.g. 2026-11-12, or with the month's name, e.g. 12 Nov 2026"))
             return None
-    values = _distinct(found)
-    chosen = _one("expired_on", values, "dates", errors)
-    if chosen is None and not values:
-        if any(t.strip() for t in texts):
-            errors.append(FieldError("expired_on", f"no date found in {quote(texts[0])}; write the expired "
-                                                   "license's date as YYYY-MM-DD, e.g. 2026-11-12"))
-        else:
-            _missing("expired_on", "the expired license's expiration date from the screenshot", "2026-11-12", errors)
-    return chosen
+    return _settle("expired_on", _distinct(found), texts, errors)
 
 
 def _month(name: str) -> int:
