@@ -56,13 +56,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     text = lic_mod.sign(lic, private_key, today, boundary=lic_mod.DEFAULT_BOUNDARY if args.boundary else None)
     if args.output:
         Path(args.output).write_text(text, encoding="ascii")
-        print(f"wrote {args.output}: {describe(lic, today)}", file=sys.stderr)
+        print(f"wrote {args.output}: {describe(lic)}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
 
 
-def describe(lic: lic_mod.License, today: date) -> str:
+def describe(lic: lic_mod.License) -> str:
     return (f"{lic.plan} {'trial ' if lic.trial else ''}license for {lic.user_count} users, "
             f"{lic.email}, {lic.issued_at} to {lic.expires_at}")
 

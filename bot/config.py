@@ -74,9 +74,6 @@ class TicketsConfig:
     def host(self) -> str:
         return urlsplit(self.base_url).hostname or ""
 
-    def url_for(self, ticket_id: int) -> str:
-        return f"{self.base_url}/agent/tickets/{ticket_id}"
-
 
 @dataclass(frozen=True)
 class SmtpConfig:

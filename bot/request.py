@@ -76,10 +76,6 @@ class Checklist:
     paid_plan: bool = False
     screenshots: bool = False
 
-    @property
-    def complete(self) -> bool:
-        return self.paid_plan and self.screenshots
-
 
 @dataclass(frozen=True)
 class LicenseRequest:

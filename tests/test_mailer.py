@@ -11,6 +11,7 @@ from bot.license import DEFAULT_BOUNDARY, TrialTerms, build_trial, decode, encod
 from bot.mailer import Delivery, MailError, SmtpMailer, build_message, message_id
 
 from .fakes import NOW
+from .smtp_helpers import SilentServer, self_signed
 
 PASSWORD = "smtp-PASSWORD-s3cret"
 
@@ -90,7 +91,7 @@ def test_a_refused_recipient_is_classified_by_its_reply(config, delivery, plain_
 
 
 def test_starttls_with_login(config, delivery, tmp_path):
-    cert, key = smtp_server.self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     inbox = smtp_server.Inbox()
     controller = smtp_server.start(inbox, tls=(cert, key), credentials=("bot", PASSWORD))
     try:
@@ -114,7 +115,7 @@ def test_starttls_with_login(config, delivery, tmp_path):
 
 
 def test_implicit_tls(config, delivery, tmp_path):
-    cert, key = smtp_server.self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     inbox = smtp_server.Inbox()
     controller = smtp_server.start(inbox, tls=(cert, key), implicit_tls=True)
     try:
@@ -134,7 +135,7 @@ def test_missing_password_is_named(config, delivery, plain_server):
 
 @pytest.mark.parametrize("mode,says", [("drop", "could not reach the mail server"), ("hang", "timed out after 1s")])
 def test_dropped_or_silent_connections_are_transient(config, delivery, mode, says):
-    server = smtp_server.SilentServer(mode)
+    server = SilentServer(mode)
     try:
         cfg = smtp_config(config, server.port, timeout_seconds=1)
         with pytest.raises(MailError) as info:
