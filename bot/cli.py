@@ -216,59 +216,56 @@ def _ticket_arg(text: str) -> int:
 
 def _public_key(config, secrets):
     """The key engineers check licenses with: LICENSE_PUBLIC_KEY_FILE, license.public_key_file, or the
-    public half of the signing key when that is at hand."""
+    public half of the signing key when only that is at hand."""
     path = secrets.public_key_file or config.license.public_key_file
     if path:
         return keys.load_public_key(path)
-    if secrets.private_key_pem:
-        return keys.load_private_key(secrets.private_key_pem, secrets.private_key_passphrase).public_key()
+    if secrets.private_key_pem or secrets.private_key_problem:
+        return keys.private_key_from(secrets).public_key()
     raise config_mod.ConfigError("checking a license needs the public key: set LICENSE_PUBLIC_KEY_FILE or "
                                  "license.public_key_file")
 
 
 def cmd_find(args: argparse.Namespace) -> int:
     from . import find
+    from .record import Record
     from .tracker import GitLabTracker, TrackerError
 
+    email = args.email.strip()
+    if email.count("@") != 1 or not all(email.partition("@")[::2]) or any(c.isspace() for c in email):
+        raise BotError(f"find: {args.email!r} is not an email address; give the customer's whole address, "
+                       "e.g. jane@example.com")
     config = config_mod.load(args.config)
     config_mod.require_gitlab(config)
     secrets = config_mod.secrets_from_env()
-    public_key = _public_key(config, secrets) if args.download else None
+    public_key = _public_key(config, secrets)
     tracker = GitLabTracker(config, secrets.gitlab_token)
+    record = Record(tracker, public_key)
     try:
-        hits = find.search(tracker, args.email, config.tickets.base_url, args.ticket)
+        tracker.ensure_can_work()  # a token blind to confidential issues would find "nothing"
+        hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket)
     except TrackerError as exc:
         print(f"license-bot: error: could not search: {exc}", file=sys.stderr)
         return find.COULD_NOT_SEARCH
-    downloads = []
-    if args.download:
-        for hit in (h for h in hits if h.kind == "success"):
-            try:
-                path, lic, source = find.download(tracker, hit, Path(args.download), public_key)
-            except (lic_mod.LicenseError, TrackerError) as exc:
-                print(f"license-bot: error: {exc}", file=sys.stderr)
-                return find.COULD_NOT_SEARCH
-            downloads.append({"iid": hit.iid, "path": str(path), "source": source,
-                              "license": lic.to_payload()})
+    written = find.download(record, hits, Path(args.download), force=args.force) if args.download else []
     if args.json:
-        print(json.dumps({"email": args.email, "found": find.to_json(hits), "downloads": downloads}, indent=2))
-    else:
-        successes = [h for h in hits if h.kind == "success"]
-        still_open = [h for h in hits if h.kind == "open"]
-        if successes:
-            print(f"[Success] issues for {args.email}, newest first:")
-            print("\n".join("  " + h.line() for h in successes))
-        if still_open:
-            print(f"Open requests for {args.email}:")
-            print("\n".join("  " + h.line() for h in still_open))
-        for d in downloads:
-            lic = d["license"]
-            print(f"wrote {d['path']} from {d['source']}: it decodes with the public key — "
-                  f"{lic['licensee'].get('Email')}, {lic['restrictions'].get('active_user_count')} users, "
-                  f"expires {lic['expires_at']}")
-        if not hits:
-            print(f"nothing found for {args.email}: no [Success] issue and no open request. If the customer "
-                  "needs a license, file a new request.")
+        print(json.dumps({"email": email, "found": find.to_json(hits),
+                          "downloads": [{"iid": r.entry.issue_iid, "path": str(p), "license_id": r.entry.license_id}
+                                        for p, r in written]}, indent=2))
+        return find.FOUND if hits else find.NOTHING
+    for title, kind in (("Licenses", find.LICENSE), ("Not made by the bot", find.NOT_THE_BOTS),
+                        ("Open requests", find.OPEN)):
+        group = [h for h in hits if h.kind == kind]
+        if group:
+            print(f"{title} for {email}" + (", newest first:" if kind == find.LICENSE else ":"))
+            for hit in group:
+                print("\n".join("  " + line for line in hit.lines()))
+    for path, r in written:
+        print(f"wrote {path}: license {r.entry.license_id} for {r.license.email}, {r.license.user_count} users, "
+              f"expires {r.license.expires_at}; it decodes with the public key")
+    if not hits:
+        print(f"nothing found for {email}: no license in the bot's record and no open request. If the customer "
+              "needs a license, file a new request.")
     return find.FOUND if hits else find.NOTHING
 
 
@@ -356,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("email")
     p.add_argument("--ticket", type=_ticket_arg, metavar="ID", help="only this ticket (number or URL)")
     p.add_argument("--download", metavar="DIR", help="write each license file here, checked with the public key")
+    p.add_argument("--force", action="store_true", help="replace files that exist in the --download folder")
     p.add_argument("--json", action="store_true")
 
     for name, func, text in (("doctor", cmd_doctor, "check the deployment, changing nothing"),

@@ -24,6 +24,10 @@ class ConfigError(BotError):
     pass
 
 
+# GitLab's role names and access levels; Guests never request or approve.
+ACCESS_LEVELS = {"reporter": 20, "developer": 30, "maintainer": 40, "owner": 50}
+
+
 @dataclass(frozen=True)
 class GitLabConfig:
     url: str
@@ -40,6 +44,13 @@ class RequestsConfig:
     override_label: str
     requester_groups: tuple[str, ...]
     requester_users: tuple[str, ...]
+    approver_groups: tuple[str, ...] = ("support-managers",)
+    approver_users: tuple[str, ...] = ()
+    min_access_level: int = 20
+
+    @property
+    def min_access_name(self) -> str:
+        return {v: k for k, v in ACCESS_LEVELS.items()}[self.min_access_level].capitalize()
 
     @property
     def state_labels(self) -> tuple[str, str, str]:
@@ -111,6 +122,8 @@ class Secrets:
     smtp_password: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
     public_key_file: str | None = None
+    private_key_source: str = "LICENSE_PRIVATE_KEY"  # the variable the key came from, for messages
+    private_key_problem: str | None = None  # why the key variables cannot be used; raised only where a key is needed
 
     def values(self) -> list[str]:
         """Every secret value, so output can be checked and scrubbed against them."""
@@ -249,6 +262,9 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
         override_label=r.text("override_label", "license-request-override"),
         requester_groups=r.strings("requester_groups", ("support",)),
         requester_users=r.strings("requester_users", ()),
+        approver_groups=r.strings("approver_groups", ("support-managers",)),
+        approver_users=r.strings("approver_users", ()),
+        min_access_level=ACCESS_LEVELS[r.choice("min_access_level", "reporter", tuple(ACCESS_LEVELS))],
     )
     r.done()
 
@@ -337,14 +353,17 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> Secrets:
     env = os.environ if environ is None else environ
     pem = env.get("LICENSE_PRIVATE_KEY")
     key_file = env.get("LICENSE_PRIVATE_KEY_FILE")
-    if pem and key_file:
-        raise ConfigError("set LICENSE_PRIVATE_KEY or LICENSE_PRIVATE_KEY_FILE, not both")
+    # Commands that need no private key (find, inspect) must not fail on these: problems wait until one is needed.
+    problem, source = None, "LICENSE_PRIVATE_KEY"
     pem_bytes = pem.encode("utf-8") if pem else None
-    if key_file:
+    if pem and key_file:
+        problem, pem_bytes = "set LICENSE_PRIVATE_KEY or LICENSE_PRIVATE_KEY_FILE, not both", None
+    elif key_file:
+        source = f"LICENSE_PRIVATE_KEY_FILE ({key_file})"
         try:
             pem_bytes = Path(key_file).read_bytes()
         except OSError as exc:
-            raise ConfigError(f"LICENSE_PRIVATE_KEY_FILE: cannot read {key_file}: {exc.strerror}") from None
+            problem = f"LICENSE_PRIVATE_KEY_FILE: cannot read {key_file}: {exc.strerror}"
     passphrase = env.get("LICENSE_PRIVATE_KEY_PASSPHRASE")
     return Secrets(
         gitlab_token=env.get("GITLAB_TOKEN") or None,
@@ -353,4 +372,6 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> Secrets:
         smtp_password=env.get("SMTP_PASSWORD") or None,
         slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
         public_key_file=env.get("LICENSE_PUBLIC_KEY_FILE") or None,
+        private_key_source=source,
+        private_key_problem=problem,
     )

@@ -109,7 +109,7 @@ _GITLAB_PROBES = {"role in the tracker": _role, "tracker is private": _private, 
 def _key_check(config: Config, secrets: Secrets) -> Check:
     name = "signing key"
     try:
-        private = keys.load_private_key(secrets.private_key_pem, secrets.private_key_passphrase)
+        private = keys.private_key_from(secrets)
     except BotError as exc:
         return Check(name, False, str(exc), "store the PEM private key as the file variable LICENSE_PRIVATE_KEY_FILE")
     path = secrets.public_key_file or config.license.public_key_file

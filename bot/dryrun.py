@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from email.message import EmailMessage
 
+from . import record
 from . import status as status_mod
 from .license import fingerprint
 from .tracker import Issue, IssueEdit, Note, Upload
@@ -40,6 +41,19 @@ class DryRunTracker:
         shown = "\n".join("    " + line for line in _without_key(body).splitlines())
         self._say(f"would {verb} issue #{iid}:\n{shown}")
         return Note(id=note_id or -1, body=body)
+
+    def record_issue(self, *, create: bool) -> int | None:
+        iid = self._tracker.record_issue(create=False)
+        if iid is None and create:
+            self._say("would open the record issue (the bot's record of issued licenses)")
+            return -1
+        return iid
+
+    def add_note(self, iid: int, body: str, landed) -> Note:
+        entry = record.parse_entry(body)
+        what = f"license {entry[0].license_id} for {entry[0].email}" if entry else "a comment"
+        self._say(f"would record {what} on the record issue #{iid}")
+        return Note(id=-1, body=body)
 
     def create_label(self, name: str, color: str, description: str) -> bool:
         self._say(f"would create label {name} (the run lock)")

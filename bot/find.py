@@ -1,135 +1,126 @@
 """`license-bot find EMAIL`: the license a customer says never arrived, and any request still open.
 
-GitLab's search is fuzzy, so every hit is compared exactly here: the title must be exactly the
-workflow's `[Success] - Created a license under EMAIL for X users`, and the address must be the same
-address (compared case-insensitively: `jane@example.com` never matches `jane@example.com.au` or
-`xjane@example.com`). "Nothing found" (exit 3) is never confused with "could not search" (exit 1).
+Licenses come from the record of issued licenses only, so every GitLab search generation and edition
+lists exactly the same ones, and nothing a person typed can pass for a license. `[Success]` titles
+for the address that the record does not hold are shown as "not made by the bot" (found by GitLab's
+search: a hint, since missing one costs nothing). Open requests come from the listing of open issues.
+"Nothing found" (exit 3) is never confused with "could not search" (exit 1).
 """
 
 from __future__ import annotations
 
-import re
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import messages, request
 from . import status as status_mod
-from .license import License, LicenseError, decode, fingerprint
-from .tracker import Tracker, TrackerError
+from .errors import BotError
+from .record import Record, Recorded, same_address
+from .tracker import Tracker
 
 FOUND, NOTHING, COULD_NOT_SEARCH = 0, 3, 1
-
-
-def same_address(a: str, b: str) -> bool:
-    return a.strip().casefold() == b.strip().casefold()
+LICENSE, OPEN, NOT_THE_BOTS = "license", "open", "not made by the bot"
 
 
 @dataclass(frozen=True)
 class Found:
-    kind: str  # "success" or "open"
+    kind: str  # LICENSE, OPEN or NOT_THE_BOTS
     iid: int
     url: str
     title: str
-    date: str
+    date: str   # the day the license was made, or the request filed
     email: str
     user_count: int | None
     ticket_url: str | None
     expires_at: str | None
     license_id: str | None
-    reason: str | None
-    upload_url: str | None
+    state: str  # for a license: emailed, being sent, not delivered, held; otherwise why it is open
 
-    def line(self) -> str:
-        if self.kind == "success":
-            return (f"#{self.iid} {self.date}: license for {self.user_count} users, expires {self.expires_at}, "
-                    f"ticket {self.ticket_url} — {self.url}")
-        return f"#{self.iid} {self.date}: still open — {self.reason} — {self.url}"
-
-
-def _upload_url(markdown: str | None) -> str | None:
-    match = re.search(r"\((/uploads/[^)\s]+)\)", markdown or "")
-    return match.group(1) if match else None
+    def lines(self) -> list[str]:
+        if self.kind == LICENSE:
+            return [f"#{self.iid}  license {self.license_id}: {self.user_count} users, made {self.date}, "
+                    f"expires {self.expires_at}; {self.state}",
+                    f"      ticket {self.ticket_url}  issue {self.url}"]
+        if self.kind == OPEN:
+            return [f"#{self.iid}  open request, filed {self.date}: {messages.plain(self.state)}", f"      {self.url}"]
+        return [f"#{self.iid}  NOT MADE BY THE BOT: {self.title!r} holds no license in the bot's record; "
+                "do not send anything from it", f"      {self.url}"]
 
 
-def _status(tracker: Tracker, iid: int) -> tuple[status_mod.Status | None, str | None]:
-    note = tracker.status_note(iid)
-    return (status_mod.read(note.body), note.body) if note else (None, None)
+def _license_state(tracker: Tracker, r: Recorded) -> str:
+    note = tracker.status_note(r.entry.issue_iid)
+    status = status_mod.read(note.body) if note else None
+    if status is None or status.license_sha256 != r.entry.sha256:
+        return "its status note is missing: check the issue"
+    if status.step == status_mod.DELIVERED:
+        return f"emailed to {status.email} on {(status.emailed_at or '')[:16].replace('T', ' ')} UTC"
+    if status.step == status_mod.UNDELIVERED:
+        return f"NOT DELIVERED: {status.last_error}"
+    if status.step == status_mod.HELD:
+        return f"held for a person: {status.last_error}"
+    return f"being emailed (attempt {status.attempts}: {status.last_error})" if status.last_error else "being emailed"
 
 
-def search(tracker: Tracker, email: str, ticket_base_url: str, ticket_id: int | None = None) -> list[Found]:
-    """Every [Success] issue for the address, newest first, then every open request for it."""
+def search(tracker: Tracker, record: Record, email: str, ticket_base_url: str,
+           ticket_id: int | None = None) -> list[Found]:
+    """The address's licenses (newest first), then look-alikes the bot did not make, then open requests."""
     found: list[Found] = []
+    for r in record.for_email(email, ticket_id):
+        e = r.entry
+        found.append(Found(LICENSE, e.issue_iid, e.issue_url, messages.success_title(e.email, e.user_count),
+                           e.made_on, e.email, e.user_count, e.ticket_url, e.expires_on, e.license_id,
+                           _license_state(tracker, r)))
+    recorded = {f.iid for f in found} | {r.entry.issue_iid for r in record.entries()}
     for issue in tracker.search_issues(email, in_="title", state="all"):
         parsed = messages.parse_success_title(issue.title)
-        if not parsed or not same_address(parsed[0], email):
+        if parsed and same_address(parsed[0], email) and issue.iid not in recorded:
+            found.append(Found(NOT_THE_BOTS, issue.iid, issue.web_url, issue.title, issue.created_at.date().isoformat(),
+                               parsed[0], parsed[1], None, None, None, "no license in the bot's record"))
+    for issue in tracker.open_requests():
+        parsed = request.parse(issue.description, ticket_base_url)
+        if issue.iid in recorded or not parsed.email or not same_address(parsed.email, email):
             continue
-        status, _ = _status(tracker, issue.iid)
-        req = request.parse(issue.description, ticket_base_url).request
-        ticket_url = (status.ticket_url if status else None) or (req.ticket_url if req else None)
-        their_ticket = (status.ticket_id if status else None) or (req.ticket_id if req else None)
-        if ticket_id is not None and their_ticket != ticket_id:
+        if ticket_id is not None and (parsed.request is None or parsed.request.ticket_id != ticket_id):
             continue
-        when = issue.closed_at or issue.updated_at
-        found.append(Found("success", issue.iid, issue.web_url, issue.title, when.date().isoformat(), parsed[0],
-                           parsed[1], ticket_url, status.expires_at if status else None,
-                           status.license_id if status else None, None,
-                           _upload_url(status.upload_markdown) if status else None))
-    found.sort(key=lambda f: (f.date, f.iid), reverse=True)
-
-    open_found: list[Found] = []
-    for issue in tracker.search_issues(email, in_="description", state="opened"):
-        req = request.parse(issue.description, ticket_base_url)
-        their_email = req.email or ""
-        if not same_address(their_email, email) or (ticket_id is not None and req.request
-                                                       and req.request.ticket_id != ticket_id):
-            continue
-        status, _ = _status(tracker, issue.iid)
+        note = tracker.status_note(issue.iid) if issue.user_notes_count else None
+        status = status_mod.read(note.body) if note else None
         if status is None:
-            reason = "not processed yet: the bot has not seen it"
-        elif status.step == status_mod.REJECTED:
-            reason = "failed: " + "; ".join(f"{f}: {m}" for f, m in status.errors)
-        elif status.step == status_mod.UNDELIVERED:
-            reason = f"license {status.license_id} made but not delivered: {status.last_error}"
+            reason = "not processed yet: the bot has not judged it"
+        elif status.errors:
+            reason = "failed: " + "; ".join(f"{messages.FIELD_NAMES.get(f, f)}: {m}" for f, m in status.errors)
         else:
-            reason = (f"license {status.license_id} made, email retrying: {status.last_error}" if status.last_error
-                      else f"license {status.license_id} made, being sent")
-        open_found.append(Found("open", issue.iid, issue.web_url, issue.title, issue.created_at.date().isoformat(),
-                                their_email, req.user_count, req.ticket_url,
-                                status.expires_at if status else None, status.license_id if status else None,
-                                reason, _upload_url(status.upload_markdown) if status else None))
-    return found + open_found
+            reason = status.last_error or "being processed"
+        found.append(Found(OPEN, issue.iid, issue.web_url, issue.title, issue.created_at.date().isoformat(),
+                           parsed.email, parsed.user_count, parsed.ticket_url, None, None, reason))
+    return found
 
 
-def download(tracker, hit: Found, directory: Path, public_key) -> tuple[Path, License, str]:
-    """Write the license of a [Success] issue: its upload, else the copy in its status note.
-
-    A copy is used only if it is the license the status note records (same SHA-256) and it decodes
-    with the public key. Returns the file, the license and where it came from; raises LicenseError.
-    """
-    status, body = _status(tracker, hit.iid)
-    copies: list[tuple[str | None, str]] = []
-    if hit.upload_url:
-        try:
-            copies.append((tracker.download(hit.upload_url).decode("ascii", "replace"), "the issue's upload"))
-        except TrackerError as exc:
-            copies.append((None, f"the issue's upload could not be fetched ({exc})"))
-    copies.append((status_mod.key_text(body or ""), "the copy in the status note"))
-    problems = []
-    for text, source in copies:
-        if not text:
-            problems.append(source if "could not" in source else f"{source}: none")
-            continue
-        if status and status.license_sha256 and fingerprint(text) != status.license_sha256:
-            problems.append(f"{source}: not the license recorded for #{hit.iid}")
-            continue
-        lic = decode(text, public_key)
+def download(record: Record, hits: list[Found], directory: Path, *, force: bool = False) -> list[tuple[Path, Recorded]]:
+    """Write each license the record holds for these hits, under the name it was emailed with (plus the
+    issue number when there are several). The key is the record's, already checked with the public key.
+    An existing file is never overwritten without `force`; nothing is written unless every file can be."""
+    wanted = [r for h in hits if h.kind == LICENSE for r in record.entries() if r.entry.license_id == h.license_id]
+    plan = []
+    for r in wanted:
+        name = Path(r.entry.file_name or "license.gitlab-license")
+        if len(wanted) > 1:
+            name = Path(f"{name.stem}-{r.entry.issue_iid}{name.suffix}")
+        path = directory / name.name
+        if path.exists() and not force:
+            raise BotError(f"{path} exists already: choose another --download folder, or add --force to replace it")
+        plan.append((path, r))
+    if directory.exists() and not directory.is_dir():
+        raise BotError(f"--download {directory}: not a folder")
+    try:
         directory.mkdir(parents=True, exist_ok=True)
-        name = status.file_name if status and status.file_name else "license.gitlab-license"
-        path = directory / f"{Path(name).stem}-{hit.iid}{Path(name).suffix}"
-        path.write_text(text, encoding="ascii")
-        fallback = f" ({problems[0]})" if problems else ""
-        return path, lic, source + fallback
-    raise LicenseError(f"#{hit.iid}: no usable copy of its license: " + "; ".join(problems))
+        for path, r in plan:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text(r.key_text, encoding="ascii")
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise BotError(f"--download {directory}: cannot write there ({exc.strerror})") from None
+    return plan
 
 
 def to_json(hits: list[Found]) -> list[dict]:

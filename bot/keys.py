@@ -73,7 +73,9 @@ def private_key_from(secrets: Secrets, path: str | None = None) -> rsa.RSAPrivat
         except OSError as exc:
             raise SigningKeyError(f"--private-key: cannot read {path}: {exc.strerror}") from None
         return load_private_key(pem, secrets.private_key_passphrase, source=f"--private-key {path}")
-    return load_private_key(secrets.private_key_pem, secrets.private_key_passphrase)
+    if secrets.private_key_problem:
+        raise SigningKeyError(secrets.private_key_problem)
+    return load_private_key(secrets.private_key_pem, secrets.private_key_passphrase, secrets.private_key_source)
 
 
 def load_public_key(path: str | Path) -> rsa.RSAPublicKey:

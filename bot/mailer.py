@@ -39,13 +39,16 @@ class Delivery:
     file_name: str
     ticket_url: str
     ticket_id: int | None
+    resend: int = 0  # re-sends a person asked for
 
 
-def message_id(license_id: str, sender: str) -> str:
+def message_id(license_id: str, sender: str, resend: int = 0) -> str:
+    """Crash re-sends keep the Message-ID, so the customer sees one email; a re-send a person asked
+    for gets a new one, since mail providers drop a second message with an ID they have seen."""
     from email.utils import parseaddr
 
     domain = parseaddr(sender)[1].rpartition("@")[2] or "license-bot.invalid"
-    return f"<license-{license_id}@{domain}>"
+    return f"<license-{license_id}{f'-resend{resend}' if resend else ''}@{domain}>"
 
 
 def subject(delivery: Delivery, duration_days: int) -> str:
@@ -70,7 +73,7 @@ def build_message(delivery: Delivery, smtp: SmtpConfig, now: datetime, duration_
         msg["Reply-To"] = smtp.reply_to
     msg["Subject"] = subject(delivery, duration_days)
     msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id(delivery.license_id, smtp.sender)
+    msg["Message-ID"] = message_id(delivery.license_id, smtp.sender, delivery.resend)
     msg["X-License-Id"] = delivery.license_id
     msg.set_content(messages.render("email.txt.j2", **values))
     msg.add_alternative(messages.render("email.html.j2", **values), subtype="html")

@@ -21,6 +21,8 @@ FIELD_NAMES = {
     "expired_on": "License expiration date",
     "checklist": "Checklist",
     "author": "Requester",
+    "override": "Override",
+    "license": "License",
 }
 
 
@@ -46,6 +48,13 @@ def render(name: str, **values) -> str:
 def failure(author: str | None, errors: Sequence[FieldError], warnings: Sequence[FieldError] = ()) -> str:
     """The comment telling a request's author what to fix."""
     return render("failure.md.j2", author=author, errors=errors, warnings=warnings).strip() + "\n"
+
+
+def plain(text: str) -> str:
+    """A message for the terminal: the Markdown a note uses (code spans, bold, label references) removed."""
+    text = re.sub(r"~\"([^\"]+)\"", r"\1", text)
+    text = re.sub(r"\*\*([^*]+)\*\*", r"\1", text)
+    return text.replace("`", "'")
 
 
 def success_title(email: str, user_count: int) -> str:

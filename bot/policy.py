@@ -31,8 +31,9 @@ class Facts:
 
     author: str | None = None
     author_allowed: bool | None = None
-    override: bool = False
+    override: bool = False  # the override label, added by an approver (see the processor)
     prior_licenses: tuple[PriorLicense, ...] | None = None
+    approver: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,14 @@ def evaluate(parsed: ParseResult, today: date, policy: PolicyConfig, tickets: Ti
                                            "on the Support team to file the request"))
     warnings: list[FieldError] = []
     if facts.override:
-        warnings = [FieldError(e.field, f"overridden: {e.message}") for e in waivable]
+        by = f" by @{facts.approver}" if facts.approver else ""
+        warnings = [FieldError(e.field, f"overridden{by}: {e.message}") for e in waivable]
     else:
         errors += waivable
     return Verdict(request=request, errors=tuple(_in_field_order(errors)), warnings=tuple(warnings))
 
 
-_ORDER = ("form", "ticket", "email", "user_count", "expired_on", "checklist", "author")
+_ORDER = ("form", "ticket", "email", "user_count", "expired_on", "checklist", "author", "override", "license")
 
 
 def _in_field_order(errors: list[FieldError]) -> list[FieldError]:

@@ -1,15 +1,18 @@
 """One request, from a filed issue to a closed [Success] issue: the whole workflow in one file.
 
 Steps, each safe to repeat after a crash at any point:
-  1. re-read and re-validate (parser + policy, with the facts the tracker supplies);
-     an invalid request is marked failed and waits until its description changes;
-  2. claim it (the processing label; confidential);
-  3. build the license and persist it in the issue (upload + status note) before any email;
-     once persisted, that license is the only one the request ever gets;
-  4. email it (at least once: a rerun re-sends the persisted key with the same Message-ID);
-  5. retitle `[Success] - ...`, label success, close;
+  1. judge the description (parser and policy, with membership, approvals and the record of issued
+     licenses); an invalid request is marked failed and waits until its description changes;
+  2. make the license and record it (upload, then the record entry) before anything else: from here
+     on the request never gets another license, and every rule counts it;
+  3. claim the issue (the processing label; confidential), so the label history shows the bot took it;
+  4. email the license, refusing one that GitLab would no longer accept (expired, not yet valid);
+  5. write what happened in the status note, retitle `[Success] - ...`, label success, close;
   6. tell the licensing Slack channel, if configured (a failure there is noted, not fatal).
 The license bytes are derived from the request, so even two overlapping runs make the same key.
+
+Only the record proves a license exists. An issue whose record entry or status note was erased, or
+that was reopened after its license was emailed, never gets another license or another email.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from . import license as lic_mod
-from . import messages, policy, request
+from . import messages, policy, record, request
 from . import status as status_mod
 from .mailer import Delivery, MailError, build_message
 from .slack import SlackError
-from .status import PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
+from .status import DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
 from .tracker import Issue, IssueEdit, Note
 
 if TYPE_CHECKING:
@@ -37,6 +40,7 @@ class Result:
     iid: int
     outcome: str
     detail: str
+    problems: tuple[tuple[str, str], ...] = ()  # (field, message) of a failed request
 
 
 def process(issue: Issue, ctx: Context) -> Result:
@@ -50,169 +54,288 @@ def process(issue: Issue, ctx: Context) -> Result:
         return Result(issue.iid, SKIPPED, "failed earlier and not updated since")
 
     # Only an issue with a state label or any comment can hold a status note.
-    has_note = bool(labels & set(cfg.state_labels)) or issue.user_notes_count > 0
-    note = ctx.tracker.status_note(issue.iid) if has_note else None
+    touched = bool(labels & set(cfg.state_labels)) or issue.user_notes_count > 0
+    note = ctx.tracker.status_note(issue.iid) if touched else None
     status = status_mod.read(note.body) if note else None
 
+    recorded = ctx.record.for_issue(issue.iid)
+    if recorded is not None:
+        return _follow_up(issue, note, status, recorded, ctx)
+    if status and status.step == HELD:
+        return Result(issue.iid, SKIPPED, "held for a person: " + (status.last_error or ""))
     if status and status.has_license:
-        return _deliver(issue, note, status, ctx)
+        return _hold(issue, note, status, ctx, f"the status note names license {status.license_id}, but the bot's "
+                     "record holds no license for this issue, so the bot cannot tell what was sent")
+    if status is None and (touched or issue.updated_at > issue.created_at) and _claimed_before(issue, ctx):
+        return _hold(issue, note, None, ctx, "the bot claimed this issue before, yet its license is neither in the "
+                     "record nor in a status note: they were deleted")
 
-    # 1. Re-read and re-validate.
+    # 1. Judge.
     digest = description_hash(issue.description)
-    if status and status.step == REJECTED and status.description_sha256 == digest and cfg.failed_label in labels:
+    unchanged = status and status.step == REJECTED and status.description_sha256 == digest
+    if unchanged and cfg.failed_label in labels and (cfg.override_label not in labels
+                                                     or _override_event(issue, ctx) == status.override):
         return Result(issue.iid, SKIPPED, "failed earlier; its description has not changed")
-    verdict = _judge(issue, ctx)
+    verdict, approver = _judge(issue, ctx)
+    override = _override_event(issue, ctx) if cfg.override_label in labels else 0
     if not verdict.ok:
         return _reject(issue, note, verdict, digest, ctx)
 
-    # 2. Claim it.
-    ctx.tracker.ensure_private()
+    # 2. Make the license and record it before anything else.
+    req = verdict.request
+    lic = lic_mod.build_trial(req.email, req.user_count, ctx.today, ctx.config.license.terms)
+    aes_key, iv = lic_mod.derive_key_material(ctx.private_key, f"{ctx.config.gitlab.url}/{ctx.config.gitlab.project}"
+                                                               f"#{issue.iid}", lic)
+    key_text = lic_mod.sign(lic, ctx.private_key, ctx.today, boundary=lic_mod.DEFAULT_BOUNDARY, aes_key=aes_key, iv=iv)
+    upload = ctx.tracker.upload(lic_mod.file_name(lic), key_text.encode("ascii"))
+    recorded = ctx.record.add(record.Entry(
+        license_id=lic_mod.license_id(key_text), sha256=lic_mod.fingerprint(key_text), issue_iid=issue.iid,
+        issue_url=issue.web_url, email=req.email, user_count=req.user_count, ticket_id=req.ticket_id,
+        ticket_url=req.ticket_url, made_on=ctx.today.isoformat(), expires_on=lic.expires_at.isoformat(),
+        file_name=lic_mod.file_name(lic), upload_markdown=upload.markdown), key_text)
+    status = _status_of(recorded, issue, None, ctx).with_(
+        description_sha256=digest, warnings=tuple((w.field, w.message) for w in verdict.warnings),
+        approved_by=approver, override=override)
+    return _deliver(issue, note, status, recorded, ctx)
+
+
+def _follow_up(issue: Issue, note: Note | None, status: Status | None, recorded: record.Recorded,
+               ctx: Context) -> Result:
+    """An issue whose license is already made: finish it, never make or send a second one."""
+    cfg = ctx.config.requests
+    if status is None or not status.has_license:
+        if _closed_as_success_before(issue, ctx):
+            return _hold(issue, note, _status_of(recorded, issue, status, ctx), ctx, "its license was emailed and the "
+                         "issue closed [Success] before, then the bot's status note was deleted")
+        return _deliver(issue, note, _status_of(recorded, issue, status, ctx), recorded, ctx)  # crash: resume
+    if status.license_sha256 != recorded.entry.sha256:
+        return _hold(issue, note, status, ctx, f"the status note names license {status.license_id}, but the record "
+                     f"holds {recorded.entry.license_id} for this issue")
+    if status.step == HELD:
+        return Result(issue.iid, SKIPPED, "held for a person: " + (status.last_error or ""))
+    if status.step == DELIVERED:
+        return _close_again(issue, note, status, ctx, reopened=_closed_as_success_before(issue, ctx))
+    if status.step == UNDELIVERED:
+        if cfg.failed_label in issue.labels and cfg.processing_label not in issue.labels:
+            return Result(issue.iid, SKIPPED, "its license was not delivered; waiting for a person")
+        # A person put the processing label back (or took the failed one off): a new send they asked for.
+        status = status.with_(step=PERSISTED, attempts=0, last_error=None, resends=status.resends + 1)
+    return _deliver(issue, note, status, recorded, ctx)
+
+
+def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.Recorded, ctx: Context) -> Result:
+    cfg = ctx.config.requests
+    lic, key_text = recorded.license, recorded.key_text
+    problems = lic_mod.preflight(lic, ctx.today)
+    if problems:  # by any path: a key GitLab would refuse is never sent
+        return _undelivered(issue, note, status, ctx, "GitLab would no longer accept this license (" + "; ".join(
+            problems) + "), so it was not sent. File a new request; a Support manager's override lets it through "
+                        "the one-license-per-ticket rule")
+
+    # 3. Claim it: the label history now shows the bot took it, and only members can read it.
     issue = ctx.tracker.edit_issue(issue, IssueEdit(
         add_labels=_missing(issue, cfg.label, cfg.processing_label),
-        remove_labels=_present(issue, cfg.failed_label),
+        remove_labels=_present(issue, cfg.failed_label, cfg.success_label),
         confidential=None if issue.confidential else True,
     ))
 
-    # 3. Build the license and persist it before any email.
-    req = verdict.request
-    terms = ctx.config.license.terms
-    lic = lic_mod.build_trial(req.email, req.user_count, ctx.today, terms)
-    aes_key, iv = lic_mod.derive_key_material(ctx.private_key, f"{ctx.config.gitlab.url}/{ctx.config.gitlab.project}"
-                                                       f"#{issue.iid}", lic)
-    key_text = lic_mod.sign(lic, ctx.private_key, ctx.today, boundary=lic_mod.DEFAULT_BOUNDARY, aes_key=aes_key, iv=iv)
-    upload = ctx.tracker.upload(lic_mod.file_name(lic), key_text.encode("ascii"))
-    status = Status(
-        step=PERSISTED, description_sha256=digest, judged_at=ctx.now.isoformat(), author=issue.author_username,
-        warnings=tuple((w.field, w.message) for w in verdict.warnings),
-        license_id=lic_mod.license_id(key_text), license_sha256=lic_mod.fingerprint(key_text), email=req.email,
-        user_count=req.user_count, ticket_url=req.ticket_url, ticket_id=req.ticket_id,
-        issued_at=lic.issued_at.isoformat(), expires_at=lic.expires_at.isoformat(), file_name=lic_mod.file_name(lic),
-        upload_markdown=upload.markdown, persisted_at=ctx.now.isoformat(),
-    )
-    note = _save(issue, note, status, ctx, key_text)
-    return _deliver(issue, note, status, ctx, key_text)
-
-
-def _deliver(issue: Issue, note: Note, status: Status, ctx: Context, key_text: str | None = None) -> Result:
-    cfg = ctx.config.requests
-    if status.step == UNDELIVERED:
-        if cfg.failed_label in issue.labels:
-            return Result(issue.iid, SKIPPED, "its license was not delivered; waiting for a person")
-        # A person took the failed label off: try again from scratch.
-        status = status.with_(step=PERSISTED, attempts=0, last_error=None)
-
-    key_text = key_text or status_mod.key_text(note.body)
-    if not key_text or lic_mod.fingerprint(key_text) != status.license_sha256:
-        return _undelivered(issue, note, status, ctx, "the copy of the license in the status note is missing or "
-                            "was edited, so the bot cannot be sure what it would send")
-    try:
-        lic = lic_mod.decode(key_text, ctx.private_key.public_key())  # re-check what is about to be sent
-    except lic_mod.LicenseError as exc:
-        return _undelivered(issue, note, status, ctx, f"the stored license does not decode: {exc}")
-
     # 4. Email it.
     delivery = Delivery(license=lic, key_text=key_text, license_id=status.license_id, file_name=status.file_name,
-                        ticket_url=status.ticket_url, ticket_id=status.ticket_id)
+                        ticket_url=status.ticket_url, ticket_id=status.ticket_id, resend=status.resends)
+    message = build_message(delivery, ctx.config.smtp, ctx.now, ctx.config.license.terms.duration_days)
     try:
-        ctx.mailer.send(build_message(delivery, ctx.config.smtp, ctx.now, ctx.config.license.terms.duration_days))
+        ctx.mailer.send(message)
     except MailError as exc:
         attempts = status.attempts + 1
         if exc.permanent or attempts >= ctx.config.run.max_attempts:
             why = str(exc) if exc.permanent else f"{attempts} delivery attempts failed; the last: {exc}"
-            return _undelivered(issue, note, status.with_(attempts=attempts), ctx, why, key_text)
-        status = status.with_(attempts=attempts, last_error=str(exc))
-        ctx.tracker.edit_issue(issue, IssueEdit(add_labels=_missing(issue, cfg.processing_label)))
-        _save(issue, note, status, ctx, key_text)
+            return _undelivered(issue, note, status.with_(attempts=attempts), ctx, why)
+        _save(issue, note, status.with_(attempts=attempts, last_error=str(exc), step=PERSISTED), ctx, key_text)
         return Result(issue.iid, RETRYING, f"email attempt {attempts} failed: {exc}")
 
-    if status.attempts or status.last_error:
-        delivered = f"Delivered on attempt {status.attempts + 1}."
-        status = status.with_(last_error=None, notices=(*status.notices, delivered))
-        note = _save(issue, note, status, ctx, key_text)
-
-    # 5. Retitle, label, close.
+    # 5. Say what happened, retitle, label, close.
+    status = status.with_(step=DELIVERED, last_error=None, emailed_at=ctx.now.isoformat(timespec="seconds"),
+                          message_id=message["Message-ID"], attempts=status.attempts + 1)
+    note = _save(issue, note, status, ctx, key_text)
     ctx.tracker.edit_issue(issue, IssueEdit(
         title=messages.success_title(status.email, status.user_count),
         add_labels=_missing(issue, cfg.success_label),
         remove_labels=_present(issue, cfg.processing_label, cfg.failed_label),
         state_event="close",
     ))
-    ctx.issued.append(policy.PriorLicense(issue.ref, issue.web_url, status.email, status.ticket_id, ctx.today))
 
     # 6. Tell the licensing channel.
     if ctx.notifier is not None:
         try:
             ctx.notifier.post(messages.slack_text(status, issue.web_url, ctx.config.license.terms.duration_days))
         except SlackError as exc:
-            status = status.with_(notices=(*status.notices, f"The Slack post failed ({exc}); post the ticket URL in "
-                                                             f"{ctx.config.slack.channel} by hand."))
+            status = status.with_(notices=(*status.notices, f"The Slack post failed ({ctx.scrub(str(exc))}); post "
+                                                             f"the ticket URL in {ctx.config.slack.channel} by hand."))
             _save(issue, note, status, ctx, key_text)
     return Result(issue.iid, SUCCEEDED, f"license {status.license_id} sent to {status.email}")
 
 
-def _undelivered(issue: Issue, note: Note, status: Status, ctx: Context, why: str,
-                 key_text: str | None = None) -> Result:
+def internal_error(issue: Issue, ctx: Context, what: str) -> Result:
+    """An unexpected error on one request: noted on the issue (never a traceback) and counted; after
+    `run.max_attempts` the request is failed with a message, so no error repeats forever."""
+    note = ctx.tracker.status_note(issue.iid)
+    status = (status_mod.read(note.body) if note else None) or Status(
+        step=REJECTED, description_sha256="", judged_at=ctx.now.isoformat(), author=issue.author_username)
+    count = status.internal_errors + 1
+    error = f"the bot hit an internal error ({what}) on attempt {count} of {ctx.config.run.max_attempts}"
+    if count < ctx.config.run.max_attempts:
+        _save(issue, note, status.with_(internal_errors=count, last_error=error), ctx)
+        return Result(issue.iid, RETRYING, error)
+    why = f"{error}; it gives up. Report it to the bot's maintainers with this issue's link"
+    if status.has_license:
+        return _undelivered(issue, note, status.with_(internal_errors=count), ctx, why)
+    digest = description_hash(issue.description)  # judged again once the description changes
+    return _reject(issue, note, policy.Verdict(None, (policy.FieldError("form", why),), ()), digest, ctx)
+
+
+def _close_again(issue: Issue, note: Note, status: Status, ctx: Context, *, reopened: bool) -> Result:
+    """An emailed license's issue that is open: a person reopened it (close it again and say so), or a
+    crash came between the status note and the close (just close it). Nothing is sent either way."""
+    cfg = ctx.config.requests
+    if reopened:
+        notice = (f"Reopened after its license was emailed on {(status.emailed_at or '')[:10]}; closed again. The "
+                  "bot never sends a license twice: if the customer lost it, send them the attached file through "
+                  f"the ticket (`license-bot find {status.email} --download DIR` fetches it).")
+        if notice not in status.notices:
+            status = status.with_(notices=(*status.notices, notice))
+        _save(issue, note, status, ctx, None)
+    ctx.tracker.edit_issue(issue, IssueEdit(
+        title=messages.success_title(status.email, status.user_count), add_labels=_missing(issue, cfg.success_label),
+        remove_labels=_present(issue, cfg.processing_label, cfg.failed_label), state_event="close"))
+    if not reopened:
+        return Result(issue.iid, SUCCEEDED, f"license {status.license_id} sent to {status.email}")
+    return Result(issue.iid, SKIPPED, "reopened after its license was emailed; closed again, nothing sent")
+
+
+def _hold(issue: Issue, note: Note | None, status: Status | None, ctx: Context, why: str) -> Result:
+    """Stop for good on an issue whose history does not add up; a person must look. Nothing is sent."""
+    cfg = ctx.config.requests
+    base = status or Status(step=HELD, description_sha256=description_hash(issue.description),
+                            judged_at=ctx.now.isoformat(), author=issue.author_username)
+    held = base.with_(step=HELD, last_error=why)
+    ctx.tracker.edit_issue(issue, IssueEdit(
+        add_labels=_missing(issue, cfg.failed_label), remove_labels=_present(issue, cfg.processing_label),
+        assignee_ids=_assign(issue)))
+    _save(issue, note, held, ctx, None)
+    return Result(issue.iid, FAILED, f"held for a person: {why}", (("license", why),))
+
+
+def _undelivered(issue: Issue, note: Note | None, status: Status, ctx: Context, why: str) -> Result:
     cfg = ctx.config.requests
     status = status.with_(step=UNDELIVERED, last_error=why)
     ctx.tracker.edit_issue(issue, IssueEdit(
         add_labels=_missing(issue, cfg.failed_label), remove_labels=_present(issue, cfg.processing_label),
         assignee_ids=_assign(issue)))
-    _save(issue, note, status, ctx, key_text or status_mod.key_text(note.body))
-    return Result(issue.iid, FAILED, f"license {status.license_id} not delivered: {why}")
+    _save(issue, note, status, ctx, None)
+    return Result(issue.iid, FAILED, f"license {status.license_id} not delivered: {why}", (("email", why),))
 
 
 def _reject(issue: Issue, note: Note | None, verdict: policy.Verdict, digest: str, ctx: Context) -> Result:
     cfg = ctx.config.requests
     status = Status(step=REJECTED, description_sha256=digest, judged_at=ctx.now.isoformat(),
                     author=issue.author_username, errors=tuple((e.field, e.message) for e in verdict.errors),
-                    warnings=tuple((w.field, w.message) for w in verdict.warnings))
+                    warnings=tuple((w.field, w.message) for w in verdict.warnings),
+                    override=_override_event(issue, ctx) if cfg.override_label in issue.labels else 0)
     ctx.tracker.edit_issue(issue, IssueEdit(
         add_labels=_missing(issue, cfg.label, cfg.failed_label), remove_labels=_present(issue, cfg.processing_label),
         assignee_ids=_assign(issue)))
     _save(issue, note, status, ctx)
-    return Result(issue.iid, FAILED, "; ".join(f"{e.field}: {e.message}" for e in verdict.errors))
+    return Result(issue.iid, FAILED, f"{len(verdict.errors)} problem{'s' if len(verdict.errors) != 1 else ''}",
+                  status.errors)
 
 
-def _judge(issue: Issue, ctx: Context) -> policy.Verdict:
+def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None]:
     cfg = ctx.config
     parsed = request.parse(issue.description, cfg.tickets.base_url)
-    allowed = issue.author_username in cfg.requests.requester_users or any(
-        ctx.tracker.is_group_member(group, issue.author_id) for group in cfg.requests.requester_groups)
-    prior = _prior_licenses(parsed.request, issue, ctx) if parsed.request else None
-    rule = "not a member of " + " or ".join(cfg.requests.requester_groups or ("a requester group",))
-    facts = policy.Facts(author=issue.author_username, author_allowed=allowed,
-                         override=cfg.requests.override_label in issue.labels, prior_licenses=prior)
-    return policy.evaluate(parsed, ctx.today, cfg.policy, cfg.tickets, facts, requester_rule=rule)
+    allowed = _may(issue.author_username, issue.author_id, cfg.requests.requester_users,
+                   cfg.requests.requester_groups, ctx)
+    prior = ctx.record.prior_licenses(issue.iid) if parsed.request else None
+    approver, warnings = None, []
+    if cfg.requests.override_label in issue.labels:
+        approver, warning = _approval(issue, ctx)
+        warnings += [warning] if warning else []
+    rule = ("not a direct member with at least the " + cfg.requests.min_access_name + " role of "
+            + " or ".join(cfg.requests.requester_groups or ("a requester group",)))
+    facts = policy.Facts(author=issue.author_username, author_allowed=allowed, override=approver is not None,
+                         prior_licenses=prior, approver=approver)
+    verdict = policy.evaluate(parsed, ctx.today, cfg.policy, cfg.tickets, facts, requester_rule=rule)
+    return policy.Verdict(verdict.request, verdict.errors, (*verdict.warnings, *warnings)), approver
 
 
-def _prior_licenses(req: request.LicenseRequest, issue: Issue, ctx: Context) -> tuple[policy.PriorLicense, ...]:
-    """Licenses already issued: recent [Success] issues (cached for the run), any issue for the same
-    ticket (searched, then compared exactly), and what this run issued. A failed lookup raises."""
-    cfg = ctx.config
-    since = ctx.today - timedelta(days=cfg.policy.email_cooldown_days + 1)
-    found = list(ctx.issued)
-    for other in ctx.tracker.success_issues(since):
-        title = messages.parse_success_title(other.title)
-        if title and other.iid != issue.iid:
-            found.append(_prior(other, title[0], ctx))
-    holding = {cfg.requests.success_label, cfg.requests.processing_label}
-    for other in ctx.tracker.search_issues(str(req.ticket_id), in_="description"):
-        if other.iid == issue.iid or not holding & set(other.labels):
-            continue
-        theirs = request.parse(other.description, cfg.tickets.base_url).request
-        if theirs and theirs.ticket_id == req.ticket_id:
-            found.append(_prior(other, theirs.email, ctx))
-    return tuple(found)
+def _may(username: str, user_id: int, users: tuple[str, ...], groups: tuple[str, ...], ctx: Context) -> bool:
+    """Listed by name, or an active direct member of a listed group with at least the configured role."""
+    level = ctx.config.requests.min_access_level
+    return username in users or any(ctx.tracker.member_level(g, user_id) >= level for g in groups)
 
 
-def _prior(other: Issue, email: str, ctx: Context) -> policy.PriorLicense:
-    theirs = request.parse(other.description, ctx.config.tickets.base_url).request
-    when = other.closed_at or other.updated_at
-    return policy.PriorLicense(other.ref, other.web_url, email, theirs.ticket_id if theirs else None, when.date())
+def _override_adds(issue: Issue, ctx: Context) -> list:
+    """The additions of the override label, oldest first (read once per issue and run)."""
+    key = ("override", issue.iid)
+    if key not in ctx.cache:
+        label = ctx.config.requests.override_label
+        ctx.cache[key] = [e for e in ctx.tracker.label_events(issue.iid) if e.label == label and e.action == "add"]
+    return ctx.cache[key]
+
+
+def _override_event(issue: Issue, ctx: Context) -> int:
+    """The id of the override label's latest addition: an approver adding it again is a new decision."""
+    adds = _override_adds(issue, ctx)
+    return adds[-1].id if adds else 0
+
+
+def _approval(issue: Issue, ctx: Context) -> tuple[str | None, policy.FieldError | None]:
+    """Who approved the override: the latest adder of the override label, if an approver and not the author."""
+    cfg = ctx.config.requests
+    adds = _override_adds(issue, ctx)
+    if not adds:
+        return None, policy.FieldError("override", "the override label's history could not be read; it was ignored")
+    last = adds[-1]
+    if last.user_id == issue.author_id:
+        why = f"@{last.username} filed this request, and may not approve their own override"
+    elif not _may(last.username, last.user_id, cfg.approver_users, cfg.approver_groups, ctx):
+        why = (f"@{last.username} is not an approver (" + " or ".join(cfg.approver_groups or ("approver_users",))
+               + ")")
+    else:
+        return last.username, None
+    return None, policy.FieldError("override", f"the ~\"{cfg.override_label}\" label was ignored: {why}; ask a "
+                                               "Support manager to add it")
+
+
+def _claimed_before(issue: Issue, ctx: Context) -> bool:
+    """Whether the bot's user ever added the processing label: it claims only issues it has recorded."""
+    me = ctx.tracker.me()["id"]
+    return any(e.user_id == me and e.action == "add" and e.label == ctx.config.requests.processing_label
+               for e in ctx.tracker.label_events(issue.iid))
+
+
+def _closed_as_success_before(issue: Issue, ctx: Context) -> bool:
+    me = ctx.tracker.me()["id"]
+    return any(e.user_id == me and e.action == "add" and e.label == ctx.config.requests.success_label
+               for e in ctx.tracker.label_events(issue.iid))
+
+
+def _status_of(recorded: record.Recorded, issue: Issue, status: Status | None, ctx: Context) -> Status:
+    """The status note's state for a recorded license, keeping what an earlier note said."""
+    e, lic = recorded.entry, recorded.license
+    base = status or Status(step=PERSISTED, description_sha256=description_hash(issue.description),
+                            judged_at=ctx.now.isoformat(), author=issue.author_username)
+    return base.with_(step=PERSISTED if base.step not in (DELIVERED, UNDELIVERED, HELD) else base.step,
+                      license_id=e.license_id, license_sha256=e.sha256, email=e.email, user_count=e.user_count,
+                      ticket_url=e.ticket_url, ticket_id=e.ticket_id, issued_at=lic.issued_at.isoformat(),
+                      expires_at=e.expires_on, file_name=e.file_name, upload_markdown=e.upload_markdown,
+                      persisted_at=base.persisted_at or e.made_on)
 
 
 def _save(issue: Issue, note: Note | None, status: Status, ctx: Context, key_text: str | None = None) -> Note:
     cfg = ctx.config
+    if key_text is None and status.has_license:
+        recorded = ctx.record.for_issue(issue.iid)
+        key_text = recorded.key_text if recorded and recorded.entry.sha256 == status.license_sha256 else None
     body = messages.status_note(
         status, key_text=key_text,
         labels={"failed": cfg.requests.failed_label, "processing": cfg.requests.processing_label},
@@ -231,4 +354,7 @@ def _present(issue: Issue, *labels: str) -> tuple[str, ...]:
 
 
 def _assign(issue: Issue) -> tuple[int, ...] | None:
-    return None if issue.author_id in issue.assignee_ids else (*issue.assignee_ids, issue.author_id)
+    """The author first: GitLab Free keeps only the first of several assignees."""
+    if issue.assignee_ids[:1] == (issue.author_id,):
+        return None
+    return (issue.author_id, *(a for a in issue.assignee_ids if a != issue.author_id))

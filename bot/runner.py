@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import trigger
 from .config import Config
+from .record import Record
 from .runlock import RunLock
 from .tracker import Tracker, TrackerError
 
@@ -22,14 +23,13 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from .mailer import Mailer
-    from .policy import PriorLicense
     from .processor import Result
     from .slack import Notifier
 
 
 @dataclass
 class Context:
-    """Everything one run shares: adapters, the signing key, the time, what this run issued."""
+    """Everything one run shares: adapters, the signing key, the time, the record of issued licenses."""
 
     config: Config
     tracker: Tracker
@@ -37,12 +37,16 @@ class Context:
     private_key: rsa.RSAPrivateKey
     now: datetime
     notifier: Notifier | None = None
-    issued: list[PriorLicense] = field(default_factory=list)
+    scrub: Callable[[str], str] = str
+    record: Record = field(init=False)
+    cache: dict = field(default_factory=dict)  # per-run answers the processor looks up more than once
+
+    def __post_init__(self) -> None:
+        self.record = Record(self.tracker, self.private_key.public_key())
 
     @property
     def today(self) -> date:
         return self.now.date()
-
 
 
 @dataclass
@@ -100,6 +104,7 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
         def find() -> list:
             return [tracker.get_issue(issue_iid)] if issue_iid is not None else tracker.open_requests()
 
+        tracker.ensure_can_work()  # a public tracker, or a token blind to confidential issues, stops here
         issues = find()  # an idle run ends here, after two API calls
         if issues:
             if not lock.acquire():
@@ -111,6 +116,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
                 say(summary.note)
                 return summary
             issues = find()  # again: what another run wrote before we held the lock must be seen
+            for group in {*ctx.config.requests.requester_groups, *ctx.config.requests.approver_groups}:
+                tracker.group(group)  # unreadable: a configuration error, before any request is touched
         summary.found = len(issues)
         if issues:
             _process_all(issues, ctx, summary, say)
@@ -126,7 +133,7 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
 
 
 def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[str], None]) -> None:
-    from . import processor  # only a run with work pays for the workflow's imports
+    from . import messages, processor  # only a run with work pays for the workflow's imports
     from .license import LicenseError
     from .processor import RETRYING, Result
 
@@ -142,7 +149,13 @@ def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[st
             break
         except Exception as exc:  # noqa: BLE001 - one request's bug must not stop the others
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            result = Result(issue.iid, RETRYING, f"internal error {type(exc).__name__} at "
-                                                 f"{where.filename.rsplit('/', 1)[-1]}:{where.lineno}: {exc}")
+            what = f"{type(exc).__name__} at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}"
+            try:  # said on the issue and counted, so it ends after run.max_attempts instead of forever
+                result = processor.internal_error(issue, ctx, what)
+            except Exception as again:  # noqa: BLE001 - GitLab itself failing: the next run tries again
+                result = Result(issue.iid, RETRYING, f"internal error {what}; could not note it on the issue "
+                                                     f"({type(again).__name__})")
         summary.add(result)
         say(f"{issue.ref} {result.outcome}: {result.detail}")
+        for field_name, message in result.problems:  # one line each, as the note names them, no Markdown
+            say("    " + messages.plain(f"{messages.FIELD_NAMES.get(field_name, field_name)}: {message}"))

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-GUEST, REPORTER, DEVELOPER, MAINTAINER = 10, 20, 30, 40
-TOKENS = {"alice-token": "alice", "mallory-token": "mallory", "bot-token": "license-bot"}
+GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
+TOKENS = {"alice-token": "alice", "mallory-token": "mallory", "bot-token": "license-bot", "emil-token": "emil",
+          "carol-token": "carol", "dave-token": "dave", "mike-token": "mike"}
 PROJECT_PATH = "support/internal-requests"
 
 
@@ -35,19 +36,34 @@ def _now() -> str:
 
 
 def seed_state() -> dict[str, Any]:
-    users = [
-        {"id": 1, "username": "alice", "name": "Alice Support", "token": "alice-token"},
-        {"id": 2, "username": "mallory", "name": "Mallory Outsider", "token": "mallory-token"},
-        {"id": 3, "username": "license-bot", "name": "License Bot", "token": "bot-token"},
-    ]
+    names = [("alice", "Alice Support"), ("mallory", "Mallory Outsider"), ("license-bot", "License Bot"),
+             ("emil", "Emil EMEA"), ("carol", "Carol Contractor"), ("dave", "Dave Guest"),
+             ("mike", "Mike Manager")]
+    users = [{"id": n, "username": u, "name": name, "token": f"{u}-token", "state": "active"}
+             for n, (u, name) in enumerate(names, start=1)]
+    users[2]["token"] = "bot-token"
+
+    def group(gid, path, parent, visibility, members, shared=()):
+        full = path if parent is None else f"support/{path}"
+        return {"id": gid, "path": path, "full_path": full, "name": path, "parent_id": parent,
+                "visibility": visibility, "members": {str(k): v for k, v in members.items()},
+                "shared_with_groups": [{"group_id": g, "group_access_level": lvl} for g, lvl in shared]}
     return {
         "users": users,
-        "groups": [{"id": 1, "path": "support", "name": "Support", "members": {"1": DEVELOPER}}],
+        "groups": [
+            # alice: Developer of support (so an inherited member of support/emea); dave: a Guest of support;
+            # mike: Developer of support; carol reaches support only through contractors, shared with it.
+            group(1, "support", None, "private", {1: DEVELOPER, 6: GUEST, 7: DEVELOPER}, shared=[(3, DEVELOPER)]),
+            group(2, "emea", 1, "private", {4: DEVELOPER}),
+            group(3, "contractors", None, "internal", {5: DEVELOPER}),
+            group(4, "support-managers", None, "internal", {7: MAINTAINER}),
+            group(5, "hidden", None, "private", {1: DEVELOPER}),  # the bot cannot read it
+        ],
         "projects": [{
             "id": 1, "path": "internal-requests", "path_with_namespace": PROJECT_PATH, "group_id": 1,
             "name": "internal-requests", "visibility": "private", "default_branch": "main",
-            # alice is in through the group; mallory and the bot are direct members.
-            "members": {"2": GUEST, "3": MAINTAINER},
+            # alice is in through the group; mallory, emil and the bot are direct members.
+            "members": {"2": GUEST, "3": MAINTAINER, "4": GUEST},
             "labels": [], "issues": [], "uploads": {}, "files": {},
         }],
         "next_id": {"issue": 1, "note": 1, "label": 1, "upload": 1},
@@ -92,16 +108,43 @@ class Sandbox:
     def user(self, user_id: int) -> dict:
         return next(u for u in self.state["users"] if u["id"] == user_id)
 
-    def group(self, ref: str) -> dict:
-        for g in self.state["groups"]:
-            if ref in (str(g["id"]), g["path"]):
-                return g
-        raise ApiError(404, "404 Group Not Found")
+    def group_by_ref(self, ref: str) -> dict | None:
+        return next((g for g in self.state["groups"] if ref in (str(g["id"]), g["full_path"])), None)
+
+    def group_members_all(self, group: dict) -> dict[str, int]:
+        """`members/all`: direct members, members inherited from ancestor groups, and members of groups
+        this group is shared with (capped at the share's access level), each at their highest level."""
+        levels: dict[str, int] = {}
+
+        def merge(members: dict[str, int], cap: int = OWNER) -> None:
+            for uid, lvl in members.items():
+                levels[uid] = max(levels.get(uid, 0), min(lvl, cap))
+        g: dict | None = group
+        while g is not None:
+            merge(g["members"])
+            for share in g.get("shared_with_groups", ()):
+                invited = next(x for x in self.state["groups"] if x["id"] == share["group_id"])
+                merge(invited["members"], share["group_access_level"])
+            g = next((x for x in self.state["groups"] if x["id"] == g.get("parent_id")), None)
+        return levels
+
+    def can_read_group(self, group: dict, user: dict) -> bool:
+        """Public and internal groups are readable by any signed-in user; a private group by its members
+        (any kind) and by members of projects inside it (GitLab's GroupPolicy `has_projects`)."""
+        if group["visibility"] in ("public", "internal") or str(user["id"]) in self.group_members_all(group):
+            return True
+        return any(p["group_id"] == group["id"] and str(user["id"]) in p["members"] for p in self.state["projects"])
+
+    def group(self, ref: str, user: dict) -> dict:
+        g = self.group_by_ref(ref)
+        if g is None or not self.can_read_group(g, user):
+            raise ApiError(404, "404 Group Not Found")  # private groups do not exist for outsiders
+        return g
 
     def access(self, project: dict, user: dict) -> int:
         direct = project["members"].get(str(user["id"]), 0)
         group = next((g for g in self.state["groups"] if g["id"] == project.get("group_id")), None)
-        inherited = group["members"].get(str(user["id"]), 0) if group else 0
+        inherited = self.group_members_all(group).get(str(user["id"]), 0) if group else 0
         return max(direct, inherited)
 
     def project(self, ref: str, user: dict) -> dict:
@@ -150,8 +193,14 @@ class Sandbox:
                 "system": note["system"], "created_at": note["created_at"], "updated_at": note["updated_at"],
                 "noteable_type": "Issue", "noteable_iid": issue["iid"], "confidential": False, "internal": False}
 
-    def project_json(self, project: dict) -> dict:
-        return {"id": project["id"], "name": project["name"], "path": project["path"],
+    def project_json(self, project: dict, user: dict | None = None) -> dict:
+        # GitLab answers a single project with the caller's own roles (Projects API, "permissions").
+        direct = project["members"].get(str(user["id"])) if user else None
+        group = next((g for g in self.state["groups"] if g["id"] == project.get("group_id")), None)
+        inherited = group["members"].get(str(user["id"])) if user and group else None
+        permissions = {"project_access": {"access_level": direct} if direct else None,
+                       "group_access": {"access_level": inherited} if inherited else None}
+        return {"id": project["id"], "name": project["name"], "path": project["path"], "permissions": permissions,
                 "path_with_namespace": project["path_with_namespace"], "visibility": project["visibility"],
                 "default_branch": project["default_branch"],
                 "web_url": f"{self.base_url}/{project['path_with_namespace']}",
@@ -187,6 +236,13 @@ class Sandbox:
                 labels = [lb for lb in labels if lb == new or not (lb.startswith(scope + "::")
                                                                    and lb.count("::") == new.count("::"))]
         self.ensure_labels(project, added)
+        now = _now()
+        for name, action in [(a, "add") for a in added] + [(r, "remove") for r in removed]:
+            label = next(lb for lb in project["labels"] if lb["name"] == name) if action == "add" else \
+                next((lb for lb in project["labels"] if lb["name"] == name), {"id": 0, "name": name})
+            issue.setdefault("label_events", []).append({
+                "id": self.next_id("note"), "user_id": user["id"], "created_at": now, "action": action,
+                "label": {"id": label["id"], "name": name}})
         if added or removed:
             parts = []
             if added:
@@ -427,7 +483,8 @@ class Handler(BaseHTTPRequestHandler):
 
     @route("GET", r"/api/v4/projects/([^/]+)")
     def get_project(self, ref):
-        return 200, self.sandbox.project_json(self.sandbox.project(ref, self.me())), {}
+        user = self.me()
+        return 200, self.sandbox.project_json(self.sandbox.project(ref, user), user), {}
 
     @route("GET", r"/api/v4/projects/([^/]+)/members/all/(\d+)")
     def get_project_member(self, ref, user_id):
@@ -440,25 +497,34 @@ class Handler(BaseHTTPRequestHandler):
 
     @route("GET", r"/api/v4/groups/([^/]+)")
     def get_group(self, ref):
-        self.me()
-        g = self.sandbox.group(ref)
-        return 200, {"id": g["id"], "path": g["path"], "name": g["name"], "full_path": g["path"]}, {}
+        g = self.sandbox.group(ref, self.me())
+        return 200, {"id": g["id"], "path": g["path"], "name": g["name"], "full_path": g["full_path"],
+                     "parent_id": g["parent_id"], "visibility": g["visibility"],
+                     "shared_with_groups": g["shared_with_groups"]}, {}
+
+    def _member_json(self, uid: str, level: int) -> dict:
+        user = self.sandbox.user(int(uid))
+        return {**self.sandbox.user_json(user), "access_level": level, "state": user.get("state", "active"),
+                "expires_at": None}
 
     @route("GET", r"/api/v4/groups/([^/]+)/members/all")
     def list_group_members(self, ref):
-        self.me()
-        g = self.sandbox.group(ref)
-        return self.paginate([{**self.sandbox.user_json(self.sandbox.user(int(uid))), "access_level": lvl}
-                              for uid, lvl in g["members"].items()])
+        members = self.sandbox.group_members_all(self.sandbox.group(ref, self.me()))
+        return self.paginate([self._member_json(uid, lvl) for uid, lvl in members.items()])
 
     @route("GET", r"/api/v4/groups/([^/]+)/members/all/(\d+)")
     def get_group_member(self, ref, user_id):
-        self.me()
-        g = self.sandbox.group(ref)
-        if user_id not in g["members"]:
+        members = self.sandbox.group_members_all(self.sandbox.group(ref, self.me()))
+        if user_id not in members:
             raise ApiError(404, "404 Not found")
-        return 200, {**self.sandbox.user_json(self.sandbox.user(int(user_id))),
-                     "access_level": g["members"][user_id]}, {}
+        return 200, self._member_json(user_id, members[user_id]), {}
+
+    @route("GET", r"/api/v4/groups/([^/]+)/members/(\d+)")
+    def get_direct_group_member(self, ref, user_id):
+        g = self.sandbox.group(ref, self.me())
+        if user_id not in g["members"]:
+            raise ApiError(404, "404 Not found")  # inherited and shared members are not direct members
+        return 200, self._member_json(user_id, g["members"][user_id]), {}
 
     @route("GET", r"/api/v4/projects/([^/]+)/labels")
     def list_labels(self, ref):
@@ -522,6 +588,10 @@ class Handler(BaseHTTPRequestHandler):
         unwanted = _label_list(q.get("not[labels]"))
         if unwanted:
             issues = [i for i in issues if not any(lb in i["labels"] for lb in unwanted)]
+        if q.get("author_id"):
+            issues = [i for i in issues if str(i["author_id"]) == q["author_id"]]
+        if q.get("author_username"):
+            issues = [i for i in issues if self.sandbox.user(i["author_id"])["username"] == q["author_username"]]
         for key, field in (("updated_after", "updated_at"), ("created_after", "created_at")):
             if q.get(key):
                 since = _parse_time(q[key])
@@ -593,7 +663,19 @@ class Handler(BaseHTTPRequestHandler):
         if note["author_id"] != user["id"]:
             raise ApiError(403, "403 Forbidden")
         note["body"], note["updated_at"] = self.body().get("body") or note["body"], _now()
+        issue["updated_at"] = note["updated_at"]  # GitLab touches the issue when a note changes
         return 200, self.sandbox.note_json(issue, note), {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/issues/(\d+)/resource_label_events")
+    def label_events(self, ref, iid):
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        issue = self.sandbox.issue(project, iid, user)
+        events = [{"id": e["id"], "user": self.sandbox.user_json(self.sandbox.user(e["user_id"])),
+                   "created_at": e["created_at"], "resource_type": "Issue", "resource_id": issue["id"],
+                   "label": {**e["label"], "color": "#6699cc", "description": None}, "action": e["action"]}
+                  for e in issue.get("label_events", [])]
+        return self.paginate(events)
 
     @route("POST", r"/api/v4/projects/([^/]+)/uploads")
     def upload(self, ref):

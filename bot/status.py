@@ -18,8 +18,10 @@ _KEY_RE = re.compile(r"-+BEGIN [A-Z ]+ LICENSE-+\n.*?-+END [A-Z ]+ LICENSE-+", r
 
 # Steps a request reaches, in order.
 REJECTED = "rejected"        # judged invalid; waits for its description to change
-PERSISTED = "persisted"      # license made and stored in the issue; being emailed
-UNDELIVERED = "undelivered"  # license stored but not delivered; waits for a person
+PERSISTED = "persisted"      # license made and recorded; being emailed (retrying after a failure)
+DELIVERED = "delivered"      # emailed; the issue is closed [Success]
+UNDELIVERED = "undelivered"  # license recorded but not delivered; waits for a person
+HELD = "held"                # its history does not add up (erased or edited); the bot never touches it again
 
 
 def description_hash(description: str | None) -> str:
@@ -48,6 +50,12 @@ class Status:
     attempts: int = 0
     last_error: str | None = None
     notices: tuple[str, ...] = field(default=())
+    emailed_at: str | None = None
+    message_id: str | None = None
+    resends: int = 0   # re-sends a person asked for; each gets its own Message-ID
+    internal_errors: int = 0  # unexpected errors so far; the request fails after run.max_attempts
+    override: int = 0               # the override label's latest addition (label event id) when judged
+    approved_by: str | None = None  # the approver whose override label was honoured
 
     @property
     def has_license(self) -> bool:

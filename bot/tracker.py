@@ -8,7 +8,7 @@ retried blindly: a note is created again only after checking that the first try 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -87,6 +87,21 @@ class Note:
     id: int
     body: str
     author_username: str = ""
+    author_id: int = 0
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """One `resource_label_events` entry: who added or removed which label."""
+
+    id: int
+    user_id: int
+    username: str
+    action: str  # "add" or "remove"
+    label: str
+    created_at: datetime
+
+
 
 
 @dataclass(frozen=True)
@@ -143,23 +158,18 @@ class Tracker(Protocol):
     def save_status_note(self, iid: int, body: str, note_id: int | None = None) -> Note: ...
     def edit_issue(self, issue: Issue, edit: IssueEdit) -> Issue: ...
     def upload(self, filename: str, data: bytes) -> Upload: ...
-    def ensure_private(self) -> None: ...
+    def ensure_can_work(self) -> None: ...
     def me(self) -> dict[str, Any]: ...
     def create_label(self, name: str, color: str, description: str) -> bool: ...
     def get_label(self, name: str) -> dict | None: ...
     def delete_label(self, name: str) -> None: ...
-    def is_group_member(self, group: str, user_id: int) -> bool:
-        key = (group, user_id)
-        if key not in self._membership:
-            members = self.gl.groups.get(group, lazy=True).members_all
-            self._membership[key] = self._call(
-                lambda: members.get(user_id, max_retries=self.max_retries) is not None,
-                f"check membership of group {group}", absent={404: False})
-        return self._membership[key]
-
-    def success_issues(self, updated_after: date) -> list[Issue]: ...
-    def search_issues(self, text: str, in_: str = "title,description", state: str = "all",
-                      labels: tuple[str, ...] = ()) -> list[Issue]: ...
+    def group(self, group: str) -> dict[str, Any]: ...
+    def member_level(self, group: str, user_id: int) -> int: ...
+    def label_events(self, iid: int) -> list[LabelEvent]: ...
+    def record_issue(self, *, create: bool) -> int | None: ...
+    def comments(self, iid: int) -> list[Note]: ...
+    def add_note(self, iid: int, body: str, landed) -> Note: ...
+    def search_issues(self, text: str, in_: str = "title,description", state: str = "all") -> list[Issue]: ...
 
 
 @dataclass
@@ -194,8 +204,9 @@ class GitLabTracker:
         self.project = self.gl.projects.get(config.gitlab.project, lazy=True)
         self._project_path = f"/projects/{quote(str(config.gitlab.project), safe='')}"
         self._project_info: dict[str, Any] | None = None
-        self._membership: dict[tuple[str, int], bool] = {}
-        self._success_cache: dict[date, list[Issue]] = {}
+        self._levels: dict[tuple[str, int], int] = {}
+        self._groups: dict[tuple[str, str], dict[str, Any]] = {}
+        self._record_iid: int | None = None
         self._me: dict[str, Any] | None = None
 
     @property
@@ -205,16 +216,15 @@ class GitLabTracker:
     # --- reads --------------------------------------------------------------------------------------
 
     def open_requests(self) -> list[Issue]:
-        """Open requests, oldest first: labelled ones, plus form-marked ones whose label did not apply."""
+        """Open requests, oldest first: labelled ones, and form-marked ones whose label did not apply.
+
+        One listing of every open issue, filtered here: GitLab's full-text search did not index HTML
+        comments before about 16.6, so searching for the form marker would lose unlabelled requests.
+        """
         label = self.config.requests.label
-        labelled = self._list(state="opened", labels=label, order_by="created_at", sort="asc")
-        unlabelled = self._list(state="opened", search=FORM_MARKER, **{"in": "description", "not[labels]": label},
-                                order_by="created_at", sort="asc")
-        issues = {i.iid: i for i in labelled}
-        for issue in unlabelled:  # the search is fuzzy: confirm the marker
-            if FORM_MARKER in issue.description:
-                issues.setdefault(issue.iid, issue)
-        return sorted(issues.values(), key=lambda i: (i.created_at, i.iid))
+        issues = self._list(state="opened", order_by="created_at", sort="asc")
+        return sorted((i for i in issues if label in i.labels or FORM_MARKER in i.description),
+                      key=lambda i: (i.created_at, i.iid))
 
     def get_issue(self, iid: int) -> Issue:
         data = self._call(lambda: self.project.issues.get(iid, max_retries=self.max_retries).attributes,
@@ -223,16 +233,65 @@ class GitLabTracker:
 
     def status_note(self, iid: int) -> Note | None:
         """The bot's status note: the oldest note with the marker written by the bot's own user."""
-        me = self.me()["username"]
+        me = self.me()["id"]
+        for note in self.comments(iid):
+            if note.author_id == me and status_mod.is_status_note(note.body):
+                return note
+        return None
+
+    def comments(self, iid: int) -> list[Note]:
+        """Every comment on an issue, oldest first (GitLab's own system notes left out)."""
         issue = self.project.issues.get(iid, lazy=True)
         notes = self._call(lambda: [n.attributes for n in issue.notes.list(
             iterator=True, sort="asc", order_by="created_at", per_page=100, max_retries=self.max_retries)],
             f"read the notes of issue #{iid}")
-        for data in notes:
-            author = (data.get("author") or {}).get("username")
-            if not data.get("system") and author == me and status_mod.is_status_note(data.get("body", "")):
-                return Note(id=int(data["id"]), body=data["body"], author_username=author)
-        return None
+        return [Note(id=int(d["id"]), body=d.get("body") or "", author_username=(d.get("author") or {})
+                     .get("username") or "", author_id=int((d.get("author") or {}).get("id") or 0))
+                for d in notes if not d.get("system")]
+
+    def label_events(self, iid: int) -> list[LabelEvent]:
+        """Who added and removed which label on an issue, oldest first."""
+        path = f"{self._project_path}/issues/{iid}/resource_label_events"
+        data = self._call(lambda: list(self.gl.http_list(path, iterator=True, per_page=100,
+                                                         max_retries=self.max_retries)),
+                          f"read the label history of issue #{iid}")
+        return [LabelEvent(id=int(e.get("id") or 0), user_id=int((e.get("user") or {}).get("id") or 0),
+                           username=(e.get("user") or {}).get("username") or "", action=e.get("action") or "",
+                           label=(e.get("label") or {}).get("name") or "",
+                           created_at=_time(e.get("created_at")) or _EPOCH) for e in data]
+
+    def record_issue(self, *, create: bool) -> int | None:
+        """The iid of the record issue: the oldest issue the bot's own user opened (nobody else can
+        open one as the bot); made when `create` and there is none yet."""
+        if self._record_iid is None:
+            mine = self._list(author_id=self.me()["id"], state="all", order_by="created_at", sort="asc")
+            if mine:
+                self._record_iid = min(mine, key=lambda i: (i.created_at, i.iid)).iid
+            elif create:
+                from . import record  # the record's own wording lives with it
+                data = {"title": record.ISSUE_TITLE, "description": record.ISSUE_DESCRIPTION, "confidential": True}
+                created = self._call(lambda: self.project.issues.create(data, retry_transient_errors=False),
+                                     "open the record issue")
+                self._record_iid = int(created.iid)
+        return self._record_iid
+
+    def add_note(self, iid: int, body: str, landed) -> Note:
+        """Post a comment once: after a failed POST that may have landed, `landed(notes)` looks for it
+        among the issue's notes before posting again (python-gitlab would retry POSTs blindly)."""
+        issue = self.project.issues.get(iid, lazy=True)
+        for attempt in range(self.max_retries + 1):
+            try:
+                created = issue.notes.create({"body": body}, retry_transient_errors=False)
+                return Note(id=int(created.id), body=body, author_username=self.me()["username"],
+                            author_id=self.me()["id"])
+            except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+                error = self._translate(exc, f"comment on issue #{iid}")
+                if not error.transient or attempt == self.max_retries:
+                    raise error from None
+            existing = landed(self.comments(iid))
+            if existing is not None:
+                return existing
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def project_info(self) -> dict[str, Any]:
         """The tracker project (visibility, default branch), read once per run."""
@@ -248,6 +307,26 @@ class GitLabTracker:
             raise TrackerError(f"project {self.config.gitlab.project} is public: license files uploaded there could "
                                "be downloaded by anyone holding the link. Make the tracker private (Settings > "
                                "General > Visibility) before running the bot", status=None)
+
+    def ensure_can_work(self) -> None:
+        """Refuse what would make a run or a search quietly wrong: a public tracker, or a token below
+        Reporter, which cannot see confidential issues (every request is one) and would report
+        "nothing found". One call, the project itself, which GitLab answers with the caller's role."""
+        self.ensure_private()
+        level = self.my_level()
+        if level < 20:
+            role = {0: "no role", 10: "the Guest role", 5: "the Minimal Access role"}.get(level, f"level {level}")
+            raise TrackerError(f"the bot's token has {role} in {self.config.gitlab.project}: it cannot see "
+                               "confidential issues, and every request is confidential. Give the token's user the "
+                               "Reporter role or above (Settings > Access tokens)", status=None)
+
+    def my_level(self) -> int:
+        """The token's own role in the tracker, from the project's `permissions` (direct or through its group)."""
+        permissions = self.project_info().get("permissions") or {}
+        levels = [int((permissions.get(k) or {}).get("access_level") or 0) for k in ("project_access", "group_access")]
+        if max(levels) > 0:
+            return max(levels)
+        return self.access_level(self.me()["id"])  # e.g. inherited from an ancestor group: ask directly
 
     def access_level(self, user_id: int) -> int:
         """The user's role in the tracker (10 Guest, 20 Reporter, 30 Developer, 40 Maintainer, 50 Owner); 0: none."""
@@ -276,35 +355,46 @@ class GitLabTracker:
             self._me = self._call(lambda: self.gl.http_get("/user", max_retries=self.max_retries), "read the bot user")
         return self._me
 
-    def is_group_member(self, group: str, user_id: int) -> bool:
+    def member_level(self, group: str, user_id: int) -> int:
+        """The user's role as a *direct*, active member of the group (0: none).
+
+        `members/:user_id`, not `members/all/:user_id`: the latter also answers for members inherited
+        from ancestor groups and for members of groups the group is shared with. A group the token
+        cannot read answers 404 for every user, so the group is read first: that is a TrackerError
+        (a configuration problem), never "not a member".
+        """
         key = (group, user_id)
-        if key not in self._membership:
-            def lookup() -> bool:
-                try:
-                    self.gl.groups.get(group, lazy=True).members_all.get(user_id, max_retries=self.max_retries)
-                    return True
-                except gitlab.exceptions.GitlabGetError as exc:
-                    if exc.response_code == 404:
-                        return False
-                    raise
-            self._membership[key] = self._call(lookup, f"check membership of group {group}")
-        return self._membership[key]
+        if key not in self._levels:
+            self.group(group)
+            members = self.gl.groups.get(group, lazy=True).members
 
-    def success_issues(self, updated_after: date) -> list[Issue]:
-        """Issues labelled success and updated since a date; cached for the run."""
-        if updated_after not in self._success_cache:
-            self._success_cache[updated_after] = self._list(
-                state="all", labels=self.config.requests.success_label,
-                updated_after=f"{updated_after.isoformat()}T00:00:00Z", order_by="updated_at", sort="desc")
-        return self._success_cache[updated_after]
+            def lookup() -> int:
+                member = members.get(user_id, max_retries=self.max_retries).attributes
+                return int(member.get("access_level") or 0) if member.get("state", "active") == "active" else 0
+            self._levels[key] = self._call(lookup, f"check membership of group {group}", absent={404: 0})
+        return self._levels[key]
 
-    def search_issues(self, text: str, in_: str = "title,description", state: str = "all",
-                      labels: tuple[str, ...] = ()) -> list[Issue]:
-        """GitLab's fuzzy search: callers compare what they need exactly."""
-        extra: dict[str, Any] = {"in": in_}
-        if labels:
-            extra["labels"] = ",".join(labels)
-        return self._list(state=state, search=text, order_by="created_at", sort="desc", **extra)
+    def group(self, group: str) -> dict[str, Any]:
+        """A group the bot must read (requester and approver groups); cached for the run."""
+        key = ("group", group)
+        if key not in self._groups:
+            def read() -> dict[str, Any]:
+                return self.gl.groups.get(group, max_retries=self.max_retries).attributes
+            try:
+                self._groups[key] = read()
+            except gitlab.exceptions.GitlabError as exc:
+                if exc.response_code == 404:
+                    raise TrackerError(f"group {group} does not exist or the bot's token cannot read it (404): "
+                                       f"check the group's path in config.yaml, or make the bot's user a member "
+                                       f"of {group}", status=None) from None
+                raise self._translate(exc, f"read group {group}") from None
+            except requests.RequestException as exc:
+                raise self._translate(exc, f"read group {group}") from None
+        return self._groups[key]
+
+    def search_issues(self, text: str, in_: str = "title,description", state: str = "all") -> list[Issue]:
+        """GitLab's full-text search: a hint for people-facing lists only, never proof of absence."""
+        return self._list(state=state, search=text, order_by="created_at", sort="desc", **{"in": in_})
 
     # --- writes -------------------------------------------------------------------------------------
 

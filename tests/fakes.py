@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 from bot.mailer import MailError
-from bot.tracker import Issue, IssueEdit, Note, TrackerError, Upload
+from bot.tracker import Issue, IssueEdit, LabelEvent, Note, TrackerError, Upload
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=timezone.utc)
 
@@ -31,7 +31,12 @@ class CrashPlan:
 @dataclass
 class FakeTracker:
     bot_user: str = "license-bot"
-    members: dict[str, set[int]] = field(default_factory=lambda: {"support": {10}})
+    bot_id: int = 99
+    # Direct members and their access level, by group; alice (10) is a Developer of support.
+    members: dict[str, dict[int, int]] = field(default_factory=lambda: {"support": {10: 30},
+                                                                         "support-managers": {12: 40}})
+    my_level: int = 40
+    refuse_token: bool = False
     visibility: str = "private"
     request_label: str = "license-request"
     success_label: str = "license-request::success"
@@ -42,14 +47,17 @@ class FakeTracker:
     crash: CrashPlan = field(default_factory=CrashPlan)
     api_calls: int = 0
     fail_search: int | None = None  # an HTTP status the next searches answer with
+    fail_record: int | None = None  # an HTTP status reading the record answers with
     writes: list[tuple[str, int, object]] = field(default_factory=list)  # (kind, iid, what), in order
+    events: dict[int, list[LabelEvent]] = field(default_factory=dict)
+    record_iid: int | None = None
     _cache: dict = field(default_factory=dict)
 
     # --- test helpers ---------------------------------------------------------------------------
     def file(self, description: str, *, author: str = "alice", author_id: int = 10,
              labels: tuple[str, ...] = ("license-request",), confidential: bool = True,
-             created: datetime = NOW, title: str = "Emergency license") -> Issue:
-        iid = max(self.issues, default=0) + 1
+             created: datetime = NOW, title: str = "Emergency license", iid: int | None = None) -> Issue:
+        iid = iid or max((i for i in self.issues if i < 900), default=0) + 1
         issue = Issue(iid=iid, title=title, description=description, state="opened", labels=labels,
                       author_username=author, author_id=author_id, confidential=confidential,
                       web_url=f"https://gitlab.example.com/support/internal-requests/-/issues/{iid}",
@@ -61,6 +69,24 @@ class FakeTracker:
     def bot_notes(self, iid: int) -> list[Note]:
         return [n for n in self.notes[iid] if n.author_username == self.bot_user]
 
+    def label_as(self, iid: int, label: str, user: str, user_id: int, action: str = "add") -> None:
+        """A person adds (or removes) a label, as GitLab records it."""
+        issue = self.issues[iid]
+        labels = (*issue.labels, label) if action == "add" else tuple(lb for lb in issue.labels if lb != label)
+        self.issues[iid] = replace(issue, labels=labels, updated_at=NOW)
+        self._event(iid, user_id, user, action, label)
+
+    def _event(self, iid: int, user_id: int, user: str, action: str, label: str) -> None:
+        number = sum(len(e) for e in self.events.values()) + 1
+        self.events.setdefault(iid, []).append(LabelEvent(number, user_id, user, action, label, NOW))
+
+    def comment(self, iid: int, body: str, user: str = "alice", user_id: int = 10) -> Note:
+        notes = self.notes[iid]
+        note = Note(id=1000 * iid + len(notes) + 1, body=body, author_username=user, author_id=user_id)
+        notes.append(note)
+        self.issues[iid] = replace(self.issues[iid], user_notes_count=len(notes))
+        return note
+
     def new_run(self) -> None:
         """A fresh process: per-run caches gone, counters from zero."""
         self._cache.clear()
@@ -68,7 +94,7 @@ class FakeTracker:
 
     # --- the Tracker interface ------------------------------------------------------------------
     def open_requests(self) -> list[Issue]:
-        self.api_calls += 2
+        self.api_calls += 1
         return sorted((i for i in self.issues.values() if i.state == "opened" and (
             self.request_label in i.labels or "license-bot:request-form" in i.description)),
             key=lambda i: (i.created_at, i.iid))
@@ -81,11 +107,49 @@ class FakeTracker:
         self.api_calls += 1
         return next((n for n in self.bot_notes(iid) if "<!-- license-bot:status -->" in n.body), None)
 
+    def comments(self, iid: int) -> list[Note]:
+        self.api_calls += 1
+        if self.fail_record:
+            raise TrackerError(f"could not read the notes: GitLab answered {self.fail_record}",
+                               transient=self.fail_record >= 500, status=self.fail_record)
+        return list(self.notes[iid])
+
+    def label_events(self, iid: int) -> list[LabelEvent]:
+        self.api_calls += 1
+        return list(self.events.get(iid, ()))
+
+    def record_issue(self, *, create: bool) -> int | None:
+        if "record" not in self._cache:
+            self.api_calls += 1
+            mine = [i for i in self.issues.values() if i.author_id == self.bot_id]
+            if mine:
+                self.record_iid = min(mine, key=lambda i: i.iid).iid
+            elif create:
+                self.api_calls += 1
+                issue = self.file("record", author=self.bot_user, author_id=self.bot_id, labels=(),
+                                  title="License Bot: record", iid=900)  # out of the way of the tests' iids
+                self.record_iid = issue.iid
+                self.writes.append(("record-issue", issue.iid, None))
+            else:
+                return None
+            self._cache["record"] = self.record_iid
+        return self._cache["record"]
+
+    def add_note(self, iid: int, body: str, landed) -> Note:
+        self.api_calls += 1
+        note = Note(id=1000 * iid + len(self.notes[iid]) + 1, body=body, author_username=self.bot_user,
+                    author_id=self.bot_id)
+        self.notes[iid].append(note)
+        self.writes.append(("record", iid, body))
+        self.crash.effect()
+        return note
+
     def save_status_note(self, iid: int, body: str, note_id: int | None = None) -> Note:
         self.api_calls += 1
         notes = self.notes[iid]
         if note_id is None:
-            note = Note(id=1000 * iid + len(notes) + 1, body=body, author_username=self.bot_user)
+            note = Note(id=1000 * iid + len(notes) + 1, body=body, author_username=self.bot_user,
+                        author_id=self.bot_id)
             notes.append(note)
             self.issues[iid] = replace(self.issues[iid], user_notes_count=len(notes))
         else:
@@ -100,6 +164,12 @@ class FakeTracker:
             return issue
         self.api_calls += 1
         current = self.issues[issue.iid]
+        for label in edit.add_labels:
+            if label not in current.labels:
+                self._event(issue.iid, self.bot_id, self.bot_user, "add", label)
+        for label in edit.remove_labels:
+            if label in current.labels:
+                self._event(issue.iid, self.bot_id, self.bot_user, "remove", label)
         updated = replace(edit.applied_to(current), updated_at=NOW,
                           closed_at=NOW if edit.state_event == "close" else current.closed_at)
         self.issues[issue.iid] = updated
@@ -116,11 +186,16 @@ class FakeTracker:
         self.crash.effect()
         return upload
 
-    def ensure_private(self) -> None:
+    def ensure_can_work(self) -> None:
         if "private" not in self._cache:
             self.api_calls += 1
+            if self.refuse_token:
+                raise TrackerError("could not read project support/internal-requests: GitLab refused the token "
+                                   "(401)", status=401)
             if self.visibility == "public":
                 raise TrackerError("project support/internal-requests is public")
+            if self.my_level < 20:
+                raise TrackerError("the bot's token has the Guest role in support/internal-requests")
             self._cache["private"] = True
 
     def create_label(self, name: str, color: str, description: str) -> bool:
@@ -141,25 +216,26 @@ class FakeTracker:
         self.writes.append(("label-", 0, name))
 
     def me(self) -> dict:
-        return {"id": 99, "username": self.bot_user}
+        return {"id": self.bot_id, "username": self.bot_user}
 
-    def is_group_member(self, group: str, user_id: int) -> bool:
+    def group(self, group: str) -> dict:
+        key = ("group", group)
+        if key not in self._cache:
+            self.api_calls += 1
+            if group not in self.members:
+                raise TrackerError(f"group {group} does not exist or the bot's token cannot read it (404)")
+            self._cache[key] = {"full_path": group}
+        return self._cache[key]
+
+    def member_level(self, group: str, user_id: int) -> int:
         key = ("member", group, user_id)
         if key not in self._cache:
+            self.group(group)
             self.api_calls += 1
-            self._cache[key] = user_id in self.members.get(group, set())
+            self._cache[key] = self.members[group].get(user_id, 0)
         return self._cache[key]
 
-    def success_issues(self, updated_after: date) -> list[Issue]:
-        key = ("success", updated_after)
-        if key not in self._cache:
-            self.api_calls += 1
-            self._cache[key] = [i for i in self.issues.values() if self.success_label in i.labels
-                                and i.updated_at.date() >= updated_after]
-        return self._cache[key]
-
-    def search_issues(self, text: str, in_: str = "title,description", state: str = "all",
-                      labels: tuple[str, ...] = ()) -> list[Issue]:
+    def search_issues(self, text: str, in_: str = "title,description", state: str = "all") -> list[Issue]:
         self.api_calls += 1
         if self.fail_search:
             raise TrackerError(f"could not list issues: GitLab answered {self.fail_search}",

@@ -107,7 +107,7 @@ def test_smtp_down_then_back(bot, sandbox):
     post(sandbox.url, "/sandbox/smtp/down")
     down = bot.run()
     assert down.returncode == 2 and "retrying 1" in down.stdout
-    assert "Delivery attempt 1 of 5 failed" in status_notes(reread(sandbox.url, issue))[0].body
+    assert "delivery attempt 1 of 5 failed" in status_notes(reread(sandbox.url, issue))[0].body
     post(sandbox.url, "/sandbox/smtp/up")
     assert bot.run().returncode == 0
     issue = reread(sandbox.url, issue)
@@ -142,7 +142,8 @@ def assert_one_license_each(url, issues, public_key):
     mails = mail(url)
     for issue in issues:
         issue = reread(url, issue)
-        assert issue.state == "closed", f"#{issue.iid} was lost: {issue.state} {issue.labels}"
+        assert issue.state == "closed", (f"#{issue.iid} was lost: {issue.state} {issue.labels} "
+                                         f"{[n.body[:300] for n in status_notes(issue)]}")
         notes = status_notes(issue)
         assert len(notes) == 1, f"#{issue.iid} has {len(notes)} status notes"
         (key,) = license_keys(issue)

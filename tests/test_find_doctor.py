@@ -11,11 +11,13 @@ import pytest
 import responses
 
 from bot import config as config_mod
-from bot import doctor, find, keys
+from bot import doctor, keys
 from bot.cli import main
 from bot.license import decode
+from bot.record import same_address
 from bot.tracker import GitLabTracker
 
+from .conftest import VECTOR
 from .e2e import ROOT, client, post, request_text
 
 
@@ -25,11 +27,12 @@ def cli(bot, *args, extra_env=None):
                           capture_output=True, text=True, env=env, timeout=120)
 
 
-def file_and_run(bot, url, n, email, labels=None, token="alice-token"):
-    data = {"title": f"Emergency {n}", "description": request_text(n, email=email)}
-    if labels:
-        data["labels"] = labels
-    issue = client(url, token).issues.create(data)
+def file_and_run(bot, url, n, email, approve=False, token="alice-token"):
+    issue = client(url, token).issues.create({"title": f"Emergency {n}", "description": request_text(n, email=email)})
+    if approve:  # a Support manager approves the override by adding its label
+        as_mike = client(url, "mike-token").issues.get(issue.iid)
+        as_mike.labels = [*as_mike.labels, "license-request-override"]
+        as_mike.save()
     assert bot.run().returncode == 0
     return issue.iid
 
@@ -38,10 +41,10 @@ def file_and_run(bot, url, n, email, labels=None, token="alice-token"):
 
 @pytest.fixture
 def history(bot, sandbox):
-    """Two licenses for jane (the second waived by the override label), look-alikes, a decoy title."""
+    """Two licenses for jane (the second through an approved override), look-alikes, and forged titles."""
     iids = {
         "jane-1": file_and_run(bot, sandbox.url, 1, "jane@example.com"),
-        "jane-2": file_and_run(bot, sandbox.url, 2, "jane@example.com", labels="license-request-override"),
+        "jane-2": file_and_run(bot, sandbox.url, 2, "jane@example.com", approve=True),
         "au": file_and_run(bot, sandbox.url, 3, "jane@example.com.au"),
         "x": file_and_run(bot, sandbox.url, 4, "xjane@example.com"),
     }
@@ -49,40 +52,46 @@ def history(bot, sandbox):
         {"title": "[Success] - Created a license under jane@example.com for 5 users (copy)", "description": "x"})
     decoy.state_event = "close"
     decoy.save()
+    # A Guest files an open issue with the exact title: it must never pass for a license.
+    forged = client(sandbox.url, "mallory-token").issues.create(
+        {"title": "[Success] - Created a license under jane@example.com for 99999 users", "description": "x"})
+    iids["forged"] = forged.iid
     return iids
 
 
-def test_find_lists_every_success_for_the_address_newest_first_and_nothing_alike(bot, sandbox, history):
+def test_find_lists_every_license_for_the_address_newest_first_and_nothing_alike(bot, sandbox, history):
     result = cli(bot, "find", "jane@example.com", "--json")
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)["found"]
-    assert [f["iid"] for f in found] == [history["jane-2"], history["jane-1"]]
-    assert all(f["kind"] == "success" and f["user_count"] == 100 + n for f, n in zip(found, (2, 1), strict=True))
-    assert found[0]["ticket_url"].endswith("/agent/tickets/512002") and found[0]["expires_at"]
+    licenses = [f for f in found if f["kind"] == "license"]
+    assert [f["iid"] for f in licenses] == [history["jane-2"], history["jane-1"]]
+    assert [f["user_count"] for f in licenses] == [102, 101]
+    assert licenses[0]["ticket_url"].endswith("/agent/tickets/512002") and licenses[0]["expires_at"]
+    assert all(f["state"].startswith("emailed to jane@example.com on ") for f in licenses)
+    assert [f["iid"] for f in found if f["kind"] == "not made by the bot"] == [history["forged"]]
     text = cli(bot, "find", "JANE@Example.com").stdout
-    assert text.count("license for") == 2 and "512002" in text
+    assert text.count("  license ") == 2 and "512002" in text and "NOT MADE BY THE BOT" in text
 
 
 def test_find_by_ticket(bot, sandbox, history):
     found = json.loads(cli(bot, "find", "jane@example.com", "--ticket", "#512001", "--json").stdout)["found"]
-    assert [f["iid"] for f in found] == [history["jane-1"]]
+    assert [f["iid"] for f in found if f["kind"] == "license"] == [history["jane-1"]]
 
 
-def test_find_downloads_a_license_that_checks_out(bot, sandbox, history, tmp_path, key_pair):
-    result = cli(bot, "find", "xjane@example.com", "--download", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-    assert "from the issue's upload: it decodes with the public key — xjane@example.com" in result.stdout
-    (path,) = (tmp_path / "out").iterdir()
-    assert decode(path.read_text(), keys.load_public_key(key_pair[1])).email == "xjane@example.com"
-
-
-def test_find_falls_back_to_the_note_when_the_upload_is_gone(bot, sandbox, history, tmp_path, key_pair):
-    sandbox.sandbox.state["projects"][0]["uploads"].clear()
-    result = cli(bot, "find", "jane@example.com.au", "--download", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert "from the copy in the status note (the issue's upload could not be fetched" in result.stdout
-    (path,) = tmp_path.glob("*.gitlab-license")
-    assert decode(path.read_text(), keys.load_public_key(key_pair[1])).email == "jane@example.com.au"
+def test_find_downloads_the_recorded_licenses_under_their_emailed_names(bot, sandbox, history, tmp_path, key_pair):
+    out = tmp_path / "out"
+    result = cli(bot, "find", "jane@example.com", "--download", str(out))
+    assert result.returncode == 0, result.stderr  # the forged issue does not stop the genuine downloads
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"GitLabSupportEmergencyTrial-{history[k]}.gitlab-license" for k in ("jane-1", "jane-2"))
+    for path in out.iterdir():
+        assert decode(path.read_text(), keys.load_public_key(key_pair[1])).email == "jane@example.com"
+    again = cli(bot, "find", "jane@example.com", "--download", str(out))
+    assert again.returncode == 1 and "exists already" in again.stderr and "--force" in again.stderr
+    assert cli(bot, "find", "jane@example.com", "--download", str(out), "--force").returncode == 0
+    single = cli(bot, "find", "xjane@example.com", "--download", str(tmp_path / "one"))
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["GitLabSupportEmergencyTrial.gitlab-license"]
+    assert single.returncode == 0
 
 
 def test_find_shows_an_open_failed_request_with_its_reason(bot, sandbox):
@@ -91,7 +100,8 @@ def test_find_shows_an_open_failed_request_with_its_reason(bot, sandbox):
     bot.run()
     result = cli(bot, "find", "ops@acme.example")
     assert result.returncode == 0
-    assert "still open — failed: expired_on: `11/12/2026` is ambiguous" in result.stdout
+    assert "open request, filed" in result.stdout
+    assert "failed: License expiration date: '11/12/2026' is ambiguous" in result.stdout
 
 
 def test_nothing_found_is_exit_3_and_could_not_search_is_exit_1(bot, sandbox):
@@ -105,17 +115,21 @@ def test_a_search_that_fails_midway_is_never_nothing_found(config, monkeypatch, 
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("gitlab: {url: 'https://gitlab.example.com', project: 'support/internal-requests'}\n")
     monkeypatch.setenv("GITLAB_TOKEN", "t")
+    monkeypatch.setenv("LICENSE_PUBLIC_KEY_FILE", str(VECTOR / "test-signing-key.pub"))
+    project = "https://gitlab.example.com/api/v4/projects/support%2Finternal-requests"
     with responses.RequestsMock() as mocked:
-        mocked.get("https://gitlab.example.com/api/v4/projects/support%2Finternal-requests/issues",
-                   status=500, json={"message": "500 Internal Server Error"})
+        mocked.get(project, json={"id": 1, "visibility": "private",
+                                  "permissions": {"project_access": {"access_level": 40}}})
+        mocked.get("https://gitlab.example.com/api/v4/user", json={"id": 3, "username": "license-bot"})
+        mocked.get(f"{project}/issues", status=500, json={"message": "500 Internal Server Error"})
         assert main(["--config", str(cfg_file), "find", "jane@example.com"]) == 1
     assert "could not search" in capsys.readouterr().err
 
 
 def test_same_address_is_exact():
-    assert find.same_address("Jane@Example.COM", "jane@example.com")
-    assert not find.same_address("jane@example.com", "jane@example.com.au")
-    assert not find.same_address("jane@example.com", "xjane@example.com")
+    assert same_address("Jane@Example.COM", "jane@example.com")
+    assert not same_address("jane@example.com", "jane@example.com.au")
+    assert not same_address("jane@example.com", "xjane@example.com")
 
 
 # --- doctor and setup -----------------------------------------------------------------------------------

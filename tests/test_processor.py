@@ -41,7 +41,8 @@ class World:
         """One `license-bot run`: list, then process each request."""
         self.tracker.new_run()
         ctx = runner.Context(config=self.config, tracker=self.tracker, mailer=self.mailer,
-                                private_key=self.key, now=now, notifier=self.notifier)
+                             private_key=self.key, now=now, notifier=self.notifier)
+        self.tracker.ensure_can_work()
         return [processor.process(issue, ctx) for issue in self.tracker.open_requests()]
 
     def issue(self, iid=1):
@@ -82,9 +83,13 @@ def test_a_valid_request_ends_closed_with_its_license(world, private_key):
     assert (str(lic.issued_at), str(lic.expires_at)) == ("2026-11-26", "2026-12-07")
 
     note, status = world.note(), world.status()
-    assert status.step == "persisted" and status.license_sha256 == fingerprint(data.decode())
+    assert status.step == "delivered" and status.license_sha256 == fingerprint(data.decode())
     assert status_mod.key_text(note.body) == data.decode()
-    assert "@alice" in note.body and name in note.body and "<details>" in note.body
+    assert name in note.body and "<details>" in note.body
+    assert (f"emailed to **jane.doe@example.com** on 2026-11-27 03:00 UTC (Message-ID `{status.message_id}`)"
+            in note.body)
+    (entry,) = world.tracker.notes[world.tracker.record_iid]  # recorded by the bot's user, with the key
+    assert entry.author_id == world.tracker.bot_id and data.decode() in entry.body
 
     (msg,) = world.mailer.sent
     assert msg["To"] == "jane.doe@example.com"
@@ -100,9 +105,10 @@ def test_a_successful_request_costs_at_most_five_api_calls(world):
                             private_key=world.key, now=NOW)
     issue, = world.tracker.open_requests()
     # Per-run cached lookups, paid once whatever the number of requests.
-    ctx.tracker.ensure_private()
-    ctx.tracker.is_group_member("support", issue.author_id)
-    ctx.tracker.success_issues(NOW.date() - timedelta(days=31))
+    ctx.tracker.ensure_can_work()
+    ctx.tracker.member_level("support", issue.author_id)
+    ctx.record.entries()
+    ctx.tracker.record_issue(create=True)
     before = world.tracker.api_calls
     assert processor.process(issue, ctx).outcome == "succeeded"
     assert world.tracker.api_calls - before <= 5
@@ -199,27 +205,56 @@ def test_a_second_ticket_for_the_same_email_within_the_cooldown_is_refused(world
     assert "jane.doe@example.com already got a license in #1" in world.note(2).body
 
 
-def test_the_override_label_waives_scope_and_duplicates_and_records_it(world):
+def test_an_approvers_override_waives_scope_and_duplicates_and_is_recorded(world):
     world.tracker.file(filled())
     world.run()
-    world.tracker.file(filled(expired="2026-09-01"), labels=("license-request", "license-request-override"))
+    world.tracker.file(filled(expired="2026-09-01"))
+    world.tracker.label_as(2, "license-request-override", "mike", 12)  # mike manages Support
     assert outcomes(world.run()) == ["succeeded"]
     body = world.note(2).body
-    assert "Recorded warning" in body and "overridden: ticket 512345 already got a license" in body
+    assert "Override approved by @mike" in body and "overridden by @mike: ticket 512345 already got a license" in body
 
 
-def test_a_failed_duplicate_lookup_is_an_error_never_no_duplicate(world):
+def test_an_override_label_from_anyone_but_an_approver_is_ignored(world):
     world.tracker.file(filled())
-    world.tracker.fail_search = 401
+    world.run()
+    world.tracker.file(filled(), labels=("license-request", "license-request-override"))
+    world.tracker.label_as(2, "license-request-override", "alice", 10)  # the requester herself
+    assert outcomes(world.run()) == ["failed"]
+    body = world.note(2).body
+    assert "ticket 512345 already got a license in #1" in body
+    assert "was ignored: @alice filed this request, and may not approve their own override" in body
+    # A manager adding the label to the failed request makes the bot judge it again.
+    world.tracker.label_as(2, "license-request-override", "mike", 12, action="remove")
+    world.tracker.label_as(2, "license-request-override", "mike", 12)
+    assert outcomes(world.run()) == ["succeeded"]
+    assert "Override approved by @mike" in world.note(2).body
+
+
+def test_a_failed_read_of_the_record_is_an_error_never_no_duplicate(world):
+    world.tracker.file(filled(ticket="1"))
+    world.run()
+    world.tracker.file(filled())
+    world.tracker.uploads.clear()
+    world.mailer.sent.clear()
+    world.tracker.fail_record = 401
     with pytest.raises(TrackerError, match="401"):
         world.run()
-    assert world.tracker.uploads == [] and world.mailer.sent == [] and world.note() is None
+    assert world.tracker.uploads == [] and world.mailer.sent == [] and world.note(2) is None
 
 
 def test_a_public_tracker_is_refused_before_anything_is_written(world):
     world.tracker.visibility = "public"
     world.tracker.file(filled())
     with pytest.raises(TrackerError, match="public"):
+        world.run()
+    assert world.tracker.uploads == [] and world.crash.effects == 0
+
+
+def test_a_token_blind_to_confidential_issues_is_refused(world):
+    world.tracker.my_level = 10  # Guest: GitLab would list no confidential request at all
+    world.tracker.file(filled())
+    with pytest.raises(TrackerError, match="Guest"):
         world.run()
     assert world.tracker.uploads == [] and world.crash.effects == 0
 
@@ -238,10 +273,10 @@ def test_smtp_down_then_back_retries_with_the_same_license(world):
                                    permanent=False)]
     assert outcomes(world.run()) == ["retrying"]
     assert "license-request::processing" in world.issue().labels and world.issue().state == "opened"
-    assert "Delivery attempt 1 of 5 failed" in world.note().body
+    assert "delivery attempt 1 of 5 failed" in world.note().body
     assert outcomes(world.run()) == ["succeeded"]
     assert len(world.tracker.uploads) == 1 and len(world.mailer.sent) == 1
-    assert world.issue().state == "closed" and "Delivered on attempt 2" in world.note().body
+    assert world.issue().state == "closed" and "on delivery attempt 2" in world.note().body
     assert "license-request::processing" not in world.issue().labels
 
 
@@ -251,12 +286,15 @@ def test_after_max_attempts_it_fails_with_what_to_do_and_a_person_can_retry(worl
     assert [outcomes(world.run()) for _ in range(5)] == [["retrying"]] * 4 + [["failed"]]
     issue, body = world.issue(), world.note().body
     assert "license-request::failed" in issue.labels and issue.assignee_ids == (10,)
-    assert "not delivered" in body and "through the ticket" in body and "replace the" in body
+    assert "Not delivered" in body and "to the ticket" in body and "add the ~\"license-request::processing\"" in body
     assert outcomes(world.run(now=NOW + timedelta(minutes=1))) == ["skipped"]  # waits for a person
 
-    world.tracker.issues[1] = replace(issue, labels=("license-request", "license-request::processing"))
+    # On GitLab Free scoped labels do not replace each other: both stay, and that still means "send again".
+    world.tracker.label_as(1, "license-request::processing", "alice", 10)
     assert outcomes(world.run()) == ["succeeded"]
     assert len(world.tracker.uploads) == 1
+    (msg,) = world.mailer.sent  # a re-send a person asked for gets its own Message-ID
+    assert msg["Message-ID"] == f"<license-{world.status().license_id}-resend1@example.com>"
 
 
 def test_a_refused_recipient_fails_at_once(world):
@@ -266,15 +304,18 @@ def test_a_refused_recipient_fails_at_once(world):
     assert "550 no such user" in world.note().body and world.status().step == "undelivered"
 
 
-def test_an_edited_key_copy_is_never_sent(world):
+def test_what_is_sent_is_the_recorded_key_never_the_copy_in_the_note(world):
     world.tracker.file(filled())
     world.mailer.fail = [MailError("timed out", permanent=False)]
     world.run()
     note = world.note()
-    tampered = note.body.replace(status_mod.key_text(note.body)[70:90], "A" * 20)
+    recorded = status_mod.key_text(note.body)
+    tampered = note.body.replace(recorded[70:90], "A" * 20)
     world.tracker.notes[1] = [replace(note, body=tampered)]
-    assert outcomes(world.run()) == ["failed"]
-    assert world.mailer.sent == [] and "was edited" in world.note().body
+    assert outcomes(world.run()) == ["succeeded"]
+    (msg,) = world.mailer.sent
+    assert next(msg.iter_attachments()).get_content().decode() == recorded
+    assert status_mod.key_text(world.note().body) == recorded  # the copy is written again as recorded
 
 
 # --- crashes ---------------------------------------------------------------------------------------------
@@ -292,7 +333,7 @@ def test_a_crash_between_any_two_steps_then_a_rerun_ends_as_an_uninterrupted_run
     clean.tracker.file(filled())
     clean.run()
     expected, steps = _final(clean), clean.crash.effects
-    assert steps >= 5  # claim, upload, note, email, close
+    assert steps >= 6  # upload, record, claim, email, note, close
 
     for k in range(1, steps + 1):
         w = World(config, private_key, slack=True)

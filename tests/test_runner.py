@@ -28,7 +28,8 @@ def test_summary_counts_each_outcome_and_exit_0(config, private_key):
     assert (summary.found, summary.succeeded, summary.failed, summary.retrying) == (2, 1, 1, 0)
     assert summary.exit_code == 0
     assert summary.line().startswith("found 2, succeeded 1, failed 1, retrying 0, skipped 0, API calls ")
-    assert lines[0].startswith("#1 succeeded") and lines[1].startswith("#2 failed: expired_on")
+    assert lines[0].startswith("#1 succeeded") and lines[1] == "#2 failed: 1 problem"
+    assert lines[2].startswith("    License expiration date: '11/12/2026' is ambiguous")
     report = json.loads(summary.to_json())
     assert report["exit_code"] == 0 and report["api_calls"] == summary.api_calls > 0
 
@@ -45,7 +46,7 @@ def test_exit_1_when_gitlab_refuses_the_token(config, private_key):
     ctx = make(config, private_key)
     ctx.tracker.file(filled())
     ctx.tracker.file(filled(ticket="600001", email_="ops@example.org"))
-    ctx.tracker.fail_search = 401
+    ctx.tracker.refuse_token = True
     summary = runner.run(ctx, say=lambda _: None)
     assert summary.exit_code == 1 and "401" in summary.error
     assert ctx.tracker.uploads == []
@@ -64,7 +65,18 @@ def test_one_broken_request_does_not_stop_the_others(config, private_key, monkey
     monkeypatch.setattr(processor, "process", flaky)
     summary = runner.run(ctx, say=lambda _: None)
     assert (summary.retrying, summary.succeeded) == (1, 1) and summary.exit_code == 2
-    assert "internal error ValueError" in summary.results[0].detail
+    assert "internal error (ValueError at test_runner.py" in summary.results[0].detail
+    assert "internal error (ValueError" in ctx.tracker.status_note(1).body  # said on the issue, and counted
+
+
+def test_an_error_that_repeats_ends_after_max_attempts_with_a_message(config, private_key, monkeypatch):
+    ctx = make(config, private_key)
+    ctx.tracker.file(filled())
+    monkeypatch.setattr(processor, "process", lambda issue, c: 1 / 0)
+    outcomes = [runner.run(ctx, say=lambda _: None).results[0].outcome for _ in range(5)]
+    assert outcomes == ["retrying"] * 4 + ["failed"]
+    issue, body = ctx.tracker.issues[1], ctx.tracker.status_note(1).body
+    assert "license-request::failed" in issue.labels and "gives up" in body and "Traceback" not in body
 
 
 def test_an_idle_run_costs_the_listing_only(config, private_key):
@@ -134,10 +146,11 @@ def test_a_dry_run_prints_exactly_the_writes_a_real_run_makes_and_makes_none(con
 
     runner.run(make(config, private_key, tracker=real_t, mailer=real_m, notifier=real_n), say=lambda _: None)
     kinds = {"edit": "would edit issue", "upload": "would upload", "note": "would create a status note",
-             "label+": "would create label license-bot-run-lock", "label-": "would delete label license-bot-run-lock"}
+             "label+": "would create label license-bot-run-lock", "label-": "would delete label license-bot-run-lock",
+             "record-issue": "would open the record issue", "record": "would record license"}
     expected = [kinds[kind] for kind, _, _ in real_t.writes]
-    expected.insert(4, "would email")        # after the lock, claim, upload and note
-    expected.insert(6, "would post to Slack")  # after the close
+    expected.insert(5, "would email")        # after the lock, upload, record issue, record and claim
+    expected.insert(8, "would post to Slack")  # after the note and the close
     assert [next(p for p in expected if line.startswith(p)) for line in printed] == expected
     tracker_lines = [p for p in printed if not p.startswith(("would email", "would post"))]
     for (kind, _, what), line in zip(real_t.writes, tracker_lines, strict=True):

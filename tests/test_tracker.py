@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import pytest
 import responses
@@ -46,24 +45,21 @@ def _page_headers(page: int, last: int, url: str) -> dict:
     return headers
 
 
-def test_open_requests_follow_every_page_oldest_first(tracker, mocked):
-    url = f"{PROJECT}/issues?labels=license-request&state=opened"
-    for page in (1, 2, 3):
-        params = {"page": str(page)} if page > 1 else {}
-        mocked.get(f"{PROJECT}/issues", json=[issue_json(page * 10 - i) for i in range(2)],
-                   headers=_page_headers(page, 3, url),
-                   match=[matchers.query_param_matcher({"labels": "license-request", "state": "opened",
-                                                        "order_by": "created_at", "sort": "asc", "per_page": "100",
-                                                        **params}, strict_match=False)])
+def test_open_requests_follow_every_page_oldest_first_and_need_no_search(tracker, mocked):
+    url = f"{PROJECT}/issues?state=opened"
     marker_issue = issue_json(5, labels=[], description="<!-- license-bot:request-form v1 -->\n### Zendesk ticket")
     not_marker = issue_json(6, labels=[], description="mentions the license-bot request form in passing")
-    mocked.get(f"{PROJECT}/issues", json=[marker_issue, not_marker],
-               match=[matchers.query_param_matcher({"search": "license-bot:request-form", "in": "description",
-                                                    "not[labels]": "license-request"}, strict_match=False)])
+    pages = {1: [issue_json(10), issue_json(9), not_marker], 2: [issue_json(20), marker_issue], 3: [issue_json(30)]}
+    for page, items in pages.items():
+        params = {"page": str(page)} if page > 1 else {}
+        mocked.get(f"{PROJECT}/issues", json=items, headers=_page_headers(page, 3, url),
+                   match=[matchers.query_param_matcher({"state": "opened", "order_by": "created_at", "sort": "asc",
+                                                        "per_page": "100", **params}, strict_match=True)])
     issues = tracker.open_requests()
-    # All three pages, plus the form-marked issue whose label did not apply (not the look-alike), by age.
-    assert [i.iid for i in issues] == [5, 9, 10, 19, 20, 29, 30]
-    assert tracker.api_calls == 4  # three pages and the marker search
+    # Every page; the form-marked issue whose label did not apply (not the look-alike); oldest first.
+    assert [i.iid for i in issues] == [5, 9, 10, 20, 30]
+    assert tracker.api_calls == 3  # three pages; no search (GitLab before 16.6 did not index the marker)
+    assert all("search" not in c.request.url for c in mocked.calls)
 
 
 def test_a_429_is_waited_out(tracker, mocked):
@@ -87,10 +83,11 @@ def test_persistent_5xx_is_a_transient_error(tracker, mocked):
     assert info.value.transient and "503" in str(info.value)
 
 
-def test_a_401_on_the_duplicate_lookup_is_an_error_not_an_empty_answer(tracker, mocked):
+def test_a_401_on_the_record_is_an_error_not_an_empty_answer(tracker, mocked):
+    mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
     mocked.get(f"{PROJECT}/issues", status=401, json={"message": "401 Unauthorized"})
     with pytest.raises(TrackerError) as info:
-        tracker.search_issues("512345", in_="description")
+        tracker.record_issue(create=False)
     assert info.value.status == 401 and not info.value.transient
     assert "GITLAB_TOKEN" in str(info.value) and TOKEN not in str(info.value)
 
@@ -115,7 +112,8 @@ def test_a_private_project_is_checked_once_per_run(tracker, mocked):
 
 
 def _note(id_: int, body: str, user: str = "license-bot", system: bool = False) -> dict:
-    return {"id": id_, "body": body, "author": {"username": user}, "system": system}
+    return {"id": id_, "body": body, "author": {"username": user, "id": 99 if user == "license-bot" else 7},
+            "system": system}
 
 
 def test_status_note_is_the_bots_own_marked_note(tracker, mocked):
@@ -188,21 +186,41 @@ def test_upload_returns_the_markdown_to_paste(tracker, mocked):
     assert b'filename="A.gitlab-license"' in mocked.calls[0].request.body
 
 
-def test_membership_is_looked_up_once_and_404_means_no(tracker, mocked):
-    mocked.get(f"{API}/groups/support/members/all/10", json={"id": 10, "username": "alice", "access_level": 30})
-    mocked.get(f"{API}/groups/support/members/all/66", status=404, json={"message": "404 Not found"})
-    assert tracker.is_group_member("support", 10) and tracker.is_group_member("support", 10)
-    assert not tracker.is_group_member("support", 66)
-    assert tracker.api_calls == 2
+def test_membership_is_direct_active_and_looked_up_once(tracker, mocked):
+    mocked.get(f"{API}/groups/support", json={"id": 1, "full_path": "support"})
+    # members/:id, never members/all/:id, which also answers for inherited and shared-group members.
+    mocked.get(f"{API}/groups/support/members/10", json={"id": 10, "username": "alice", "access_level": 30,
+                                                          "state": "active"})
+    mocked.get(f"{API}/groups/support/members/11", json={"id": 11, "username": "bob", "access_level": 30,
+                                                          "state": "blocked"})
+    mocked.get(f"{API}/groups/support/members/66", status=404, json={"message": "404 Not found"})
+    assert tracker.member_level("support", 10) == 30 and tracker.member_level("support", 10) == 30
+    assert tracker.member_level("support", 11) == 0 and tracker.member_level("support", 66) == 0
+    assert tracker.api_calls == 4
+    assert all("/members/all" not in c.request.url for c in mocked.calls)
 
 
-def test_success_issues_are_fetched_once_per_run(tracker, mocked):
-    mocked.get(f"{PROJECT}/issues", json=[issue_json(4, labels=["license-request::success"], state="closed")],
-               match=[matchers.query_param_matcher({"labels": "license-request::success", "state": "all",
-                                                    "updated_after": "2026-10-27T00:00:00Z"}, strict_match=False)])
-    assert [i.iid for i in tracker.success_issues(date(2026, 10, 27))] == [4]
-    tracker.success_issues(date(2026, 10, 27))
+def test_a_group_the_token_cannot_read_is_a_configuration_error_not_not_a_member(tracker, mocked):
+    mocked.get(f"{API}/groups/hidden", status=404, json={"message": "404 Group Not Found"})
+    with pytest.raises(TrackerError, match="group hidden does not exist or the bot's token cannot read it") as info:
+        tracker.member_level("hidden", 10)
+    assert not info.value.transient and info.value.status is None
+
+
+def test_a_guest_token_is_refused_because_it_cannot_see_confidential_issues(tracker, mocked):
+    mocked.get(PROJECT, json={"id": 1, "visibility": "private",
+                              "permissions": {"project_access": {"access_level": 10}, "group_access": None}})
+    with pytest.raises(TrackerError, match="Guest role.*cannot see confidential issues.*Reporter"):
+        tracker.ensure_can_work()
     assert tracker.api_calls == 1
+
+
+def test_the_record_issue_is_the_oldest_the_bots_user_opened(tracker, mocked):
+    mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
+    mocked.get(f"{PROJECT}/issues", json=[issue_json(8, author={"id": 99}), issue_json(3, author={"id": 99})],
+               match=[matchers.query_param_matcher({"author_id": "99", "state": "all"}, strict_match=False)])
+    assert tracker.record_issue(create=False) == 3
+    assert tracker.record_issue(create=True) == 3 and tracker.api_calls == 2
 
 
 def test_unreachable_gitlab_is_transient_and_names_no_secret(config):
