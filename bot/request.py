@@ -1,13 +1,21 @@
 """Reading a filled-in request template: Markdown in, a LicenseRequest or field errors out.
 
 People edit the template by hand at 3 a.m., so the parser is forgiving about layout (any heading
-level, `Field: value` lines, hints, CRLF, link syntax) and strict about meaning: two different values
-for one field, or a date whose day/month order is unclear, is an error rather than a guess.
-Pure, and it never raises on any text.
+level, setext headings, `Field: value` lines, hints, CRLF, link syntax) and strict about meaning: two
+different values for one field, a hedged value ("about 300"), or a date whose day/month order is
+unclear is an error rather than a guess.
+
+It reads what GitLab renders: the document's blocks come from markdown-it-py (GitLab Flavored Markdown
+is CommonMark-based), so fenced and indented code, blockquotes, HTML blocks and comments hold no
+fields. Anyone who can file an issue can send up to GitLab's 1,048,576 characters, so every step is
+linear: markdown-it's block pass only (its inline pass and list rule are slow on hostile input; task
+lines are read from paragraph lines instead), and values are found by splitting, not by regular
+expressions that backtrack. Pure, and it never raises on any text.
 """
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,6 +24,7 @@ from urllib.parse import urlsplit
 from .markers import FORM_MARKER
 
 FIELDS = ("ticket", "email", "user_count", "expired_on", "checklist", "form")
+MAX_VALUE_CHARS = 2000  # a field's text; every real value is far shorter (an email address: at most 254)
 
 # Headings and `Field:` names people use, normalised (lower case, letters, digits and spaces only).
 _ALIASES = {
@@ -42,14 +51,17 @@ HEADINGS = {
     "checklist": "### Checklist",
 }
 
-_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_HEADING_RE = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(.*?))?[ \t#]*$")
 _FIELD_LINE_RE = re.compile(r"^[ \t]*(?:[-*+][ \t]+)?([*_]{0,2}[A-Za-z][A-Za-z0-9 ()/_*-]{0,40}?):[ \t]*(.*)$")
 _QUICK_ACTION_RE = re.compile(r"^/[a-z_]+(?:\s|$)")  # GitLab removes these when the issue is created
 _TASK_RE = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+\[([ xX])\][ \t]*(.*)$")
-_EMAIL_RE = re.compile(r"[^\s<>()\[\]\"',;:@*`|]+@[^\s<>()\[\]\"',;:@*`|]+")
+_EMAIL_SPLIT_RE = re.compile(r"[\s<>()\[\]\"',;:*`|]+")  # what cannot be in an address; mailto: splits off
 _URL_RE = re.compile(r"https?://[^\s<>()\[\]\"'`|]+", re.I)
+# A ticket URL written without its scheme: host.name/path
+_BARE_URL_RE = re.compile(r"(?<![\w@/.-])[a-z0-9-]+(?:\.[a-z0-9-]+)+/[^\s<>()\[\]\"'`|]*", re.I)
+_TICKET_PATH_RE = re.compile(r"/(?:tickets|requests)/(\d{1,12})(?!\d)", re.I)
+# Words and signs that make a number or date a guess: refused, never rounded into a license.
+_HEDGE_RE = re.compile(
+    r"(?<![a-z])(about|approx\w*|around|roughly|maybe|perhaps|probably|estimated|or|ca)(?![a-z])|[~?≈]", re.I)
 # A whole token that starts with a digit ("2.5k" stays one token, never "2").
 _NUMBER_RE = re.compile(r"(?<![\w.,])-?\d[\w,.]*")
 _WHOLE_NUMBER_RE = re.compile(r"-?(\d{1,3}(,\d{3})+|\d+(_\d+)*)")
@@ -117,39 +129,68 @@ def _field_for(name: str) -> str | None:
     return _FIELD_BY_ALIAS.get(_normalise_name(name))
 
 
-def _visible_lines(text: str) -> tuple[list[str], bool]:
-    """Lines a reader sees as prose, and whether the form marker is among them.
-
-    Fenced code blocks are blanked out first (nothing in them is a field or a marker), then HTML
-    comments are removed.
-    """
-    lines, fence = [], None
-    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        opener = _FENCE_RE.match(line)
-        if fence is None and opener:
-            fence = opener.group(1)
-            lines.append("")
-        elif fence is not None:
-            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence) \
-                    and not line.strip().lstrip(fence[0]):
-                fence = None
-            lines.append("")
-        else:
-            lines.append(line.rstrip())
-    unfenced = "\n".join(lines)
-    return _COMMENT_RE.sub("", unfenced).split("\n"), FORM_MARKER in unfenced
+_MARKDOWN = None
 
 
-def _collect(lines: list[str]) -> dict[str, list[str]]:
+def _markdown():
+    global _MARKDOWN
+    if _MARKDOWN is None:
+        from markdown_it import MarkdownIt  # only when a request is read: an idle run does not pay for it
+
+        md = MarkdownIt("commonmark")
+        # Blocks only: the inline pass and the list rule cost seconds per megabyte on hostile input.
+        md.disable(["inline", "text_join", "table", "reference", "hr", "list"], ignoreInvalid=True)
+        _MARKDOWN = md
+    return _MARKDOWN
+
+
+def _without_comments(text: str) -> str:
+    """Inline HTML comments removed, by a linear scan (an unclosed `<!--` is text, as CommonMark says)."""
+    out, at = [], 0
+    while (start := text.find("<!--", at)) != -1:
+        end = text.find("-->", start + 4)
+        if end == -1:
+            break
+        out.append(text[at:start])
+        at = end + 3
+    out.append(text[at:])
+    return "".join(out)
+
+
+def _blocks(text: str) -> tuple[list[tuple[str, str]], bool]:
+    """What a reader of the rendered issue sees as prose, in order: ("heading", text) and ("line", text)
+    items; and whether the form marker is in the document outside code."""
+    tokens = _markdown().parse(text)
+    items: list[tuple[str, str]] = []
+    has_marker, quoted = False, 0
+    for i, token in enumerate(tokens):
+        if token.type == "blockquote_open":
+            quoted += 1
+        elif token.type == "blockquote_close":
+            quoted -= 1
+        elif token.type == "html_block":
+            has_marker = has_marker or FORM_MARKER in token.content
+        elif token.type == "inline":
+            has_marker = has_marker or FORM_MARKER in token.content
+            if quoted:
+                continue  # a blockquote quotes someone: it holds no fields
+            content = _without_comments(token.content) if "<!--" in token.content else token.content
+            if tokens[i - 1].type == "heading_open":
+                items.append(("heading", content))
+            else:
+                items.extend(("line", line) for line in content.split("\n"))
+    return items, has_marker
+
+
+def _collect(items: list[tuple[str, str]]) -> dict[str, list[str]]:
     """Candidate text for each field: the lines under its heading, plus `Field: value` lines."""
     found: dict[str, list[str]] = {name: [] for name in (*HEADINGS, "notes")}
     section: str | None = None  # None: before any heading; "" an unknown heading
-    for line in lines:
-        heading = _HEADING_RE.match(line)
-        if heading:
-            section = _field_for(heading.group(1) or "") or ""
+    for kind, line in items:
+        if kind == "heading":
+            section = _field_for(line) or ""
             continue
-        if not line.strip() or _QUICK_ACTION_RE.match(line):
+        if not line.strip() or _QUICK_ACTION_RE.match(line.strip()):
             continue
         if section in HEADINGS or section == "notes":
             found[section].append(line)
@@ -213,18 +254,21 @@ def _settle(field_name: str, values: list, texts: list[str], errors: list[FieldE
 
 
 def _parse_ticket(texts: list[str], base_url: str, errors: list[FieldError]) -> tuple[str, int | None] | None:
+    """The ticket however it is written: a URL with or without its scheme, in any letter case, with a
+    trailing slash or query, in a Markdown link or angle brackets; a bare number, or `#number`."""
     candidates: list[tuple[str, int | None]] = []
     for text in texts:
-        urls = _URL_RE.findall(text)
-        for url in urls:
-            url = url.rstrip(".,;:!?*_")
-            numbers = re.findall(r"/(?:tickets|requests)/(\d+)", urlsplit(url).path)
-            candidates.append((url, int(numbers[-1]) if numbers else None))
+        urls = [u.rstrip(".,;:!?*_") for u in _URL_RE.findall(text)]
         rest = _URL_RE.sub(" ", text)
+        urls += ["https://" + u.rstrip(".,;:!?*_") for u in _BARE_URL_RE.findall(rest)]
+        rest = _BARE_URL_RE.sub(" ", rest)
+        for url in urls:
+            numbers = _TICKET_PATH_RE.findall(urlsplit(url).path)
+            candidates.append((url, int(numbers[-1]) if numbers else None))
         for number in re.findall(r"(?<![\w/])#?(\d{1,12})(?!\w)", rest):
             candidates.append((f"{base_url}/agent/tickets/{int(number)}", int(number)))
     # A URL and its own bare number written side by side are one ticket.
-    by_id = _distinct(candidates, key=lambda c: c[1] if c[1] is not None else c[0])
+    by_id = _distinct(candidates, key=lambda c: c[1] if c[1] is not None else c[0].lower())
     if _settle("ticket", [c[0] for c in by_id], texts, errors) is None:
         return None
     url, ticket_id = by_id[0]
@@ -238,19 +282,39 @@ def _parse_ticket(texts: list[str], base_url: str, errors: list[FieldError]) -> 
 def _parse_email(texts: list[str], errors: list[FieldError]) -> str | None:
     found = []
     for text in texts:
-        for token in _EMAIL_RE.findall(text):
-            token = re.sub(r"^mailto:", "", token, flags=re.I).strip(".")
+        for token in _EMAIL_SPLIT_RE.split(text):  # split, never backtrack: linear in any input
+            if "@" not in token:
+                continue
+            token = token.strip(".")
             local, _, domain = token.rpartition("@")
             if local and domain:
                 found.append(f"{local}@{domain.lower()}")  # domains are case-insensitive
     return _settle("email", _distinct(found, key=str.casefold), texts, errors)
 
 
+def _hedged(field_name: str, texts: list[str], errors: list[FieldError]) -> bool:
+    """A value written as a guess ("about 300", "~250", "2026-11-12?") is refused, never rounded."""
+    for text in texts:
+        hedge = _HEDGE_RE.search(text)
+        if hedge:
+            what = "the exact number of users from the Subscription page, e.g. 250" if field_name == "user_count" \
+                else "the exact date from the customer's screenshot as YYYY-MM-DD, e.g. 2026-11-12"
+            errors.append(FieldError(field_name, f"{quote(text)} is not exact ({quote(hedge.group(0))}); the bot "
+                                                 f"does not guess: write {what}"))
+            return True
+    return False
+
+
 def _parse_user_count(texts: list[str], errors: list[FieldError]) -> int | None:
+    if _hedged("user_count", texts, errors):
+        return None
     found: list[int] = []
     for text in texts:
         for token in _NUMBER_RE.findall(text):
             token = token.rstrip(".,")
+            if len(token) > 40:
+                errors.append(FieldError("user_count", f"{quote(token, 20)} is far too large; write the user count"))
+                return None
             if not _WHOLE_NUMBER_RE.fullmatch(token):
                 hint = "a whole number of users" if re.fullmatch(r"-?\d+\.\d+", token) else "a number"
                 errors.append(FieldError("user_count", f"{quote(token)} is not {hint}; write e.g. 1,250 or 1250"))
@@ -280,6 +344,8 @@ _DATE_FORMS = (
 
 
 def _parse_expired_on(texts: list[str], errors: list[FieldError]) -> date | None:
+    if _hedged("expired_on", texts, errors):
+        return None
     found: list[date] = []
     for text in texts:
         rest = text
@@ -322,11 +388,28 @@ def _parse_checklist(texts: list[str]) -> Checklist:
 
 def parse(text: str, ticket_base_url: str = "https://gitlab.zendesk.com") -> ParseResult:
     """Parse an issue description; every problem is reported at once, as field errors."""
-    text = text if isinstance(text, str) else ""
-    lines, has_marker = _visible_lines(text)
-    found = _collect(lines)
+    gc_was_on = gc.isenabled()
+    gc.disable()  # a hostile description makes a token or line per block: collections made it superlinear
+    try:
+        return _parse(text if isinstance(text, str) else "", ticket_base_url)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _parse(text: str, ticket_base_url: str) -> ParseResult:
+    items, has_marker = _blocks(text)
+    found = _collect(items)
     errors: list[FieldError] = []
     checklist = _parse_checklist(found["checklist"])
+    for name in HEADINGS:  # no value is this long: say so, and keep the value parsers' work small
+        size = sum(len(t) for t in found[name])
+        if name != "checklist" and size > MAX_VALUE_CHARS:
+            errors.append(FieldError(name, f"the text for this field is {size:,} characters long; write just the "
+                                           f"value under {HEADINGS[name]}"))
+            found[name] = []
+    if errors:
+        return ParseResult(None, tuple(errors), has_marker, checklist)
     if not any(found[name] for name in HEADINGS):
         errors.append(FieldError("form", "no request fields found: fill in the Emergency License Request template "
                                          "(ticket, customer email, user count, license expiration date, checklist)"))
