@@ -25,14 +25,19 @@ def utc_today() -> date:
 
 def _date_arg(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        value = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+    if not date(2000, 1, 1) <= value <= date(2099, 12, 31):
+        raise argparse.ArgumentTypeError(f"{text} is outside 2000-01-01 to 2099-12-31")
+    return value
 
 
 def _users_arg(text: str) -> int:
     try:
-        value = int(text.replace(",", ""))
+        value = int(text.replace(",", "")) if len(text) <= 20 else None
+        if value is None:
+            raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number of users, got {text!r}") from None
     if value < 1:
@@ -42,21 +47,59 @@ def _users_arg(text: str) -> int:
 
 # --- commands --------------------------------------------------------------------------------------
 
+def _new_file(path: str, force: bool, what: str) -> Path:
+    """A file this command may write: never a folder, never an existing file unless --force."""
+    out = Path(path)
+    if out.is_dir():
+        raise BotError(f"{what} {path}: is a folder; give a file name")
+    if out.exists() and not force:
+        raise BotError(f"{what} {path}: exists already; choose another name, or add --force to replace it")
+    if not out.parent.is_dir():
+        raise BotError(f"{what} {path}: the folder {out.parent} does not exist")
+    return out
+
+
+def _write(out: Path, text: str, what: str) -> None:
+    try:
+        out.write_text(text, encoding="ascii")
+    except OSError as exc:
+        raise BotError(f"{what} {out}: cannot write it ({exc.strerror})") from None
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
-    private_path, public_path = keys.write_pair(keys.generate(args.bits), args.out)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise BotError(f"--out {args.out}: is a file; give a folder for license_key and license_key.pub")
+    try:
+        private_path, public_path = keys.write_pair(keys.generate(args.bits), args.out)
+    except OSError as exc:
+        raise BotError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
     print(f"wrote {private_path} (private, mode 0600: keep it secret) and {public_path} (public)")
     return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from . import policy
+
     config = config_mod.load(args.config)
+    out = _new_file(args.output, args.force, "--output") if args.output else None
+    # The same rules as a request: an address that can receive it, a user count in range.
+    problems = policy.check_email(args.email, config.policy) if "\n" not in args.email and "\r" not in args.email \
+        else [policy.FieldError("email", "the address has a line break in it")]
+    problems += policy.check_user_count(args.users, config.policy)
+    if problems:
+        raise BotError("; ".join(f"--{'users' if p.field == 'user_count' else p.field}: {p.message}"
+                                 for p in problems).replace("`", "'"))
     private_key = keys.private_key_from(config_mod.secrets_from_env(), args.private_key)
     today = args.date or utc_today()
     lic = lic_mod.build_trial(args.email, args.users, today, config.license.terms)
+    late = lic_mod.preflight(lic, utc_today())  # judged today, whatever --date says: never an expired key
+    if late:
+        raise BotError("GitLab would refuse this license today: " + "; ".join(late))
     text = lic_mod.sign(lic, private_key, today, boundary=lic_mod.DEFAULT_BOUNDARY if args.boundary else None)
-    if args.output:
-        Path(args.output).write_text(text, encoding="ascii")
-        print(f"wrote {args.output}: {describe(lic)}", file=sys.stderr)
+    if out:
+        _write(out, text, "--output")
+        print(f"wrote {out}: {describe(lic)}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
@@ -146,14 +189,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from . import runner
     from .mailer import SmtpMailer
+    from .scrub import Scrubber
     from .slack import SlackWebhook
     from .tracker import GitLabTracker
 
+    report = _new_file(args.report, True, "--report") if args.report else None  # before any work, not after
+    if report is not None and not os.access(report.parent, os.W_OK):
+        raise BotError(f"--report {args.report}: the folder {report.parent} is not writable")
     summary = runner.Summary()
+    scrub = Scrubber()
     try:
         config = config_mod.load(args.config)
         config_mod.require_gitlab(config)
         secrets = config_mod.secrets_from_env()
+        scrub = Scrubber(secrets.values())
         private_key = keys.private_key_from(secrets, args.private_key)
         if config.slack.enabled and not secrets.slack_webhook_url:
             raise config_mod.ConfigError("slack.enabled is true but SLACK_WEBHOOK_URL is not set")
@@ -168,15 +217,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             tracker, mailer = dryrun.DryRunTracker(tracker, print), dryrun.DryRunMailer(print)
             notifier = dryrun.DryRunNotifier(print) if notifier else None
         ctx = runner.Context(config=config, tracker=tracker, mailer=mailer, private_key=private_key,
-                      now=datetime.now(timezone.utc), notifier=notifier)
-        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload)
+                             now=datetime.now(timezone.utc), notifier=notifier, scrub=scrub)
+        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=lambda t: print(scrub(t)))
     except BotError as exc:
-        summary.error = str(exc)
+        summary.error = scrub(str(exc))
     finally:
-        if args.report:
-            Path(args.report).write_text(summary.to_json() + "\n", encoding="utf-8")
+        if report is not None:
+            _write(report, scrub(summary.to_json()) + "\n", "--report")
     if summary.error:
+        # A run that could not work prints its error and no summary line: "found 0" would read as a quiet day.
         print(f"license-bot: error: {summary.error}", file=sys.stderr)
+        return summary.exit_code
     print(("dry run, nothing written: " if args.dry_run else "") + summary.line())
     return summary.exit_code
 
@@ -187,7 +238,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     from .sandbox import TOKENS, SandboxServer
 
-    server = SandboxServer(args.port, args.smtp_port, args.state).start()
+    try:
+        server = SandboxServer(args.port, args.smtp_port, args.state).start()
+    except OSError as exc:
+        raise BotError(f"the sandbox cannot listen on 127.0.0.1 port {args.port} or SMTP port {args.smtp_port}: "
+                       f"{exc.strerror}; pick free ones with --port and --smtp-port") from None
     print(f"GitLab sandbox at {server.url} (API {server.url}/api/v4), project support/internal-requests")
     print(f"SMTP sink at 127.0.0.1:{server.smtp_port}; mail at {server.url}/sandbox/mail, "
           f"API calls at {server.url}/sandbox/requests")
@@ -322,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date_arg, metavar="YYYY-MM-DD", help="today's date (default: today, UTC)")
     p.add_argument("--private-key", metavar="PATH", help="default: $LICENSE_PRIVATE_KEY(_FILE)")
     p.add_argument("--output", metavar="FILE", help="default: standard output")
+    p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--no-boundary", dest="boundary", action="store_false",
                    help="leave out the BEGIN/END lines")
 
@@ -373,11 +429,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except BotError as exc:
-        print(f"license-bot: error: {exc}", file=sys.stderr)
+        print(f"license-bot: error: {_scrubbed(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("license-bot: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback, never a secret
+        print(f"license-bot: error: internal error ({type(exc).__name__}: {_scrubbed(str(exc))[:300]}); please "
+              "report it with the command you ran", file=sys.stderr)
+        return 1
+
+
+def _scrubbed(text: str) -> str:
+    from .scrub import Scrubber
+
+    try:
+        return Scrubber(config_mod.secrets_from_env().values())(text)
+    except Exception:  # noqa: BLE001 - if even the secrets cannot be read, say nothing specific
+        return "(details withheld: the secrets could not be read to scrub them)"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -213,6 +213,16 @@ class _Reader:
             self.errors.append(f"{self._key(key)}: unknown key (known keys here: {known})")
 
 
+def _one_address(value: Any) -> bool:
+    """One mailbox, and nothing that could start another header line (a CR or LF would add a Bcc:)."""
+    from email.utils import getaddresses
+
+    if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+        return False
+    addresses = getaddresses([value])
+    return len(addresses) == 1 and addresses[0][1].count("@") == 1 and all(addresses[0][1].split("@"))
+
+
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return f'"{value}"'
@@ -230,6 +240,8 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read the config file {source}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -246,7 +258,8 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     g = top.section("gitlab")
     gitlab = GitLabConfig(
         url=g.url("url", None) or environ.get("GITLAB_URL") or environ.get("CI_SERVER_URL") or "",
-        project=str(g.get("project", None, lambda v: isinstance(v, (str, int)) and str(v).strip(),
+        project=str(g.get("project", None, lambda v: isinstance(v, (str, int)) and not isinstance(v, bool)
+                          and str(v).strip(),
                           "a project path such as support/internal-requests, or its id")
                     or environ.get("CI_PROJECT_PATH") or ""),
         timeout_seconds=g.integer("timeout_seconds", 30, 1, 600, "a whole number of seconds"),
@@ -310,8 +323,9 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
         port=m.integer("port", 587, 1, 65535, "a port number"),
         security=m.choice("security", "starttls", ("starttls", "ssl", "none")),
         username=m.text("username", None),
-        sender=m.text("from", "GitLab Support <support@example.com>", "a sender address"),
-        reply_to=m.text("reply_to", None, "an address"),
+        sender=m.get("from", "GitLab Support <support@example.com>", _one_address,
+                     "one address such as 'GitLab Support <support@example.com>'"),
+        reply_to=m.get("reply_to", None, _one_address, "one address such as 'support@example.com'"),
         timeout_seconds=m.integer("timeout_seconds", 30, 1, 600, "a whole number of seconds"),
         ca_file=m.text("ca_file", None, "a file path"),
     )

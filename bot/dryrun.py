@@ -73,6 +73,9 @@ class DryRunMailer:
     def __init__(self, say: Callable[[str], None]):
         self._say = say
 
+    def check(self) -> None:
+        pass  # a dry run connects to nothing
+
     def send(self, message: EmailMessage) -> None:
         attachments = ", ".join(a.get_filename() or "?" for a in message.iter_attachments())
         self._say(f"would email To: {message['To']} | From: {message['From']} | Subject: {message['Subject']} | "

@@ -33,6 +33,7 @@ FILE_EXTENSION = ".gitlab-license"
 # The importer's own patterns (Gitlab::License::Boundary).
 _BEGIN_RE = re.compile(r"(\A|\r?\n)-*BEGIN .+? LICENSE-*\r?\n")
 _END_RE = re.compile(r"\r?\n-*END .+? LICENSE-*(\r?\n|\Z)")
+_LEFT_BOUNDARY_RE = re.compile(r"-*(BEGIN|END) [^\n]{0,80}? LICENSE")  # a boundary line the gem's patterns missed
 
 
 class LicenseError(BotError):
@@ -211,6 +212,10 @@ def decode(text: str | bytes, public_key: rsa.RSAPublicKey) -> License:
         text = text.decode("utf-8", "replace")
     text = _BEGIN_RE.sub("", text, count=1)
     text = _END_RE.sub("", text, count=1)
+    if _LEFT_BOUNDARY_RE.search(text):
+        raise LicenseError("its BEGIN or END line is damaged (a stray character after it, such as a lone carriage "
+                           "return): the gitlab-license gem does not strip such a line and refuses the key; save "
+                           "the file with plain line endings")
     try:
         envelope = json.loads(_decode64(text))
         data, key_block, iv = (_decode64(envelope[k]) for k in ("data", "key", "iv"))

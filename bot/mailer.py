@@ -24,9 +24,12 @@ if TYPE_CHECKING:
 
 
 class MailError(BotError):
-    def __init__(self, message: str, *, permanent: bool):
+    """`permanent`: this recipient will never get it; `config`: no email can go out until an operator
+    fixes the mail settings, so the run stops instead of using up each customer's attempts."""
+
+    def __init__(self, message: str, *, permanent: bool, config: bool = False):
         super().__init__(message)
-        self.permanent = permanent
+        self.permanent, self.config = permanent, config
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ def build_message(delivery: Delivery, smtp: SmtpConfig, now: datetime, duration_
 
 class Mailer(Protocol):
     def send(self, message: EmailMessage) -> None: ...
+    def check(self) -> None: ...
 
 
 class SmtpMailer:
@@ -97,34 +101,59 @@ class SmtpMailer:
         return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
 
     def connect(self) -> smtplib.SMTP:
-        """Connect, secure and log in; the caller quits. Used by send and by `doctor`."""
+        """Connect, secure and log in; the caller quits. Used by send, by check and by `doctor`."""
         import smtplib
         import ssl
 
         c = self.config
+        where = f"the mail server {c.host}:{c.port}"
         try:
             if c.security == "ssl":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_seconds, context=self._tls())
             else:
                 client = smtplib.SMTP(c.host, c.port, timeout=c.timeout_seconds)
+            client.ehlo_or_helo_if_needed()
             if c.security == "starttls":
+                if not client.has_extn("starttls"):
+                    client.close()
+                    raise MailError(f"{where} does not offer STARTTLS: set smtp.security to ssl (or none for a "
+                                    "local relay)", permanent=False, config=True)
                 client.starttls(context=self._tls())
+                client.ehlo()
             if c.username:
                 if not self._password:
                     client.close()
-                    raise MailError(f"smtp.username is set ({c.username}) but SMTP_PASSWORD is not", permanent=False)
+                    raise MailError(f"smtp.username is set ({c.username}) but SMTP_PASSWORD is not",
+                                    permanent=False, config=True)
+                if not client.has_extn("auth"):
+                    client.close()
+                    raise MailError(f"{where} does not offer a login (no AUTH): set smtp.username to null, or "
+                                    "use smtp.security starttls or ssl", permanent=False, config=True)
                 client.login(c.username, self._password)
             return client
         except MailError:
             raise
         except smtplib.SMTPAuthenticationError as exc:
-            raise MailError(f"the mail server {c.host}:{c.port} refused the login for {c.username} "
-                            f"({exc.smtp_code}); check smtp.username and SMTP_PASSWORD", permanent=False) from None
-        except smtplib.SMTPNotSupportedError:
-            raise MailError(f"the mail server {c.host}:{c.port} does not offer STARTTLS; set smtp.security",
-                            permanent=False) from None
+            raise MailError(f"{where} refused the login for {c.username} ({exc.smtp_code}); check smtp.username "
+                            "and SMTP_PASSWORD", permanent=False, config=True) from None
         except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
             raise _transient(exc, c) from None
+
+    def check(self) -> None:
+        """Connect, secure and log in, send nothing. A run with work starts with this, so a setting that
+        cannot work stops it before any request is touched; a server that is down is not an error here."""
+        import smtplib
+
+        try:
+            client = self.connect()
+        except MailError as exc:
+            if exc.config:
+                raise
+            return
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            client.close()
 
     def send(self, message: EmailMessage) -> None:
         import smtplib
@@ -132,6 +161,9 @@ class SmtpMailer:
         client = self.connect()
         try:
             client.send_message(message)
+        except smtplib.SMTPSenderRefused as exc:
+            raise MailError(f"the mail server refused the sender {self.config.sender} ({exc.smtp_code}): check "
+                            "smtp.from", permanent=False, config=True) from None
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             permanent = all(code >= 500 for code in codes)

@@ -59,10 +59,10 @@ def plain(text: str) -> str:
 
 def success_title(email: str, user_count: int) -> str:
     """The closed issue's title, exactly as the workflow tells engineers to search for it."""
-    return f"[Success] - Created a license under {email} for {user_count} users"
+    return f"[Success] - Created a license under {email} for {user_count} user{'' if user_count == 1 else 's'}"
 
 
-_SUCCESS_TITLE_RE = re.compile(r"\[Success\] - Created a license under (\S+@\S+) for (\d+) users")
+_SUCCESS_TITLE_RE = re.compile(r"\[Success\] - Created a license under (\S+@\S+) for (\d+) users?")
 
 
 def parse_success_title(title: str) -> tuple[str, int] | None:

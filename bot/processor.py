@@ -146,6 +146,8 @@ def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.R
     try:
         ctx.mailer.send(message)
     except MailError as exc:
+        if exc.config:
+            raise  # the mail settings are wrong for everyone: the run stops, the customer's attempts are kept
         attempts = status.attempts + 1
         if exc.permanent or attempts >= ctx.config.run.max_attempts:
             why = str(exc) if exc.permanent else f"{attempts} delivery attempts failed; the last: {exc}"
@@ -169,7 +171,7 @@ def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.R
         try:
             ctx.notifier.post(messages.slack_text(status, issue.web_url, ctx.config.license.terms.duration_days))
         except SlackError as exc:
-            status = status.with_(notices=(*status.notices, f"The Slack post failed ({ctx.scrub(str(exc))}); post "
+            status = status.with_(notices=(*status.notices, f"The Slack post failed ({exc}); post "
                                                              f"the ticket URL in {ctx.config.slack.channel} by hand."))
             _save(issue, note, status, ctx, key_text)
     return Result(issue.iid, SUCCEEDED, f"license {status.license_id} sent to {status.email}")
@@ -340,6 +342,7 @@ def _save(issue: Issue, note: Note | None, status: Status, ctx: Context, key_tex
         status, key_text=key_text,
         labels={"failed": cfg.requests.failed_label, "processing": cfg.requests.processing_label},
         duration_days=cfg.license.terms.duration_days, max_attempts=cfg.run.max_attempts)
+    body = ctx.scrub(body)  # errors from GitLab, SMTP or Slack can quote a secret
     if note is not None and note.body == body:
         return note
     return ctx.tracker.save_status_note(issue.iid, body, note.id if note else None)

@@ -328,6 +328,10 @@ def _parse_user_count(texts: list[str], errors: list[FieldError]) -> int | None:
 
 
 def _make_date(year: int, month: int, day: int, shown: str, errors: list[FieldError]) -> date | None:
+    if not 2000 <= year <= 2099:  # no license GitLab made expired outside these; and date arithmetic stays safe
+        errors.append(FieldError("expired_on", f"{quote(shown)} is not a plausible expiration date; write the date "
+                                               "from the customer's screenshot as YYYY-MM-DD"))
+        return None
     try:
         return date(year, month, day)
     except ValueError:

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from . import trigger
 from .config import Config
+from .mailer import MailError
 from .record import Record
 from .runlock import RunLock
+from .scrub import Scrubber
 from .tracker import Tracker, TrackerError
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ class Context:
     private_key: rsa.RSAPrivateKey
     now: datetime
     notifier: Notifier | None = None
-    scrub: Callable[[str], str] = str
+    scrub: Callable[[str], str] = field(default_factory=Scrubber)  # every text that leaves the bot
     record: Record = field(init=False)
     cache: dict = field(default_factory=dict)  # per-run answers the processor looks up more than once
 
@@ -118,17 +120,21 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
             issues = find()  # again: what another run wrote before we held the lock must be seen
             for group in {*ctx.config.requests.requester_groups, *ctx.config.requests.approver_groups}:
                 tracker.group(group)  # unreadable: a configuration error, before any request is touched
+            ctx.mailer.check()  # mail settings that cannot work stop the run here, not at a customer
         summary.found = len(issues)
         if issues:
             _process_all(issues, ctx, summary, say)
     except TrackerError as exc:
         summary.error = str(exc)
+    except MailError as exc:  # only configuration problems get here: the settings, not the customer
+        summary.error = f"the mail settings cannot work: {exc}"
     finally:
         try:
             lock.release()
         except TrackerError as exc:  # a lock left behind is taken over later; say so
             say(f"could not release the run lock: {exc}")
         summary.api_calls = tracker.api_calls
+        summary.error = ctx.scrub(summary.error) if summary.error else None
     return summary
 
 
@@ -144,6 +150,8 @@ def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[st
             if _fatal(exc):
                 raise
             result = Result(issue.iid, RETRYING, str(exc))
+        except MailError:
+            raise  # a configuration problem (the processor keeps the others): stop the run
         except LicenseError as exc:  # the configured license itself would be refused: an operator problem
             summary.error = f"the configured license would be refused: {exc}"
             break
@@ -155,6 +163,8 @@ def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[st
             except Exception as again:  # noqa: BLE001 - GitLab itself failing: the next run tries again
                 result = Result(issue.iid, RETRYING, f"internal error {what}; could not note it on the issue "
                                                      f"({type(again).__name__})")
+        result = Result(result.iid, result.outcome, ctx.scrub(result.detail),
+                        tuple((f, ctx.scrub(m)) for f, m in result.problems))
         summary.add(result)
         say(f"{issue.ref} {result.outcome}: {result.detail}")
         for field_name, message in result.problems:  # one line each, as the note names them, no Markdown

@@ -252,6 +252,10 @@ class FakeMailer:
     sent: list = field(default_factory=list)
     fail: list[MailError] = field(default_factory=list)  # errors the next sends raise, in order
 
+    def check(self) -> None:
+        if self.fail and self.fail[0].config:
+            raise self.fail[0]
+
     def send(self, message) -> None:
         if self.fail:
             raise self.fail.pop(0)
