@@ -239,7 +239,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox import TOKENS, SandboxServer
 
     try:
-        server = SandboxServer(args.port, args.smtp_port, args.state).start()
+        server = SandboxServer(args.port, args.smtp_port, args.state, search_rules=args.search_rules,
+                               edition=args.edition, search_rate_limit=args.search_rate_limit).start()
     except OSError as exc:
         raise BotError(f"the sandbox cannot listen on 127.0.0.1 port {args.port} or SMTP port {args.smtp_port}: "
                        f"{exc.strerror}; pick free ones with --port and --smtp-port") from None
@@ -247,6 +248,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print(f"SMTP sink at 127.0.0.1:{server.smtp_port}; mail at {server.url}/sandbox/mail, "
           f"API calls at {server.url}/sandbox/requests")
     print("tokens: " + ", ".join(f"{user}: {token}" for token, user in TOKENS.items()))
+    print(f"GitLab {args.edition}, search rules {args.search_rules}, search limit "
+          f"{args.search_rate_limit or 'off'}{'/min' if args.search_rate_limit else ''}")
     print(f"state: {args.state or 'in memory'}. Ctrl-C stops it.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -404,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--smtp-port", type=int, default=2525)
     p.add_argument("--state", metavar="FILE", help="keep everything in this file across restarts")
+    p.add_argument("--search-rules", choices=("v1", "v2", "v3"), default="v3",
+                   help="GitLab's issue search generation: v1 before 16.6, v2 16.6 on, v3 the newest (default)")
+    p.add_argument("--edition", choices=("free", "premium"), default="premium",
+                   help="free: scoped labels do not replace each other, one assignee (default: premium)")
+    p.add_argument("--search-rate-limit", type=int, default=30, metavar="N",
+                   help="searches per minute per user before 429, as GitLab's default (0: off)")
 
     p = add("find", cmd_find, "find the license sent to an email, and any open request for it")
     p.add_argument("email")

@@ -76,7 +76,7 @@ def _gitlab_checks(config: Config, secrets: Secrets) -> list[Check]:
 
 
 def _role(name, tracker, me, config) -> Check:
-    level = tracker.access_level(int(me["id"]))
+    level = tracker.my_level()
     role = ROLES.get(level, str(level)) if level else "not a member"
     return Check(name, level >= 20, f"@{me['username']} is {role}",
                  "give the token's user at least the Reporter role in the tracker")

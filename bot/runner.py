@@ -58,6 +58,7 @@ class Summary:
     failed: int = 0
     retrying: int = 0
     skipped: int = 0
+    recorded: list[str] = field(default_factory=list)  # license ids this run added to the record
     api_calls: int = 0
     locked_out: bool = False
     error: str | None = None
@@ -76,7 +77,7 @@ class Summary:
 
     def line(self) -> str:
         return (f"found {self.found}, succeeded {self.succeeded}, failed {self.failed}, retrying {self.retrying}, "
-                f"skipped {self.skipped}, API calls {self.api_calls}")
+                f"skipped {self.skipped}, licenses made {len(self.recorded)}, API calls {self.api_calls}")
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -134,6 +135,7 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
         except TrackerError as exc:  # a lock left behind is taken over later; say so
             say(f"could not release the run lock: {exc}")
         summary.api_calls = tracker.api_calls
+        summary.recorded = [entry.license_id for entry in ctx.record.added]
         summary.error = ctx.scrub(summary.error) if summary.error else None
     return summary
 

@@ -146,6 +146,7 @@ def _checks(bot, secrets=None, config=None, ci_file=ROOT / ".gitlab-ci.yml"):
 
 
 def test_setup_brings_a_bare_project_to_all_checks_passing_and_a_second_setup_changes_nothing(bot, sandbox):
+    sandbox.sandbox.state["projects"][0]["labels"].clear()  # bare: the sandbox comes as if set up already
     before = _checks(bot)
     assert [n for n, c in before.items() if c.ok is False] == ["labels", "issue template"]
     first = cli(bot, "setup", "--ci-file", str(ROOT / ".gitlab-ci.yml"))

@@ -27,7 +27,9 @@ def test_summary_counts_each_outcome_and_exit_0(config, private_key):
     summary = runner.run(ctx, say=lines.append)
     assert (summary.found, summary.succeeded, summary.failed, summary.retrying) == (2, 1, 1, 0)
     assert summary.exit_code == 0
-    assert summary.line().startswith("found 2, succeeded 1, failed 1, retrying 0, skipped 0, API calls ")
+    assert summary.line().startswith(
+        "found 2, succeeded 1, failed 1, retrying 0, skipped 0, licenses made 1, API calls ")
+    assert summary.recorded == [ctx.record.entries()[0].entry.license_id]
     assert lines[0].startswith("#1 succeeded") and lines[1] == "#2 failed: 1 problem"
     assert lines[2].startswith("    License expiration date: '11/12/2026' is ambiguous")
     report = json.loads(summary.to_json())

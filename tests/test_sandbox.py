@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from urllib.parse import quote
 
 import gitlab
 import pytest
@@ -39,14 +40,83 @@ def test_private_projects_do_not_exist_for_outsiders(sandbox):
     assert info.value.response_code == 404
 
 
-def test_quick_actions_apply_for_reporters_and_drop_label_and_assign_below(sandbox):
+def test_quick_actions_on_a_new_issue_apply_for_members_of_any_role_guests_included(sandbox):
+    """GitLab's IssuePolicy: `set_issue_metadata` for any project member on a new issue; `/label` applies only
+    existing labels, and a quick action that applies nothing stays in the text (quick actions docs)."""
     text = 'Hello\n/label ~"license-request" ~urgent\n/confidential\n/assign me\nBye'
-    alice = client(sandbox.url).issues.create({"title": "a", "description": text})
-    assert alice.labels == ["license-request", "urgent"] and alice.confidential
-    assert alice.description == "Hello\nBye" and [a["username"] for a in alice.assignees] == ["alice"]
-    mallory = client(sandbox.url, "mallory-token").issues.create({"title": "m", "description": text})
-    assert mallory.labels == [] and mallory.confidential and mallory.assignees == []
-    assert mallory.description == "Hello\nBye"
+    for token, user in (("alice-token", "alice"), ("mallory-token", "mallory")):  # Developer, Guest
+        issue = client(sandbox.url, token).issues.create({"title": "a", "description": text})
+        assert issue.labels == ["license-request"] and issue.confidential  # ~urgent does not exist
+        assert issue.description == "Hello\nBye" and [a["username"] for a in issue.assignees] == [user]
+    nothing = client(sandbox.url, "mallory-token").issues.create({"title": "n", "description": "/label ~nope"})
+    assert nothing.labels == [] and nothing.description == "/label ~nope"
+    labelled = client(sandbox.url, "mallory-token").issues.create({"title": "l", "labels": "license-request-override"})
+    assert labelled.labels == ["license-request-override"]  # labels= on create: a Guest may set any label
+
+
+def test_scoped_labels_and_several_assignees_only_on_premium():
+    """Scoped labels replace each other and issues take several assignees on paid tiers only (GitLab docs:
+    "Scoped labels", "Multiple assignees": Premium and Ultimate)."""
+    from bot.sandbox import SandboxServer
+
+    for edition, labels, assignees in (("premium", ["s::b"], 2), ("free", ["s::a", "s::b"], 1)):
+        with SandboxServer(edition=edition) as server:
+            issue = client(server.url).issues.create({"title": "x", "labels": "s::a", "assignee_ids": [1, 4]})
+            issue.labels = [*issue.labels, "s::b"]
+            issue.save()
+            issue = client(server.url).issues.get(issue.iid)
+            assert sorted(issue.labels) == labels and len(issue.assignees) == assignees, edition
+
+
+def test_search_is_rate_limited_per_user_with_a_429_and_no_retry_after():
+    """search_rate_limit: 30 per minute per user by default; over it 429 without Retry-After."""
+    from bot.sandbox import SandboxServer
+
+    with SandboxServer(search_rate_limit=3) as server:
+        answers = [raw(server.url, "/api/v4/projects/1/issues?search=x", "alice-token") for _ in range(4)]
+        assert [a[0] for a in answers] == [200, 200, 200, 429] and "Retry-After" not in answers[3][1]
+        assert raw(server.url, "/api/v4/projects/1/issues?search=x", "bot-token")[0] == 200  # per user
+        assert raw(server.url, "/api/v4/projects/1/issues", "alice-token")[0] == 200  # listing is not search
+
+
+def test_groups_direct_inherited_shared_and_private(sandbox):
+    """members/all answers for inherited and shared-group members, members/:id for direct ones only, and a
+    private group is 404 to anyone who is not in it (Group members API; GroupPolicy)."""
+    def member(path, uid, all_=False):
+        return raw(sandbox.url, f"/api/v4/groups/{quote(path, safe='')}/members/{'all/' if all_ else ''}{uid}",
+                   "bot-token")[0]
+    assert member("support/emea", 1, all_=True) == 200 and member("support/emea", 1) == 404  # alice: inherited
+    assert member("support/emea", 4) == 200  # emil: direct
+    assert member("support", 5, all_=True) == 200 and member("support", 5) == 404  # carol: through contractors
+    status, _, body = raw(sandbox.url, "/api/v4/groups/support/members/6", "bot-token")
+    assert status == 200 and json.loads(body)["access_level"] == 10  # dave: a Guest
+    assert raw(sandbox.url, "/api/v4/groups/hidden", "bot-token")[0] == 404
+    assert raw(sandbox.url, "/api/v4/groups/hidden", "alice-token")[0] == 200
+
+
+def test_version_token_schedules_label_events_and_single_notes(sandbox):
+    status, _, body = raw(sandbox.url, "/api/v4/version", "bot-token")
+    assert json.loads(body)["version"].startswith("18.") and json.loads(body)["version"].endswith("-ee")
+    token = json.loads(raw(sandbox.url, "/api/v4/personal_access_tokens/self", "bot-token")[2])
+    assert token["scopes"] == ["api"] and token["expires_at"]
+    schedules = json.loads(raw(sandbox.url, "/api/v4/projects/1/pipeline_schedules", "bot-token")[2])
+    assert schedules[0]["active"] and schedules[0]["owner"]["username"] == "mike"
+    issue = client(sandbox.url).issues.create({"title": "x"})
+    before = client(sandbox.url).issues.get(issue.iid).updated_at
+    note = issue.notes.create({"body": "hello"})
+    issue.labels = ["a"]
+    issue.save()
+    (event,) = json.loads(raw(sandbox.url, f"/api/v4/projects/1/issues/{issue.iid}/resource_label_events",
+                              "bot-token")[2])
+    assert (event["user"]["username"], event["action"], event["label"]["name"]) == ("alice", "add", "a")
+    note.body = "edited"
+    note.save()
+    assert client(sandbox.url).issues.get(issue.iid).updated_at > before  # a note edit touches the issue
+    assert issue.notes.get(note.id).body == "edited"
+    assert raw(sandbox.url, f"/api/v4/projects/1/issues/{issue.iid}/notes/{note.id}", "mallory-token",
+               method="DELETE")[0] in (403, 404)
+    issue.notes.delete(note.id)
+    assert issue.notes.list(get_all=True) == [] or all(n.system for n in issue.notes.list(get_all=True))
 
 
 def test_confidential_issues_are_hidden_from_guests_but_not_their_authors(sandbox):

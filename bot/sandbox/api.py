@@ -17,13 +17,15 @@ import re
 import secrets
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 from email import policy as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from . import search
 
 GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
 TOKENS = {"alice-token": "alice", "mallory-token": "mallory", "bot-token": "license-bot", "emil-token": "emil",
@@ -53,7 +55,9 @@ def seed_state() -> dict[str, Any]:
         "groups": [
             # alice: Developer of support (so an inherited member of support/emea); dave: a Guest of support;
             # mike: Developer of support; carol reaches support only through contractors, shared with it.
-            group(1, "support", None, "private", {1: DEVELOPER, 6: GUEST, 7: DEVELOPER}, shared=[(3, DEVELOPER)]),
+            # The bot's user is a Reporter of support, as a deployment's would be, so it can read support/emea.
+            group(1, "support", None, "private", {1: DEVELOPER, 3: REPORTER, 6: GUEST, 7: DEVELOPER},
+                  shared=[(3, DEVELOPER)]),
             group(2, "emea", 1, "private", {4: DEVELOPER}),
             group(3, "contractors", None, "internal", {5: DEVELOPER}),
             group(4, "support-managers", None, "internal", {7: MAINTAINER}),
@@ -64,9 +68,13 @@ def seed_state() -> dict[str, Any]:
             "name": "internal-requests", "visibility": "private", "default_branch": "main",
             # alice is in through the group; mallory, emil and the bot are direct members.
             "members": {"2": GUEST, "3": MAINTAINER, "4": GUEST},
-            "labels": [], "issues": [], "uploads": {}, "files": {},
+            # The labels `license-bot setup` creates: GitLab's /label applies only labels that exist.
+            "labels": [{"id": n, "name": name, "color": "#6699cc", "description": None} for n, name in enumerate(
+                ["license-request", "license-request::processing", "license-request::success",
+                 "license-request::failed", "license-request-override"], start=1)],
+            "issues": [], "uploads": {}, "files": {},
         }],
-        "next_id": {"issue": 1, "note": 1, "label": 1, "upload": 1},
+        "next_id": {"issue": 1, "note": 1, "label": 6, "upload": 1},
         "mail": [],
     }
 
@@ -80,7 +88,13 @@ class ApiError(Exception):
 class Sandbox:
     """The state and the API's semantics; the HTTP handler only routes to it."""
 
-    def __init__(self, state_file: str | None = None, base_url: str = "http://127.0.0.1"):
+    def __init__(self, state_file: str | None = None, base_url: str = "http://127.0.0.1", *,
+                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30):
+        from .ratelimit import RateLimit
+
+        self.search_rules, self.edition = search_rules, edition
+        self.search_limit = RateLimit(search_rate_limit)
+        self.started = datetime.now(timezone.utc)
         self.lock = threading.RLock()
         self.state_file = Path(state_file) if state_file else None
         self.base_url = base_url
@@ -171,7 +185,8 @@ class Sandbox:
     # --- representations ------------------------------------------------------------------------------
 
     def user_json(self, user: dict) -> dict:
-        return {"id": user["id"], "username": user["username"], "name": user["name"], "state": "active",
+        return {"id": user["id"], "username": user["username"], "name": user["name"],
+                "state": user.get("state", "active"),
                 "web_url": f"{self.base_url}/{user['username']}"}
 
     def issue_json(self, project: dict, issue: dict) -> dict:
@@ -229,8 +244,9 @@ class Sandbox:
     def set_labels(self, project: dict, issue: dict, user: dict, labels: list[str]) -> None:
         added = [lb for lb in labels if lb not in issue["labels"]]
         removed = [lb for lb in issue["labels"] if lb not in labels]
-        # Scoped labels: a new `a::b` replaces any other `a::*` on the issue.
-        for new in added:
+        # Scoped labels: a new `a::b` replaces any other `a::*` on the issue, on paid tiers only
+        # (docs: user/project/labels, "Scoped labels": Premium and Ultimate). On Free both stay.
+        for new in added if self.edition == "premium" else ():
             if "::" in new:
                 scope = new.rsplit("::", 1)[0]
                 labels = [lb for lb in labels if lb == new or not (lb.startswith(scope + "::")
@@ -253,31 +269,43 @@ class Sandbox:
         issue["labels"] = labels
 
     def apply_quick_actions(self, project: dict, user: dict, description: str, issue: dict) -> str:
-        """GitLab applies quick actions on create and removes their lines; below Reporter some are dropped."""
+        """Quick actions on a new issue, as GitLab applies them: project members of any role, Guests
+        included, may set labels, assignees and confidentiality on an issue they create (IssuePolicy:
+        `set_issue_metadata` for `is_project_member & guest_access` on new issues). `/label` applies only
+        labels that exist; a quick action that applies nothing stays in the text (QuickActions docs)."""
         kept = []
-        may_triage = self.access(project, user) >= REPORTER
         for line in description.split("\n"):
             stripped = line.strip()
             if stripped.startswith("/label "):
-                if may_triage:
-                    names = re.findall(r'~"([^"]+)"|~(\S+)', stripped)
-                    self.set_labels(project, issue, user, issue["labels"] + [a or b for a, b in names
-                                                                             if (a or b) not in issue["labels"]])
+                names = [a or b for a, b in re.findall(r'~"([^"]+)"|~(\S+)', stripped)]
+                known = {lb["name"] for lb in project["labels"]}
+                existing = [name for name in names if name in known]
+                if not existing:
+                    kept.append(line)
+                    continue
+                added = [n for n in existing if n not in issue["labels"]]
+                self.set_labels(project, issue, user, issue["labels"] + added)
                 continue
             if stripped == "/confidential":
                 issue["confidential"] = True
                 continue
             if stripped.startswith("/assign"):
-                if may_triage:
-                    who = stripped.split()[1:] or ["me"]
-                    for name in who:
-                        target = user if name == "me" else next(
-                            (u for u in self.state["users"] if u["username"] == name.lstrip("@")), None)
-                        if target and target["id"] not in issue["assignee_ids"]:
-                            issue["assignee_ids"].append(target["id"])
+                who = stripped.split()[1:] or ["me"]
+                targets = [user if name == "me" else next(
+                    (u for u in self.state["users"] if u["username"] == name.lstrip("@")), None) for name in who]
+                targets = [t for t in targets if t and self.access(project, t) >= GUEST]
+                if not targets:
+                    kept.append(line)
+                    continue
+                self.assign(issue, issue["assignee_ids"] + [t["id"] for t in targets if t["id"] not in
+                                                             issue["assignee_ids"]])
                 continue
             kept.append(line)
         return "\n".join(kept).strip("\n")
+
+    def assign(self, issue: dict, ids: list[int]) -> None:
+        """Several assignees on paid tiers; GitLab Free keeps only the first (docs: "Multiple assignees")."""
+        issue["assignee_ids"] = ids if self.edition == "premium" else ids[:1]
 
     def create_issue(self, project: dict, user: dict, data: dict) -> dict:
         self.require(project, user, GUEST)
@@ -289,8 +317,11 @@ class Sandbox:
                  "description": "", "state": "opened", "labels": [], "author_id": user["id"],
                  "confidential": bool(data.get("confidential")), "assignee_ids": [], "created_at": now,
                  "updated_at": now, "closed_at": None, "notes": []}
-        if data.get("labels") and self.access(project, user) >= REPORTER:
+        if data.get("labels"):  # any member who may create the issue may label it (see apply_quick_actions)
             self.set_labels(project, issue, user, _label_list(data["labels"]))
+        if data.get("assignee_ids"):
+            ids = data["assignee_ids"] if isinstance(data["assignee_ids"], list) else [data["assignee_ids"]]
+            self.assign(issue, [int(i) for i in ids if str(i).isdigit()])
         issue["description"] = self.apply_quick_actions(project, user, data.get("description") or "", issue)
         issue["notes"] = [n for n in issue["notes"] if not n["system"]]  # creation is one event in GitLab
         project["issues"].append(issue)
@@ -319,7 +350,7 @@ class Sandbox:
             issue["confidential"] = _bool(data["confidential"])
         if "assignee_ids" in data:
             ids = data["assignee_ids"] if isinstance(data["assignee_ids"], list) else [data["assignee_ids"]]
-            issue["assignee_ids"] = [int(i) for i in ids if str(i).isdigit() and int(i) != 0]
+            self.assign(issue, [int(i) for i in ids if str(i).isdigit() and int(i) != 0])
         event = data.get("state_event")
         if event == "close" and issue["state"] == "opened":
             issue["state"], issue["closed_at"] = "closed", _now()
@@ -597,10 +628,12 @@ class Handler(BaseHTTPRequestHandler):
                 since = _parse_time(q[key])
                 issues = [i for i in issues if _parse_time(i[field]) >= since]
         if q.get("search"):
-            # Fuzzy, as in GitLab: every word must occur somewhere in the chosen fields.
-            fields = [f.strip() for f in q.get("in", "title,description").split(",")]
-            words = q["search"].lower().split()
-            issues = [i for i in issues if all(any(w in (i.get(f) or "").lower() for f in fields) for w in words)]
+            # GitLab's full-text search, rate-limited per user (search_rate_limit; 429 without Retry-After).
+            if not self.sandbox.search_limit.allow(user["id"]):
+                raise ApiError(429, "This endpoint has been requested too many times. Try again later.")
+            fields = [f.strip() for f in q.get("in", "title,description").split(",") if f.strip()]
+            issues = [i for i in issues if search.matches(i["title"], i["description"] or "", q["search"], fields,
+                                                          self.sandbox.search_rules)]
         order = q.get("order_by", "created_at")
         key_field = order if order in ("created_at", "updated_at") else "created_at"
         issues.sort(key=lambda i: (i[key_field], i["iid"]), reverse=q.get("sort", "desc") == "desc")
@@ -665,6 +698,64 @@ class Handler(BaseHTTPRequestHandler):
         note["body"], note["updated_at"] = self.body().get("body") or note["body"], _now()
         issue["updated_at"] = note["updated_at"]  # GitLab touches the issue when a note changes
         return 200, self.sandbox.note_json(issue, note), {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/issues/(\d+)/notes/(\d+)")
+    def get_note(self, ref, iid, note_id):
+        user = self.me()
+        issue = self.sandbox.issue(self.sandbox.project(ref, user), iid, user)
+        return 200, self.sandbox.note_json(issue, self._note(issue, note_id)), {}
+
+    @route("DELETE", r"/api/v4/projects/([^/]+)/issues/(\d+)/notes/(\d+)")
+    def delete_note(self, ref, iid, note_id):
+        """Its author, or a Maintainer and above, may delete a comment (NotePolicy: admin_note)."""
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        issue = self.sandbox.issue(project, iid, user)
+        note = self._note(issue, note_id)
+        if note["author_id"] != user["id"]:
+            self.sandbox.require(project, user, MAINTAINER)
+        issue["notes"].remove(note)
+        issue["updated_at"] = _now()
+        return 204, b"", {}
+
+    def _note(self, issue: dict, note_id: str) -> dict:
+        note = next((n for n in issue["notes"] if str(n["id"]) == note_id), None)
+        if note is None:
+            raise ApiError(404, "404 Note Not Found")
+        return note
+
+    @route("GET", r"/api/v4/version")
+    def version(self):
+        """GET /version: v1 is a GitLab before 16.6, v2 and v3 newer; `-ee` on a paid edition."""
+        self.me()
+        number = {"v1": "16.5.2", "v2": "17.6.1", "v3": "18.2.1"}[self.sandbox.search_rules]
+        suffix = "-ee" if self.sandbox.edition == "premium" else ""
+        return 200, {"version": number + suffix, "revision": "sandbox", "kas": {"enabled": False}}, {}
+
+    @route("GET", r"/api/v4/personal_access_tokens/self")
+    def token_self(self):
+        """GET /personal_access_tokens/self (project access tokens answer too): scopes and expiry.
+        The bot's token expires 10 days after the sandbox starts, so doctor's warning can be seen."""
+        user = self.me()
+        days = 10 if user["token"] == "bot-token" else 365
+        expires = (self.sandbox.started + timedelta(days=days)).date().isoformat()
+        return 200, {"id": user["id"], "name": f"{user['username']} token", "revoked": False, "active": True,
+                     "scopes": ["api"], "user_id": user["id"], "created_at": self.sandbox.started.isoformat(),
+                     "expires_at": expires, "last_used_at": _now()}, {}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/pipeline_schedules")
+    def pipeline_schedules(self, ref):
+        """The schedule that runs the bot: `active`, and its `owner` (GitLab deactivates a schedule whose
+        owner is blocked or removed)."""
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        self.sandbox.require(project, user, DEVELOPER)
+        schedules = project.setdefault("pipeline_schedules", [
+            {"id": 1, "description": "License Bot", "ref": "main", "cron": "*/10 * * * *", "cron_timezone": "UTC",
+             "active": True, "owner_id": 7}])
+        return self.paginate([{**{k: v for k, v in sch.items() if k != "owner_id"},
+                               "owner": self.sandbox.user_json(self.sandbox.user(sch["owner_id"]))}
+                              for sch in schedules])
 
     @route("GET", r"/api/v4/projects/([^/]+)/issues/(\d+)/resource_label_events")
     def label_events(self, ref, iid):
@@ -786,10 +877,12 @@ def _parse_time(text: str) -> datetime:
 class SandboxServer:
     """The HTTP API and the SMTP sink, started together on loopback."""
 
-    def __init__(self, port: int = 0, smtp_port: int = 0, state_file: str | None = None):
-        from . import mailsink
+    def __init__(self, port: int = 0, smtp_port: int = 0, state_file: str | None = None, *,
+                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30):
+        from .. import mailsink
 
-        self.sandbox = Sandbox(state_file)
+        self.sandbox = Sandbox(state_file, search_rules=search_rules, edition=edition,
+                               search_rate_limit=search_rate_limit)
         handler = type("BoundHandler", (Handler,), {"sandbox": self.sandbox})
         self.http = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.http.daemon_threads = True
@@ -806,7 +899,7 @@ class SandboxServer:
         return f"http://127.0.0.1:{self.port}"
 
     def smtp_switch(self, up: bool) -> None:
-        from . import mailsink
+        from .. import mailsink
 
         if up and self._smtp is None:
             self._smtp = mailsink.start(self._inbox, port=self.smtp_port)
