@@ -51,9 +51,10 @@ class Bot:
     def config_path(self) -> Path:
         return self.workdir / "config.yaml"
 
-    def write_config(self, **smtp) -> None:
+    def write_config(self, requests: dict | None = None, **smtp) -> None:
         config = yaml.safe_load(resources.default_config().read_text())
         config["gitlab"].update(url=self.url, project=PROJECT, timeout_seconds=5)
+        config["requests"].update(requests or {})
         config["smtp"].update({"host": "127.0.0.1", "port": self.smtp_port, "security": "none", "username": None,
                                "timeout_seconds": 3, **smtp})
         self.config_path.write_text(yaml.safe_dump(config))
