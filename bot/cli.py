@@ -335,7 +335,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for c in checks:
         print(c.line())
     failed = sum(1 for c in checks if c.ok is False)
-    print(f"{failed} problem(s)" if failed else "all checks passed")
+    warned = sum(1 for c in checks if c.ok and c.warn)
+    summary = f"{failed} problem{'s' if failed != 1 else ''}" if failed else "all checks passed"
+    print(summary + (f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""))
     return 1 if failed else 0
 
 

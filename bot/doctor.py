@@ -7,8 +7,10 @@ depends on failed (so one broken setting shows as exactly one ✗).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -29,10 +31,13 @@ class Check:
     ok: bool | None  # None: not checked
     detail: str
     fix: str = ""
+    warn: bool = False  # works now, but will not for long, or not safely: said, not counted as a problem
 
     def line(self) -> str:
         if self.ok is None:
             return f"– {self.name}: not checked ({self.detail})"
+        if self.ok and self.warn:
+            return f"⚠ {self.name}: {self.detail}" + (f" — {self.fix}" if self.fix else "")
         mark = "✓" if self.ok else "✗"
         return f"{mark} {self.name}: {self.detail}" + (f" — fix: {self.fix}" if not self.ok and self.fix else "")
 
@@ -50,13 +55,15 @@ def labels_wanted(config: Config) -> dict[str, tuple[str, str]]:
 
 
 def check(config: Config, secrets: Secrets, environ: Mapping[str, str] | None = None,
-          ci_file: Path | None = None) -> list[Check]:
+          ci_file: Path | None = None, today: date | None = None) -> list[Check]:
     env = os.environ if environ is None else environ
-    return [*_gitlab_checks(config, secrets), _key_check(config, secrets), _smtp_check(config, secrets),
-            _slack_check(config, secrets), *_ci_checks(env, ci_file)]
+    today = today or datetime.now(timezone.utc).date()
+    gitlab_checks, tracker = _gitlab_checks(config, secrets, today)
+    return [*gitlab_checks, _key_check(config, secrets), _smtp_check(config, secrets),
+            _slack_check(config, secrets), *_ci_checks(env, ci_file), *_schedule_checks(env, tracker)]
 
 
-def _gitlab_checks(config: Config, secrets: Secrets) -> list[Check]:
+def _gitlab_checks(config: Config, secrets: Secrets, today: date) -> tuple[list[Check], GitLabTracker | None]:
     where = f"{config.gitlab.url or '(gitlab.url not set)'} {config.gitlab.project or ''}".strip()
     first = "GitLab reachable, token valid"
     try:
@@ -65,36 +72,79 @@ def _gitlab_checks(config: Config, secrets: Secrets) -> list[Check]:
     except BotError as exc:
         fix = ("create a project access token with the api scope (Reporter or above) and set GITLAB_TOKEN"
                if "token" in str(exc).lower() else "check gitlab.url (or GITLAB_URL) and the network")
-        return [Check(first, False, str(exc), fix)] + [Check(n, None, "needs GitLab") for n in _GITLAB_PROBES]
+        return [Check(first, False, str(exc), fix)] + [Check(n, None, "needs GitLab") for n in _GITLAB_PROBES], None
     results = [Check(first, True, f"{where} answers; the token is @{me['username']}'s")]
     for name, probe in _GITLAB_PROBES.items():
         try:
-            results.append(probe(name, tracker, me, config))
+            results.append(probe(name, tracker, me, config, today))
         except BotError as exc:
             results.append(Check(name, False, str(exc), "see the message"))
-    return results
+    return results, tracker
 
 
-def _role(name, tracker, me, config) -> Check:
+def _version(name, tracker, me, config, today) -> Check:
+    text = str(tracker.version().get("version") or "unknown")
+    numbers = tuple(int(n) for n in re.findall(r"\d+", text)[:2]) or (0, 0)
+    edition = "Enterprise Edition" if text.endswith("-ee") else "Community Edition"
+    notes = [f"GitLab {text} ({edition})"]
+    if not text.endswith("-ee"):
+        notes.append("scoped labels do not replace each other and issues keep one assignee: the bot removes old state "
+                     "labels itself and assigns the author first")
+    if numbers < (16, 6):
+        notes.append("its issue search does not index HTML comments: the bot lists requests without searching")
+    if numbers < (17, 4):
+        notes.append("uploads cannot be downloaded through the API before 17.4: find --download uses the record's copy")
+    return Check(name, True, "; ".join(notes))
+
+
+def _token(name, tracker, me, config, today) -> Check:
+    info = tracker.token_info()
+    if info is None:
+        return Check(name, None, "GitLab does not say this token's scopes and expiry")
+    scopes = info.get("scopes") or []
+    expires = date.fromisoformat(info["expires_at"]) if info.get("expires_at") else None
+    fix = "make a new project access token with the api scope and replace GITLAB_TOKEN"
+    if "api" not in scopes:
+        return Check(name, False, f"the token has scopes {', '.join(scopes) or 'none'}, not api", fix)
+    if info.get("revoked") or info.get("active") is False or (expires and expires <= today):
+        return Check(name, False, f"the token expired on {expires}" if expires else "the token was revoked", fix)
+    if expires is None:
+        return Check(name, True, "scope api; the token never expires")
+    days = (expires - today).days
+    if days <= 14:
+        return Check(name, True, f"scope api; the token expires on {expires}, in {days} day{'s' if days != 1 else ''}",
+                     "renew it now (README, \"Rotating the token\"): every run fails once it expires", warn=True)
+    return Check(name, True, f"scope api; the token expires on {expires}, in {days} days")
+
+
+def _groups(name, tracker, me, config, today) -> Check:
+    r = config.requests
+    groups = sorted({*r.requester_groups, *r.approver_groups})
+    for group in groups:
+        tracker.group(group)  # raises with the group's name and the fix
+    return Check(name, True, f"the bot can read {', '.join(groups)}" if groups else "none configured")
+
+
+def _role(name, tracker, me, config, today) -> Check:
     level = tracker.my_level()
     role = ROLES.get(level, str(level)) if level else "not a member"
     return Check(name, level >= 20, f"@{me['username']} is {role}",
                  "give the token's user at least the Reporter role in the tracker")
 
 
-def _private(name, tracker, me, config) -> Check:
+def _private(name, tracker, me, config, today) -> Check:
     visibility = tracker.project_info().get("visibility")
     return Check(name, visibility != "public", f"visibility {visibility}",
                  "make the tracker private: an upload in a public project is readable by anyone with its link")
 
 
-def _labels(name, tracker, me, config) -> Check:
+def _labels(name, tracker, me, config, today) -> Check:
     missing = sorted(set(labels_wanted(config)) - tracker.label_names())
     return Check(name, not missing, "all present" if not missing else "missing " + ", ".join(missing),
                  "run license-bot setup (it creates them)")
 
 
-def _template(name, tracker, me, config) -> Check:
+def _template(name, tracker, me, config, today) -> Check:
     branch = tracker.project_info().get("default_branch") or "main"
     current = tracker.file_text(TEMPLATE_PATH, branch)
     ok = current == resources.issue_template().read_text(encoding="utf-8")
@@ -102,7 +152,8 @@ def _template(name, tracker, me, config) -> Check:
     return Check(name, ok, f"{TEMPLATE_PATH} on {branch} {state}", "run license-bot setup (it commits the template)")
 
 
-_GITLAB_PROBES = {"role in the tracker": _role, "tracker is private": _private, "labels": _labels,
+_GITLAB_PROBES = {"GitLab version": _version, "token": _token, "role in the tracker": _role,
+                  "tracker is private": _private, "requester and approver groups": _groups, "labels": _labels,
                   "issue template": _template}
 
 
@@ -180,6 +231,28 @@ def _ci_checks(env: Mapping[str, str], ci_file: Path | None) -> list[Check]:
                            f"jobs {', '.join(runs)} " + ("have a resource_group" if not unserialised
                                                         else f"lack a resource_group: {', '.join(unserialised)}"),
                            "add `resource_group: license-bot` so two runs never overlap")]
+
+
+def _schedule_checks(env: Mapping[str, str], tracker: GitLabTracker | None) -> list[Check]:
+    """In a pipeline: the schedule that runs the bot is active and its owner active (GitLab deactivates a
+    schedule whose owner is blocked or removed, and the bot then silently stops)."""
+    if env.get("GITLAB_CI") != "true" or not env.get("CI_PROJECT_ID"):
+        return []
+    name = "schedule"
+    if tracker is None:
+        return [Check(name, None, "needs GitLab")]
+    try:
+        schedules = tracker.pipeline_schedules(env["CI_PROJECT_ID"])
+    except BotError as exc:
+        return [Check(name, False, str(exc), "give the token's user the Developer role in the bot's project")]
+    good = [s for s in schedules if s.get("active") and (s.get("owner") or {}).get("state", "active") == "active"]
+    if good:
+        owner = (good[0].get("owner") or {}).get("username", "?")
+        return [Check(name, True, f"{good[0].get('description') or 'a schedule'} runs {good[0].get('cron')}, owned by "
+                                  f"@{owner} (active)")]
+    why = "no pipeline schedule" if not schedules else "no active schedule with an active owner"
+    return [Check(name, False, f"{why} in project {env['CI_PROJECT_ID']}",
+                  "CI/CD > Schedules: make (or take ownership of) an active schedule, every 10 minutes")]
 
 
 def setup(config: Config, secrets: Secrets) -> list[str]:

@@ -350,6 +350,19 @@ class GitLabTracker:
         else:
             self._call(lambda: self.project.files.update(path, data, max_retries=self.max_retries), f"update {path}")
 
+    def version(self) -> dict[str, Any]:
+        return self._call(lambda: self.gl.http_get("/version", max_retries=self.max_retries), "read GitLab's version")
+
+    def token_info(self) -> dict[str, Any] | None:
+        """The token's own record (scopes, expiry); None where GitLab has no such call for it."""
+        return self._call(lambda: self.gl.http_get("/personal_access_tokens/self", max_retries=self.max_retries),
+                          "read the token's scopes and expiry", absent={404: None, 403: None})
+
+    def pipeline_schedules(self, project: str) -> list[dict[str, Any]]:
+        path = f"/projects/{quote(str(project), safe='')}/pipeline_schedules"
+        return self._call(lambda: list(self.gl.http_list(path, iterator=True, max_retries=self.max_retries)),
+                          f"read the pipeline schedules of project {project}")
+
     def me(self) -> dict[str, Any]:
         if self._me is None:
             self._me = self._call(lambda: self.gl.http_get("/user", max_retries=self.max_retries), "read the bot user")
@@ -427,10 +440,16 @@ class GitLabTracker:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def create_label(self, name: str, color: str, description: str) -> bool:
-        """Create a project label; False when it exists already (GitLab's 409: creation is atomic)."""
+        """Create a project label; False when it exists already. Creation is atomic: GitLab answers 409,
+        or, when two creations race past its uniqueness check, 400 "has already been taken"."""
         data = {"name": name, "color": color, "description": description}
-        return self._call(lambda: self.project.labels.create(data, max_retries=self.max_retries) is not None,
-                          f"create label {name}", absent={409: False})
+        try:
+            return self._call(lambda: self.project.labels.create(data, max_retries=self.max_retries) is not None,
+                              f"create label {name}", absent={409: False})
+        except TrackerError as exc:
+            if exc.status == 400 and "already been taken" in str(exc):
+                return False
+            raise
 
     def get_label(self, name: str) -> dict | None:
         return self._call(lambda: self.project.labels.get(name, max_retries=self.max_retries).attributes,

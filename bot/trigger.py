@@ -1,8 +1,10 @@
 """Which issue a webhook-triggered pipeline should process. Pure: the payload in, a decision out.
 
-A project webhook on issue events starts a pipeline with the event in TRIGGER_PAYLOAD. Only issue
-events on the tracker that the bot itself did not cause lead anywhere; the bot's own edits fire
-events too, and reacting to them would loop.
+A project webhook on issue events starts a pipeline with the event in TRIGGER_PAYLOAD. Requests are
+confidential, and GitLab sends a confidential issue's events only to webhooks with "Confidential issues
+events" on, with `object_kind` "issue" and `event_type` "confidential_issue" (Webhook events docs), so
+both kinds are read. Only issue events on the tracker that the bot itself did not cause lead anywhere;
+the bot's own edits fire events too, and reacting to them would loop.
 """
 
 from __future__ import annotations

@@ -224,3 +224,44 @@ def test_the_ci_check_reads_gitlab_ci_only(bot):
     assert ci({"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "schedule"}).ok is True
     assert ci({"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "merge_request_event"}).ok is True
     assert ci({"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "chat"}).ok is False
+
+
+def test_doctor_shows_gitlabs_version_the_tokens_expiry_the_groups_and_the_schedule(bot, sandbox):
+    checks = _checks(bot)
+    assert checks["GitLab version"].ok and checks["GitLab version"].detail.startswith("GitLab 18.")
+    token = checks["token"]
+    assert token.ok and token.warn and "expires on" in token.detail and "in 10 days" in token.detail
+    assert "⚠ token:" in token.line()
+    assert checks["requester and approver groups"].ok
+    assert "schedule" not in checks  # only in a pipeline
+    in_ci = {c.name: c for c in doctor.check(config_mod.load(bot.config_path, environ={}), _secrets(bot),
+                                             environ={"GITLAB_CI": "true", "CI_PROJECT_ID": "1"})}
+    assert in_ci["schedule"].ok and "@mike (active)" in in_ci["schedule"].detail
+    sandbox.sandbox.state["users"][6]["state"] = "blocked"  # mike leaves: GitLab deactivates his schedules
+    in_ci = {c.name: c for c in doctor.check(config_mod.load(bot.config_path, environ={}), _secrets(bot),
+                                             environ={"GITLAB_CI": "true", "CI_PROJECT_ID": "1"})}
+    assert in_ci["schedule"].ok is False
+
+
+def test_doctor_fails_an_expired_token_and_an_unreadable_group(bot, sandbox):
+    from datetime import date, timedelta
+
+    later = date.today() + timedelta(days=30)
+    checks = {c.name: c for c in doctor.check(config_mod.load(bot.config_path, environ={}), _secrets(bot),
+                                              environ={}, today=later)}
+    assert checks["token"].ok is False and "expired" in checks["token"].detail
+    bot.write_config(requests={"approver_groups": ["hidden"]})
+    checks = _checks(bot)
+    groups = checks["requester and approver groups"]
+    assert groups.ok is False and "group hidden does not exist or the bot's token cannot read it" in groups.detail
+
+
+def test_doctor_on_an_older_community_gitlab_says_what_that_means(bot, tmp_path):
+    from bot.sandbox import SandboxServer
+
+    with SandboxServer(edition="free", search_rules="v1") as server:
+        bot.url = server.url
+        bot.write_config()
+        detail = _checks(bot)["GitLab version"].detail
+    assert detail.startswith("GitLab 16.5.2 (Community Edition)")
+    assert "scoped labels do not replace each other" in detail and "does not index HTML comments" in detail

@@ -106,6 +106,26 @@ def test_trigger_decisions():
         assert decision.iid is None and why in decision.reason
 
 
+def test_a_confidential_issue_event_is_handled_like_an_issue_event():
+    """GitLab's "Confidential issues events" payload: object_kind issue, event_type confidential_issue."""
+    payload = json.loads(_event(5))
+    payload.update(event_type="confidential_issue", object_attributes={"iid": 5, "action": "open",
+                                                                       "confidential": True})
+    assert trigger.decide(json.dumps(payload), "support/internal-requests", "license-bot").iid == 5
+
+
+def test_a_racing_label_creation_that_answers_400_means_the_lock_is_held(config):
+    import responses
+
+    from bot.tracker import GitLabTracker
+
+    tracker = GitLabTracker(config, "t")
+    with responses.RequestsMock() as mocked:
+        mocked.post("https://gitlab.example.com/api/v4/projects/support%2Finternal-requests/labels", status=400,
+                    json={"message": {"title": ["has already been taken"]}})
+        assert tracker.create_label("license-bot-run-lock", "#808080", "x") is False
+
+
 def test_a_trigger_processes_just_that_issue(config, private_key):
     ctx = make(config, private_key)
     ctx.tracker.file(filled())
