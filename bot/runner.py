@@ -11,12 +11,12 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from . import trigger
 from .config import Config
 from .mailer import MailError
-from .record import Record
 from .runlock import RunLock
 from .scrub import Scrubber
 from .tracker import Tracker, TrackerError
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from .mailer import Mailer
     from .processor import Result
+    from .record import Record
     from .slack import Notifier
 
 
@@ -40,11 +41,14 @@ class Context:
     now: datetime
     notifier: Notifier | None = None
     scrub: Callable[[str], str] = field(default_factory=Scrubber)  # every text that leaves the bot
-    record: Record = field(init=False)
     cache: dict = field(default_factory=dict)  # per-run answers the processor looks up more than once
 
-    def __post_init__(self) -> None:
-        self.record = Record(self.tracker, self.private_key.public_key())
+    @cached_property
+    def record(self) -> Record:
+        """The record of issued licenses, read once per run (made when first asked: an idle run never is)."""
+        from .record import Record
+
+        return Record(self.tracker, self.private_key.public_key())
 
     @property
     def today(self) -> date:
@@ -135,7 +139,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
         except TrackerError as exc:  # a lock left behind is taken over later; say so
             say(f"could not release the run lock: {exc}")
         summary.api_calls = tracker.api_calls
-        summary.recorded = [entry.license_id for entry in ctx.record.added]
+        if "record" in ctx.__dict__:  # an idle run never read the record
+            summary.recorded = [entry.license_id for entry in ctx.record.added]
         summary.error = ctx.scrub(summary.error) if summary.error else None
     return summary
 
