@@ -1,0 +1,154 @@
+"""What writing an issue does: labels, quick actions, assignees, and the edits the API takes.
+
+GitLab facts mirrored: project members of any role, Guests included, may set labels, assignees and
+confidentiality on an issue they create (IssuePolicy `set_issue_metadata` on new issues), through quick
+actions or `labels=`; `/label` applies only labels that exist, and a quick action that applies nothing
+stays in the text (Quick actions docs); `add_labels` creates labels that do not exist (Issues API);
+scoped labels replace each other and issues take several assignees on paid tiers only (Scoped labels;
+Multiple assignees); editing another's issue needs Reporter; each change leaves a system note and a
+`resource_label_events` entry.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .store import GUEST, REPORTER, ApiError, _bool, _label_list, _now
+
+
+class IssueWrites:
+    state: dict
+    edition: str
+
+    def ensure_labels(self, project: dict, names: list[str]) -> None:
+        known = {lb["name"] for lb in project["labels"]}
+        for name in names:
+            if name not in known:  # GitLab creates unknown labels on the fly (typos become labels)
+                project["labels"].append({"id": self.next_id("label"), "name": name, "color": "#6699cc",
+                                          "description": None})
+                known.add(name)
+
+    def system_note(self, issue: dict, user: dict, body: str) -> None:
+        now = _now()
+        issue["notes"].append({"id": self.next_id("note"), "body": body, "author_id": user["id"], "system": True,
+                               "created_at": now, "updated_at": now})
+
+    def set_labels(self, project: dict, issue: dict, user: dict, labels: list[str]) -> None:
+        added = [lb for lb in labels if lb not in issue["labels"]]
+        removed = [lb for lb in issue["labels"] if lb not in labels]
+        # Scoped labels: a new `a::b` replaces any other `a::*` on the issue, on paid tiers only
+        # (docs: user/project/labels, "Scoped labels": Premium and Ultimate). On Free both stay.
+        for new in added if self.edition == "premium" else ():
+            if "::" in new:
+                scope = new.rsplit("::", 1)[0]
+                labels = [lb for lb in labels if lb == new or not (lb.startswith(scope + "::")
+                                                                   and lb.count("::") == new.count("::"))]
+        self.ensure_labels(project, added)
+        now = _now()
+        for name, action in [(a, "add") for a in added] + [(r, "remove") for r in removed]:
+            label = next(lb for lb in project["labels"] if lb["name"] == name) if action == "add" else \
+                next((lb for lb in project["labels"] if lb["name"] == name), {"id": 0, "name": name})
+            issue.setdefault("label_events", []).append({
+                "id": self.next_id("note"), "user_id": user["id"], "created_at": now, "action": action,
+                "label": {"id": label["id"], "name": name}})
+        if added or removed:
+            parts = []
+            if added:
+                parts.append("added " + " ".join(f"~\"{a}\"" for a in added))
+            if removed:
+                parts.append("removed " + " ".join(f"~\"{r}\"" for r in removed))
+            self.system_note(issue, user, " ".join(parts) + " label" + ("s" if len(added + removed) > 1 else ""))
+        issue["labels"] = labels
+
+    def apply_quick_actions(self, project: dict, user: dict, description: str, issue: dict) -> str:
+        """Quick actions on a new issue, as GitLab applies them: project members of any role, Guests
+        included, may set labels, assignees and confidentiality on an issue they create (IssuePolicy:
+        `set_issue_metadata` for `is_project_member & guest_access` on new issues). `/label` applies only
+        labels that exist; a quick action that applies nothing stays in the text (QuickActions docs)."""
+        kept = []
+        for line in description.split("\n"):
+            stripped = line.strip()
+            if stripped.startswith("/label "):
+                names = [a or b for a, b in re.findall(r'~"([^"]+)"|~(\S+)', stripped)]
+                known = {lb["name"] for lb in project["labels"]}
+                existing = [name for name in names if name in known]
+                if not existing:
+                    kept.append(line)
+                    continue
+                added = [n for n in existing if n not in issue["labels"]]
+                self.set_labels(project, issue, user, issue["labels"] + added)
+                continue
+            if stripped == "/confidential":
+                issue["confidential"] = True
+                continue
+            if stripped.startswith("/assign"):
+                who = stripped.split()[1:] or ["me"]
+                targets = [user if name == "me" else next(
+                    (u for u in self.state["users"] if u["username"] == name.lstrip("@")), None) for name in who]
+                targets = [t for t in targets if t and self.access(project, t) >= GUEST]
+                if not targets:
+                    kept.append(line)
+                    continue
+                self.assign(issue, issue["assignee_ids"] + [t["id"] for t in targets if t["id"] not in
+                                                             issue["assignee_ids"]])
+                continue
+            kept.append(line)
+        return "\n".join(kept).strip("\n")
+
+    def assign(self, issue: dict, ids: list[int]) -> None:
+        """Several assignees on paid tiers; GitLab Free keeps only the first (docs: "Multiple assignees")."""
+        issue["assignee_ids"] = ids if self.edition == "premium" else ids[:1]
+
+    def create_issue(self, project: dict, user: dict, data: dict) -> dict:
+        self.require(project, user, GUEST)
+        title = (data.get("title") or "").strip()
+        if not title:
+            raise ApiError(400, {"title": ["can't be blank"]})
+        now = _now()
+        issue = {"id": 1000 + self.next_id("issue"), "iid": len(project["issues"]) + 1, "title": title,
+                 "description": "", "state": "opened", "labels": [], "author_id": user["id"],
+                 "confidential": bool(data.get("confidential")), "assignee_ids": [], "created_at": now,
+                 "updated_at": now, "closed_at": None, "notes": []}
+        if data.get("labels"):  # any member who may create the issue may label it (see apply_quick_actions)
+            self.set_labels(project, issue, user, _label_list(data["labels"]))
+        if data.get("assignee_ids"):
+            ids = data["assignee_ids"] if isinstance(data["assignee_ids"], list) else [data["assignee_ids"]]
+            self.assign(issue, [int(i) for i in ids if str(i).isdigit()])
+        issue["description"] = self.apply_quick_actions(project, user, data.get("description") or "", issue)
+        issue["notes"] = [n for n in issue["notes"] if not n["system"]]  # creation is one event in GitLab
+        project["issues"].append(issue)
+        return issue
+
+    def edit_issue(self, project: dict, issue: dict, user: dict, data: dict) -> dict:
+        if issue["author_id"] != user["id"]:
+            self.require(project, user, REPORTER)
+        if "title" in data:
+            if not str(data["title"]).strip():
+                raise ApiError(400, {"title": ["can't be blank"]})
+            if data["title"] != issue["title"]:
+                self.system_note(issue, user, f"changed title from **{issue['title']}** to **{data['title']}**")
+                issue["title"] = data["title"]
+        if "description" in data:
+            issue["description"] = data["description"] or ""
+        labels = list(issue["labels"])
+        if "labels" in data:
+            labels = _label_list(data["labels"])
+        labels += [lb for lb in _label_list(data.get("add_labels")) if lb not in labels]
+        labels = [lb for lb in labels if lb not in _label_list(data.get("remove_labels"))]
+        if labels != issue["labels"]:
+            self.require(project, user, REPORTER)
+            self.set_labels(project, issue, user, labels)
+        if "confidential" in data:
+            issue["confidential"] = _bool(data["confidential"])
+        if "assignee_ids" in data:
+            ids = data["assignee_ids"] if isinstance(data["assignee_ids"], list) else [data["assignee_ids"]]
+            self.assign(issue, [int(i) for i in ids if str(i).isdigit() and int(i) != 0])
+        event = data.get("state_event")
+        if event == "close" and issue["state"] == "opened":
+            issue["state"], issue["closed_at"] = "closed", _now()
+            self.system_note(issue, user, "closed")
+        elif event == "reopen" and issue["state"] == "closed":
+            issue["state"], issue["closed_at"] = "opened", None
+            self.system_note(issue, user, "reopened")
+        issue["updated_at"] = _now()
+        return issue
