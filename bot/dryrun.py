@@ -42,8 +42,8 @@ class DryRunTracker:
         self._say(f"would {verb} issue #{iid}:\n{shown}")
         return Note(id=note_id or -1, body=body)
 
-    def record_issue(self, *, create: bool) -> int | None:
-        iid = self._tracker.record_issue(create=False)
+    def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
+        iid = self._tracker.record_issue()
         if iid is None and create:
             self._say("would open the record issue (the bot's record of issued licenses)")
             return -1

@@ -30,7 +30,7 @@ from .status import DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, d
 from .tracker import Issue, IssueEdit, Note
 
 if TYPE_CHECKING:
-    from .runner import Context
+    from .context import Context
 
 SUCCEEDED, FAILED, RETRYING, SKIPPED = "succeeded", "failed", "retrying", "skipped"
 

@@ -150,7 +150,7 @@ class Record:
 
     def entries(self) -> list[Recorded]:
         if self._entries is None:
-            iid = self.tracker.record_issue(create=False)
+            iid = self.tracker.record_issue()
             me = self.tracker.me()["id"]
             self._entries = read(self.tracker.comments(iid), me, self.public_key) if iid is not None else []
         return self._entries
@@ -176,7 +176,7 @@ class Record:
         lic = verify(entry, key_text, self.public_key)
         if lic is None:
             raise lic_mod.LicenseError(f"license {entry.license_id} does not match its own record entry")
-        iid = self.tracker.record_issue(create=True)
+        iid = self.tracker.record_issue(create=(ISSUE_TITLE, ISSUE_DESCRIPTION))
         me = self.tracker.me()["id"]
 
         def landed(notes: list[Note]) -> Note | None:

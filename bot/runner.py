@@ -10,49 +10,17 @@ import json
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
-from functools import cached_property
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from . import trigger
-from .config import Config
+from .context import Context
 from .mailer import MailError
 from .runlock import RunLock
-from .scrub import Scrubber
-from .tracker import Tracker, TrackerError
+from .tracker import TrackerError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    from .mailer import Mailer
     from .processor import Result
-    from .record import Record
-    from .slack import Notifier
-
-
-@dataclass
-class Context:
-    """Everything one run shares: adapters, the signing key, the time, the record of issued licenses."""
-
-    config: Config
-    tracker: Tracker
-    mailer: Mailer
-    private_key: rsa.RSAPrivateKey
-    now: datetime
-    notifier: Notifier | None = None
-    scrub: Callable[[str], str] = field(default_factory=Scrubber)  # every text that leaves the bot
-    cache: dict = field(default_factory=dict)  # per-run answers the processor looks up more than once
-
-    @cached_property
-    def record(self) -> Record:
-        """The record of issued licenses, read once per run (made when first asked: an idle run never is)."""
-        from .record import Record
-
-        return Record(self.tracker, self.private_key.public_key())
-
-    @property
-    def today(self) -> date:
-        return self.now.date()
 
 
 @dataclass

@@ -166,7 +166,7 @@ class Tracker(Protocol):
     def group(self, group: str) -> dict[str, Any]: ...
     def member_level(self, group: str, user_id: int) -> int: ...
     def label_events(self, iid: int) -> list[LabelEvent]: ...
-    def record_issue(self, *, create: bool) -> int | None: ...
+    def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None: ...
     def comments(self, iid: int) -> list[Note]: ...
     def add_note(self, iid: int, body: str, landed) -> Note: ...
     def search_issues(self, text: str, in_: str = "title,description", state: str = "all") -> list[Issue]: ...
@@ -260,16 +260,15 @@ class GitLabTracker:
                            label=(e.get("label") or {}).get("name") or "",
                            created_at=_time(e.get("created_at")) or _EPOCH) for e in data]
 
-    def record_issue(self, *, create: bool) -> int | None:
+    def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
         """The iid of the record issue: the oldest issue the bot's own user opened (nobody else can
-        open one as the bot); made when `create` and there is none yet."""
+        open one as the bot); opened, confidential, with `create`'s (title, description) if there is none."""
         if self._record_iid is None:
             mine = self._list(author_id=self.me()["id"], state="all", order_by="created_at", sort="asc")
             if mine:
                 self._record_iid = min(mine, key=lambda i: (i.created_at, i.iid)).iid
             elif create:
-                from . import record  # the record's own wording lives with it
-                data = {"title": record.ISSUE_TITLE, "description": record.ISSUE_DESCRIPTION, "confidential": True}
+                data = {"title": create[0], "description": create[1], "confidential": True}
                 created = self._call(lambda: self.project.issues.create(data, retry_transient_errors=False),
                                      "open the record issue")
                 self._record_iid = int(created.iid)

@@ -118,7 +118,7 @@ class FakeTracker:
         self.api_calls += 1
         return list(self.events.get(iid, ()))
 
-    def record_issue(self, *, create: bool) -> int | None:
+    def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
         if "record" not in self._cache:
             self.api_calls += 1
             mine = [i for i in self.issues.values() if i.author_id == self.bot_id]

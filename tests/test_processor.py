@@ -108,7 +108,7 @@ def test_a_successful_request_costs_at_most_five_api_calls(world):
     ctx.tracker.ensure_can_work()
     ctx.tracker.member_level("support", issue.author_id)
     ctx.record.entries()
-    ctx.tracker.record_issue(create=True)
+    ctx.tracker.record_issue(create=("t", "d"))
     before = world.tracker.api_calls
     assert processor.process(issue, ctx).outcome == "succeeded"
     assert world.tracker.api_calls - before <= 5

@@ -87,7 +87,7 @@ def test_a_401_on_the_record_is_an_error_not_an_empty_answer(tracker, mocked):
     mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
     mocked.get(f"{PROJECT}/issues", status=401, json={"message": "401 Unauthorized"})
     with pytest.raises(TrackerError) as info:
-        tracker.record_issue(create=False)
+        tracker.record_issue()
     assert info.value.status == 401 and not info.value.transient
     assert "GITLAB_TOKEN" in str(info.value) and TOKEN not in str(info.value)
 
@@ -219,8 +219,8 @@ def test_the_record_issue_is_the_oldest_the_bots_user_opened(tracker, mocked):
     mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
     mocked.get(f"{PROJECT}/issues", json=[issue_json(8, author={"id": 99}), issue_json(3, author={"id": 99})],
                match=[matchers.query_param_matcher({"author_id": "99", "state": "all"}, strict_match=False)])
-    assert tracker.record_issue(create=False) == 3
-    assert tracker.record_issue(create=True) == 3 and tracker.api_calls == 2
+    assert tracker.record_issue() == 3
+    assert tracker.record_issue(create=("t", "d")) == 3 and tracker.api_calls == 2
 
 
 def test_unreachable_gitlab_is_transient_and_names_no_secret(config):

@@ -1,0 +1,49 @@
+"""What one run shares: the adapters, the signing key, the time, and the record of issued licenses.
+
+Its own module because both the run loop and the processor use it, and neither imports the other's
+loop: the runner hands a Context to the processor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from .scrub import Scrubber
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from .config import Config
+    from .mailer import Mailer
+    from .record import Record
+    from .slack import Notifier
+    from .tracker import Tracker
+
+
+@dataclass
+class Context:
+    """Everything one run shares: adapters, the signing key, the time, the record of issued licenses."""
+
+    config: Config
+    tracker: Tracker
+    mailer: Mailer
+    private_key: rsa.RSAPrivateKey
+    now: datetime
+    notifier: Notifier | None = None
+    scrub: Callable[[str], str] = field(default_factory=Scrubber)  # every text that leaves the bot
+    cache: dict = field(default_factory=dict)  # per-run answers the processor looks up more than once
+
+    @cached_property
+    def record(self) -> Record:
+        """The record of issued licenses, read once per run (made when first asked: an idle run never is)."""
+        from .record import Record
+
+        return Record(self.tracker, self.private_key.public_key())
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
