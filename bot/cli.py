@@ -90,7 +90,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if problems:
         raise BotError("; ".join(f"--{'users' if p.field == 'user_count' else p.field}: {p.message}"
                                  for p in problems).replace("`", "'"))
-    private_key = keys.private_key_from(config_mod.secrets_from_env(), args.private_key)
+    private_key = keys.private_key_from(config_mod.secrets_from_env(), args.private_key, flag="--private-key")
     today = args.date or utc_today()
     lic = lic_mod.build_trial(args.email, args.users, today, config.license.terms)
     late = lic_mod.preflight(lic, utc_today())  # judged today, whatever --date says: never an expired key
@@ -203,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config_mod.require_gitlab(config)
         secrets = config_mod.secrets_from_env()
         scrub = Scrubber(secrets.values())
-        private_key = keys.private_key_from(secrets, args.private_key)
+        private_key = keys.private_key_from(secrets, args.private_key, flag="--private-key")
         if config.slack.enabled and not secrets.slack_webhook_url:
             raise config_mod.ConfigError("slack.enabled is true but SLACK_WEBHOOK_URL is not set")
         payload = None if args.issue is not None else _trigger_payload(os.environ)
@@ -332,8 +332,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     config = config_mod.load(args.config)
     checks = doctor.check(config, config_mod.secrets_from_env(), ci_file=args.ci_file)
-    for c in checks:
-        print(c.line())
+    print("\n".join(doctor.lines(checks)))
     failed = sum(1 for c in checks if c.ok is False)
     warned = sum(1 for c in checks if c.ok and c.warn)
     summary = f"{failed} problem{'s' if failed != 1 else ''}" if failed else "all checks passed"

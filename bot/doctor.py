@@ -34,12 +34,37 @@ class Check:
     warn: bool = False  # works now, but will not for long, or not safely: said, not counted as a problem
 
     def line(self) -> str:
+        """One plain sentence (two with the fix), each said once."""
+        detail = self.detail.rstrip(". ")
         if self.ok is None:
-            return f"– {self.name}: not checked ({self.detail})"
+            return f"– {self.name}: not checked, because {detail}."
         if self.ok and self.warn:
-            return f"⚠ {self.name}: {self.detail}" + (f" — {self.fix}" if self.fix else "")
-        mark = "✓" if self.ok else "✗"
-        return f"{mark} {self.name}: {self.detail}" + (f" — fix: {self.fix}" if not self.ok and self.fix else "")
+            return f"⚠ {self.name}: {detail}." + (f" {_sentence(self.fix)}" if self.fix else "")
+        if self.ok:
+            return f"✓ {self.name}: {detail}."
+        return f"✗ {self.name}: {detail}." + (f" Fix: {_sentence(self.fix)}" if self.fix else "")
+
+
+def _sentence(text: str) -> str:
+    text = text.rstrip(". ")
+    return text[:1].upper() + text[1:] + "."
+
+
+def lines(checks: list[Check]) -> list[str]:
+    """The report: checks that could not run for the same reason are named together, once."""
+    out: list[str] = []
+    skipped: dict[str, list[str]] = {}
+    for c in checks:
+        if c.ok is None and c.detail.startswith("needs "):
+            if c.detail not in skipped:
+                skipped[c.detail] = []
+                out.append(c.detail)  # placeholder, filled below
+            skipped[c.detail].append(c.name)
+        else:
+            out.append(c.line())
+    for why, names in skipped.items():
+        out[out.index(why)] = f"– not checked, because they need {why[6:]}: {', '.join(names)}."
+    return out
 
 
 def labels_wanted(config: Config) -> dict[str, tuple[str, str]]:
@@ -72,7 +97,8 @@ def _gitlab_checks(config: Config, secrets: Secrets, today: date) -> tuple[list[
     except BotError as exc:
         fix = ("create a project access token with the api scope (Reporter or above) and set GITLAB_TOKEN"
                if "token" in str(exc).lower() else "check gitlab.url (or GITLAB_URL) and the network")
-        return [Check(first, False, str(exc), fix)] + [Check(n, None, "needs GitLab") for n in _GITLAB_PROBES], None
+        return ([Check(first, False, str(exc), fix)]
+                + [Check(n, None, "needs GitLab, which could not be reached") for n in _GITLAB_PROBES], None)
     results = [Check(first, True, f"{where} answers; the token is @{me['username']}'s")]
     for name, probe in _GITLAB_PROBES.items():
         try:
@@ -161,8 +187,9 @@ def _key_check(config: Config, secrets: Secrets) -> Check:
     name = "signing key"
     try:
         private = keys.private_key_from(secrets)
-    except BotError as exc:
-        return Check(name, False, str(exc), "store the PEM private key as the file variable LICENSE_PRIVATE_KEY_FILE")
+    except BotError as exc:  # the message says what to set
+        return Check(name, False, str(exc), "in CI, make it a protected file variable" if "no signing key" in str(exc)
+                     else "")
     path = secrets.public_key_file or config.license.public_key_file
     if not path:
         return Check(name, False, f"a {private.key_size}-bit RSA key loads, but no public key is configured to check "
@@ -179,14 +206,30 @@ def _key_check(config: Config, secrets: Secrets) -> Check:
 
 def _smtp_check(config: Config, secrets: Secrets) -> Check:
     c = config.smtp
-    what = f"{c.host}:{c.port} ({c.security}{', login ' + c.username if c.username else ''})"
+    how = {"none": "without encryption", "starttls": "with STARTTLS", "ssl": "over TLS"}[c.security]
+    login = f", logging in as {c.username}" if c.username else ", without logging in"
     try:
         client = SmtpMailer(c, secrets.smtp_password).connect()
         client.quit()
     except MailError as exc:
-        return Check("mail server", False, str(exc), "check smtp.host, smtp.port, smtp.security, smtp.username and "
-                                                     "SMTP_PASSWORD")
-    return Check("mail server", True, f"{what} accepts a connection; no mail was sent")
+        return Check("mail server", False, str(exc), "" if exc.config else "check smtp.host and smtp.port")
+    if c.security == "none" and crosses_network(c.host):
+        return Check("mail server", True, f"{c.host}:{c.port} accepts a connection {how}{login}; no mail was sent. "
+                                          "License keys would cross the network in plain text",
+                     "Set smtp.security to starttls or ssl, unless the server is a relay on this machine", warn=True)
+    return Check("mail server", True, f"{c.host}:{c.port} accepts a connection {how}{login}; no mail was sent")
+
+
+def crosses_network(host: str) -> bool:
+    """Whether mail to this host leaves the machine: any of its addresses is not a loopback one."""
+    import ipaddress
+    import socket
+
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return True
+    return not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
 
 def _slack_check(config: Config, secrets: Secrets) -> Check:
@@ -206,10 +249,10 @@ def _ci_checks(env: Mapping[str, str], ci_file: Path | None) -> list[Check]:
         checks.append(Check("CI", ok, f"running in GitLab CI, pipeline source {source or '(not set)'}",
                             "run the bot from schedule, trigger, web or api pipelines"))
     else:
-        checks.append(Check("CI", None, "not running in GitLab CI"))
+        checks.append(Check("CI", None, "this is not a GitLab CI job"))
     path = ci_file or Path(env.get("CI_PROJECT_DIR", ".")) / ".gitlab-ci.yml"
     if not path.exists():
-        checks.append(Check("pipeline serialised", None, f"no {path}"))
+        checks.append(Check("pipeline serialised", None, f"there is no {path}"))
         return checks
     try:
         pipeline = yaml.safe_load(path.read_text()) or {}

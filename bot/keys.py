@@ -22,10 +22,8 @@ class SigningKeyError(BotError):
 def load_private_key(pem: bytes | None, passphrase: bytes | None = None,
                      source: str = "LICENSE_PRIVATE_KEY") -> rsa.RSAPrivateKey:
     if not pem:
-        raise SigningKeyError(
-            "no signing key: set LICENSE_PRIVATE_KEY (PEM text) or LICENSE_PRIVATE_KEY_FILE (a path), "
-            "or pass --private-key PATH"
-        )
+        raise SigningKeyError("no signing key: set LICENSE_PRIVATE_KEY (the PEM text) or LICENSE_PRIVATE_KEY_FILE "
+                              "(a path to it)")
     if b"PUBLIC KEY" in pem and b"PRIVATE KEY" not in pem:
         raise SigningKeyError(f"{source} holds a public key; the bot signs with the private key of the pair")
     if b"ENCRYPTED" in pem and not passphrase:
@@ -65,8 +63,9 @@ def _self_test(key: rsa.RSAPrivateKey, source: str) -> None:
         raise SigningKeyError(f"{source} is damaged: its signatures do not verify with its own public key")
 
 
-def private_key_from(secrets: Secrets, path: str | None = None) -> rsa.RSAPrivateKey:
-    """The signing key from --private-key PATH, else from the environment."""
+def private_key_from(secrets: Secrets, path: str | None = None, flag: str | None = None) -> rsa.RSAPrivateKey:
+    """The signing key from --private-key PATH, else from the environment. `flag`: the command's option
+    for a key file, named in the error only where the command has it."""
     if path:
         try:
             pem = Path(path).read_bytes()
@@ -75,6 +74,9 @@ def private_key_from(secrets: Secrets, path: str | None = None) -> rsa.RSAPrivat
         return load_private_key(pem, secrets.private_key_passphrase, source=f"--private-key {path}")
     if secrets.private_key_problem:
         raise SigningKeyError(secrets.private_key_problem)
+    if not secrets.private_key_pem and flag:
+        raise SigningKeyError(f"no signing key: set LICENSE_PRIVATE_KEY (the PEM text) or LICENSE_PRIVATE_KEY_FILE "
+                              f"(a path to it), or pass {flag} PATH")
     return load_private_key(secrets.private_key_pem, secrets.private_key_passphrase, secrets.private_key_source)
 
 

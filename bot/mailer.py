@@ -64,16 +64,29 @@ def build_message(delivery: Delivery, smtp: SmtpConfig, now: datetime, duration_
     from email.message import EmailMessage
     from email.utils import format_datetime
 
+    from markupsafe import Markup, escape
+
     from . import messages
 
     lic = delivery.license
-    values = {"license": lic, "delivery": delivery, "duration_days": duration_days,
-              "reply_to": smtp.reply_to or smtp.sender}
+    users = f"{lic.user_count} user{'' if lic.user_count == 1 else 's'}"
+    # "Reply to this email" only where a reply reaches Support: with a Reply-To; else the ticket.
+    ticket = f"your support ticket ({delivery.ticket_url})" if delivery.ticket_url else "your support ticket"
+    ticket_html = (Markup('your support ticket (<a href="{0}">{0}</a>)').format(delivery.ticket_url)
+                   if delivery.ticket_url else "your support ticket")
+    if smtp.reply_to:
+        short, long_ = "Reply to this email", f"reply to this email or update {ticket}"
+        long_html = Markup("reply to this email or update ") + ticket_html
+    else:
+        short, long_, long_html = "Update your support ticket", f"update {ticket}", Markup("update ") + ticket_html
+    values = {"license": lic, "delivery": delivery, "duration_days": duration_days, "users": users,
+              "contact_short": short, "contact_long": long_, "contact_long_html": escape(long_html)}
     msg = EmailMessage()
     msg["From"] = smtp.sender
     msg["To"] = Address(addr_spec=lic.email)
     if smtp.reply_to:
         msg["Reply-To"] = smtp.reply_to
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a robot
     msg["Subject"] = subject(delivery, duration_days)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id(delivery.license_id, smtp.sender, delivery.resend)
@@ -196,6 +209,8 @@ def _transient(exc: BaseException, c: SmtpConfig) -> MailError:
         why = "the connection was dropped"
     elif isinstance(exc, ConnectionRefusedError):
         why = "the connection was refused"
+    elif isinstance(exc, socket.gaierror):
+        why = f"the host name {c.host} does not resolve"
     else:
         why = type(exc).__name__
     return MailError(f"could not reach the mail server {c.host}:{c.port}: {why}", permanent=False)

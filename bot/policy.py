@@ -121,16 +121,17 @@ def check_ticket(url: str, tickets: TicketsConfig) -> list[FieldError]:
 
 
 def check_checklist(parsed: ParseResult) -> list[FieldError]:
-    missing = []
+    """One message per unticked box, each with what to confirm and how."""
+    errors = []
     if not parsed.checklist.paid_plan:
-        missing.append("the customer has a paid plan and is not a prospect")
+        errors.append(FieldError("checklist", "the box \"the customer has a paid plan and is not a prospect\" is not "
+                                              "ticked. Confirm it on the ticket, then tick it ([x]); the workflow "
+                                              "does not cover prospects or customers without a paid plan"))
     if not parsed.checklist.screenshots:
-        missing.append("both screenshots are on the ticket")
-    if not missing:
-        return []
-    return [FieldError("checklist", "not ticked: " + "; ".join(missing) + ". Confirm each, then tick its box "
-                                    "([x]) under ### Checklist; the workflow does not cover prospects or "
-                                    "customers without a paid plan")]
+        errors.append(FieldError("checklist", "the box \"both screenshots are on the ticket\" is not ticked. Ask the "
+                                              "customer for the Dashboard and Subscription screenshots, add them to "
+                                              "the ticket, then tick it ([x])"))
+    return errors
 
 
 def check_scope(expired_on: date, today: date, policy: PolicyConfig) -> list[FieldError]:

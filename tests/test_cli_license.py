@@ -145,7 +145,8 @@ def test_check_request_invalid_exits_1_with_fields_and_fixes():
     assert result.returncode == 1
     out = json.loads(result.stdout)
     assert out["valid"] is False and out["request"] is None
-    assert [e["field"] for e in out["errors"]] == ["ticket", "email", "user_count", "expired_on", "checklist"]
+    assert [e["field"] for e in out["errors"]] == ["ticket", "email", "user_count", "expired_on", "checklist",
+                                                 "checklist"]  # one per unticked box
 
 
 def test_check_request_text_output_is_the_comment_addressed_to_the_author():
