@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -70,7 +70,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MEASURE = """<script>
 const root = document.documentElement, key = document.getElementById('license-key');
 const result = {scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, key: key.textContent,
-                keyRight: key.getBoundingClientRect().right, background: getComputedStyle(document.body).backgroundColor};
+                keyRight: key.getBoundingClientRect().right,
+                background: getComputedStyle(document.body).backgroundColor};
 const out = document.createElement('pre'); out.id = 'measured'; out.textContent = JSON.stringify(result);
 document.body.appendChild(out);
 </script></body>"""
@@ -210,3 +211,19 @@ def test_plaintext_mail_is_a_warning_only_off_this_machine():
 
     assert not crosses_network("localhost") and not crosses_network("127.0.0.1")
     assert crosses_network("192.0.2.10")  # TEST-NET-1: never on this machine
+
+
+def test_find_labels_its_dates_and_shows_the_license_id():
+    from bot.find import LICENSE, NOT_THE_BOTS, OPEN, Found
+
+    url = "https://gitlab.example.com/support/internal-requests/-/issues/"
+    hits = [Found(LICENSE, 12, url + "12", "t", "2026-11-27", "jane@example.com", 250,
+                  "https://gitlab.zendesk.com/agent/tickets/512345", "2026-12-07", "3f437e97f4c64a48",
+                  "emailed to jane@example.com on 2026-11-27 03:00 UTC"),
+            Found(NOT_THE_BOTS, 13, url + "13", "[Success] - Created a license under jane@example.com for 99999 users",
+                  "2026-11-28", "jane@example.com", 99999, None, None, None, "no license in the bot's record"),
+            Found(OPEN, 14, url + "14", "t", "2026-11-28", "jane@example.com", 250, None, None, None,
+                  "failed: User count: `about 300` is not exact")]
+    text = "\n".join(line for hit in hits for line in hit.lines()) + "\n"
+    golden.check("find.txt", text)
+    assert "made 2026-11-27, expires 2026-12-07" in text and "license 3f437e97f4c64a48" in text and "`" not in text
