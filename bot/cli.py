@@ -211,13 +211,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         mailer = SmtpMailer(config.smtp, secrets.smtp_password)
         notifier = (SlackWebhook(secrets.slack_webhook_url, config.slack.channel, config.slack.timeout_seconds)
                     if config.slack.enabled else None)
+        zendesk = None
+        if config.zendesk.enabled:
+            from .zendesk import ZendeskClient
+
+            zendesk = ZendeskClient(config.zendesk, secrets.zendesk_api_token)
         if args.dry_run:
             from . import dryrun
 
             tracker, mailer = dryrun.DryRunTracker(tracker, print), dryrun.DryRunMailer(print)
             notifier = dryrun.DryRunNotifier(print) if notifier else None
         ctx = runner.Context(config=config, tracker=tracker, mailer=mailer, private_key=private_key,
-                             now=datetime.now(timezone.utc), notifier=notifier, scrub=scrub)
+                             now=datetime.now(timezone.utc), notifier=notifier, scrub=scrub, zendesk=zendesk)
         summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=lambda t: print(scrub(t)))
     except BotError as exc:
         summary.error = scrub(str(exc))
@@ -299,9 +304,14 @@ def cmd_find(args: argparse.Namespace) -> int:
     public_key = _public_key(config, secrets)
     tracker = GitLabTracker(config, secrets.gitlab_token)
     record = Record(tracker, public_key)
+    zendesk = None
+    if config.zendesk.enabled:
+        from .zendesk import ZendeskClient
+
+        zendesk = ZendeskClient(config.zendesk, secrets.zendesk_api_token)
     try:
         tracker.ensure_can_work()  # a token blind to confidential issues would find "nothing"
-        hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket)
+        hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket, zendesk)
     except TrackerError as exc:
         print(f"license-bot: error: could not search: {exc}", file=sys.stderr)
         return find.COULD_NOT_SEARCH

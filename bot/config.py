@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -106,6 +106,17 @@ class SlackConfig:
 
 
 @dataclass(frozen=True)
+class ZendeskConfig:
+    enabled: bool = False
+    url: str = ""               # the Zendesk account, e.g. https://gitlab.zendesk.com
+    email: str | None = None    # the API user (an agent); the token is ZENDESK_API_TOKEN
+    timeout_seconds: int = 10
+    min_attachments: int = 2    # the two screenshots the checklist asks for
+    tag: str = "emergency_license_issued"
+    internal_note: bool = True
+
+
+@dataclass(frozen=True)
 class RunConfig:
     max_attempts: int
     recheck_minutes: int = 60
@@ -121,13 +132,14 @@ class Secrets:
     private_key_passphrase: bytes | None = field(default=None, repr=False)
     smtp_password: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
+    zendesk_api_token: str | None = field(default=None, repr=False)
     public_key_file: str | None = None
     private_key_source: str = "LICENSE_PRIVATE_KEY"  # the variable the key came from, for messages
     private_key_problem: str | None = None  # why the key variables cannot be used; raised only where a key is needed
 
     def values(self) -> list[str]:
         """Every secret value, so output can be checked and scrubbed against them."""
-        found = [self.gitlab_token, self.smtp_password, self.slack_webhook_url]
+        found = [self.gitlab_token, self.smtp_password, self.slack_webhook_url, self.zendesk_api_token]
         for blob in (self.private_key_pem, self.private_key_passphrase):
             if blob:
                 found.append(blob.decode("utf-8", "replace"))
@@ -145,6 +157,7 @@ class Config:
     slack: SlackConfig
     run: RunConfig
     source: str
+    zendesk: ZendeskConfig = ZendeskConfig()
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -339,6 +352,23 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     )
     k.done()
 
+    z = top.section("zendesk")
+    zendesk = ZendeskConfig(
+        enabled=z.flag("enabled", False),
+        url=z.url("url", None) or "",
+        email=z.text("email", None, "the API user's email address"),
+        timeout_seconds=z.integer("timeout_seconds", 10, 1, 120, "a whole number of seconds"),
+        min_attachments=z.integer("min_attachments", 2, 0, 20, "a whole number of attachments"),
+        tag=z.text("tag", "emergency_license_issued", "a tag"),
+        internal_note=z.flag("internal_note", True),
+    )
+    z.done()
+    if not zendesk.url:  # default: the origin of the ticket links engineers paste
+        parts = urlsplit(tickets.base_url)
+        zendesk = replace(zendesk, url=f"{parts.scheme}://{parts.netloc}")
+    if zendesk.enabled and not zendesk.email:
+        errors.append("zendesk.email: expected the API user's email address (an agent), got nothing")
+
     u = top.section("run")
     run = RunConfig(max_attempts=u.integer("max_attempts", 5, 1, 100, "a whole number of attempts"),
                     recheck_minutes=u.integer("recheck_minutes", 60, 1, 10080, "a whole number of minutes"),
@@ -349,7 +379,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     if errors:
         raise ConfigError(f"{source} has {len(errors)} problem(s):\n  " + "\n  ".join(errors))
     return Config(gitlab=gitlab, requests=requests, license=license_config, policy=policy,
-                  tickets=tickets, smtp=smtp, slack=slack, run=run, source=source)
+                  tickets=tickets, smtp=smtp, slack=slack, run=run, source=source, zendesk=zendesk)
 
 
 def require_gitlab(config: Config) -> None:
@@ -385,6 +415,7 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> Secrets:
         private_key_passphrase=passphrase.encode("utf-8") if passphrase else None,
         smtp_password=env.get("SMTP_PASSWORD") or None,
         slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
+        zendesk_api_token=env.get("ZENDESK_API_TOKEN") or None,
         public_key_file=env.get("LICENSE_PUBLIC_KEY_FILE") or None,
         private_key_source=source,
         private_key_problem=problem,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .record import Record
     from .slack import Notifier
     from .tracker import Tracker
+    from .zendesk import ZendeskClient
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Context:
     private_key: rsa.RSAPrivateKey
     now: datetime
     notifier: Notifier | None = None
+    zendesk: ZendeskClient | None = None  # None: zendesk.enabled is false, and no Zendesk call is made
     scrub: Callable[[str], str] = field(default_factory=Scrubber)  # every text that leaves the bot
     cache: dict = field(default_factory=dict)  # per-run answers the processor looks up more than once
 

@@ -1,8 +1,10 @@
 """`license-bot demo`: the whole workflow on this machine, without a GitLab account.
 
-Starts the sandbox and its mail sink on free ports, makes a throwaway key pair, files a correct
-request as alice from the real template and a broken one as mallory, runs the same `license-bot run`
-the pipeline runs, and shows what a person would look at. Exits 0 only if the outcome is right.
+Starts the sandbox (GitLab, Zendesk) and its mail sink on free ports, makes a throwaway key pair,
+opens two customer tickets in Zendesk, files from the real template a correct request as alice, one
+whose email is not its ticket's requester, and a broken one as mallory; runs the same `license-bot run`
+the pipeline runs, and shows what a person would look at, the internal note on the ticket included.
+Exits 0 only if the outcome is right.
 """
 
 from __future__ import annotations
@@ -47,6 +49,27 @@ def readable(note_body: str) -> str:
     return body.strip()
 
 
+def _zendesk(url: str, method: str, path: str, body: dict | bytes | None = None) -> dict:
+    """A call to the sandbox's Zendesk as its agent (what a support engineer's Zendesk would hold)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
+    auth = base64.b64encode(b"bot@example.com/token:zendesk-token").decode()
+    request = urllib.request.Request(f"{url}{path}", method=method, data=data, headers={
+        "Authorization": f"Basic {auth}",
+        "Content-Type": "application/octet-stream" if isinstance(body, bytes) else "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def _ticket(url: str, requester: str) -> int:
+    """A customer's ticket with the two screenshots the checklist asks for."""
+    tokens = [_zendesk(url, "POST", f"/api/v2/uploads?filename={name}", b"\x89PNG screenshot")["upload"]["token"]
+              for name in ("dashboard.png", "subscription.png")]
+    return _zendesk(url, "POST", "/api/v2/tickets", {"ticket": {
+        "subject": "Our GitLab is read-only", "status": "open", "organization_id": 1,
+        "requester": {"name": requester.split("@")[0], "email": requester},
+        "comment": {"body": "Screenshots attached.", "uploads": tokens}}})["ticket"]["id"]
+
+
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
@@ -59,31 +82,40 @@ def main(today: date | None = None) -> int:
         config = yaml.safe_load(resources.default_config().read_text())
         config["gitlab"].update(url=server.url, project="support/internal-requests")
         config["smtp"].update(host="127.0.0.1", port=server.smtp_port, security="none", username=None)
+        config["zendesk"].update(enabled=True, url=server.url, email="bot@example.com")
         config_path = work / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        print(f"Sandbox GitLab at {server.url}, mail sink at 127.0.0.1:{server.smtp_port}, files in {work}\n")
+        print(f"Sandbox GitLab and Zendesk at {server.url}, mail sink at 127.0.0.1:{server.smtp_port}, "
+              f"files in {work}\n")
 
+        acme, other = _ticket(server.url, "jane.doe@example.com"), _ticket(server.url, "ops@globex.example")
+        print(f"Zendesk tickets {acme} (from jane.doe@example.com) and {other} (from ops@globex.example).")
         expired = (today - timedelta(days=14)).isoformat()  # its grace period ended today: in scope
         alice = gitlab.Gitlab(server.url, private_token="alice-token").projects.get("support/internal-requests")
         good = alice.issues.create({"title": "Emergency license for ACME",
-                                    "description": fill_template("512345", "jane.doe@example.com", "250", expired)})
+                                    "description": fill_template(str(acme), "jane.doe@example.com", "250", expired)})
+        typo = alice.issues.create({"title": "Emergency license for Globex",
+                                    "description": fill_template(str(other), "opps@globex.example", "80", expired)})
         mallory = gitlab.Gitlab(server.url, private_token="mallory-token").projects.get("support/internal-requests")
         bad = mallory.issues.create({"title": "license pls",
                                      "description": fill_template("777", "me@gitlab.com", "lots", "11/12/2026",
                                                                   tick=False)})
-        print(f"Filed #{good.iid} as alice (a correct request) and #{bad.iid} as mallory (a broken one).\n")
+        print(f"Filed #{good.iid} as alice (a correct request), #{typo.iid} as alice (a typo in the email), and "
+              f"#{bad.iid} as mallory (a broken one).\n")
 
         print("$ license-bot run", flush=True)
         # As CI runs it: its own process, with only the bot's secrets (none of the caller's).
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LICENSE_", "SMTP_", "SLACK_", "GITLAB_"))}
-        env.update(GITLAB_TOKEN="bot-token", LICENSE_PRIVATE_KEY_FILE=str(private_path))
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LICENSE_", "SMTP_", "SLACK_", "GITLAB_", "ZENDESK_"))}
+        env.update(GITLAB_TOKEN="bot-token", LICENSE_PRIVATE_KEY_FILE=str(private_path),
+                   ZENDESK_API_TOKEN="zendesk-token")
         code = subprocess.run([sys.executable, "-m", "bot", "--config", str(config_path), "run", "--report",
                                str(work / "report.json")], env=env, check=False).returncode
         print(f"(exit {code})\n")
 
         bot = gitlab.Gitlab(server.url, private_token="bot-token").projects.get("support/internal-requests")
         outcome = {}
-        for iid in (good.iid, bad.iid):
+        for iid in (good.iid, typo.iid, bad.iid):
             issue = bot.issues.get(iid)
             note = next((n for n in issue.notes.list(get_all=True) if status_mod.is_status_note(n.body)), None)
             outcome[iid] = (issue, note)
@@ -105,16 +137,29 @@ def main(today: date | None = None) -> int:
                 print(f"    decoded with the public key: {decoded.licensee}, plan {decoded.plan}, "
                       f"{decoded.user_count} users, trial {decoded.trial}, {decoded.issued_at} to {decoded.expires_at}")
         print()
+        notes = [c for c in _zendesk(server.url, "GET", f"/api/v2/tickets/{acme}/comments")["comments"]
+                 if not c["public"]]
+        tags = _zendesk(server.url, "GET", f"/api/v2/tickets/{acme}/tags")["tags"]
+        for note in notes:
+            files = ", ".join(a["file_name"] for a in note["attachments"])
+            print(f"Internal note on Zendesk ticket {acme} (attached: {files}):\n{_indent(note['body'])}")
+        print(f"Tags on ticket {acme}: {', '.join(tags) or '(none)'}\n")
 
     good_issue, good_note = outcome[good.iid]
     bad_issue, bad_note = outcome[bad.iid]
+    typo_issue, typo_note = outcome[typo.iid]
     checks = {
         "alice's request is closed as [Success]": good_issue.state == "closed"
         and good_issue.title == messages.success_title("jane.doe@example.com", 250),
         "it holds the license in its status note": bool(good_note and status_mod.key_text(good_note.body)),
         "mallory's request stays open, marked failed": bad_issue.state == "opened"
         and "license-request::failed" in bad_issue.labels and bool(bad_note),
+        "the request whose email is not the ticket's requester is refused": typo_issue.state == "opened"
+        and bool(typo_note) and "neither the ticket's requester" in typo_note.body,
         "exactly one email, to jane.doe@example.com": len(mail) == 1 and mail[0]["to"] == ["jane.doe@example.com"],
+        "one internal note with the license file, and the tag, on ticket "
+        f"{acme}": len(notes) == 1 and notes[0]["attachments"][0]["file_name"].endswith(".gitlab-license")
+        and "emergency_license_issued" in tags,
         "its license decodes for 250 users of jane.doe@example.com": decoded is not None
         and decoded.email == "jane.doe@example.com" and decoded.user_count == 250,
         "the run exited 0": code == 0,

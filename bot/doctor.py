@@ -85,7 +85,8 @@ def check(config: Config, secrets: Secrets, environ: Mapping[str, str] | None = 
     today = today or datetime.now(timezone.utc).date()
     gitlab_checks, tracker = _gitlab_checks(config, secrets, today)
     return [*gitlab_checks, _key_check(config, secrets), _smtp_check(config, secrets),
-            _slack_check(config, secrets), *_ci_checks(env, ci_file), *_schedule_checks(env, tracker)]
+            _slack_check(config, secrets), *_zendesk_checks(config, secrets), *_ci_checks(env, ci_file),
+            *_schedule_checks(env, tracker)]
 
 
 def _gitlab_checks(config: Config, secrets: Secrets, today: date) -> tuple[list[Check], GitLabTracker | None]:
@@ -230,6 +231,23 @@ def crosses_network(host: str) -> bool:
     except OSError:
         return True
     return not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+
+
+def _zendesk_checks(config: Config, secrets: Secrets) -> list[Check]:
+    """Zendesk reachable, the token valid, the API user an agent (it reads tickets and writes internal notes)."""
+    if not config.zendesk.enabled:
+        return [Check("Zendesk", True, "disabled (zendesk.enabled: false): the ticket is not checked and the license "
+                                       "is not left on it")]
+    from .zendesk import ZendeskClient, ZendeskError
+
+    try:
+        me = ZendeskClient(config.zendesk, secrets.zendesk_api_token).me()
+    except ZendeskError as exc:
+        return [Check("Zendesk", False, str(exc), "" if exc.config else "check zendesk.url and the network")]
+    if me.get("role") not in ("agent", "admin"):
+        return [Check("Zendesk", False, f"{config.zendesk.url} answers, but {me.get('email')} is a {me.get('role')}, "
+                                        "not an agent", "set zendesk.email to an agent's address and its API token")]
+    return [Check("Zendesk", True, f"{config.zendesk.url} answers; {me.get('email')} is an {me.get('role')}")]
 
 
 def _slack_check(config: Config, secrets: Secrets) -> Check:

@@ -62,15 +62,27 @@ def _license_state(tracker: Tracker, r: Recorded) -> str:
     return f"being emailed (attempt {status.attempts}: {status.last_error})" if status.last_error else "being emailed"
 
 
+def _on_ticket(zendesk, r: Recorded) -> str:
+    """Whether the license's internal note is on its Zendesk ticket."""
+    if zendesk is None or r.entry.ticket_id is None:
+        return ""
+    try:
+        comments = zendesk.comments(r.entry.ticket_id)
+    except BotError as exc:
+        return f"; could not read ticket {r.entry.ticket_id} ({exc})"
+    noted = any(not c.get("public", True) and r.entry.license_id in (c.get("body") or "") for c in comments)
+    return f"; internal note on ticket {r.entry.ticket_id}: {'yes' if noted else 'NO'}"
+
+
 def search(tracker: Tracker, record: Record, email: str, ticket_base_url: str,
-           ticket_id: int | None = None) -> list[Found]:
+           ticket_id: int | None = None, zendesk=None) -> list[Found]:
     """The address's licenses (newest first), then look-alikes the bot did not make, then open requests."""
     found: list[Found] = []
     for r in record.for_email(email, ticket_id):
         e = r.entry
         found.append(Found(LICENSE, e.issue_iid, e.issue_url, messages.success_title(e.email, e.user_count),
                            e.made_on, e.email, e.user_count, e.ticket_url, e.expires_on, e.license_id,
-                           _license_state(tracker, r)))
+                           _license_state(tracker, r) + _on_ticket(zendesk, r)))
     recorded = {f.iid for f in found} | {r.entry.issue_iid for r in record.entries()}
     for issue in tracker.search_issues(email, in_="title", state="all"):
         parsed = messages.parse_success_title(issue.title)

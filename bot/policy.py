@@ -26,6 +26,19 @@ class PriorLicense:
 
 
 @dataclass(frozen=True)
+class TicketFacts:
+    """What Zendesk says about the request's ticket."""
+
+    id: int
+    status: str
+    requester_email: str
+    requester_name: str
+    organization: str | None
+    cc_emails: tuple[str, ...]
+    attachments: int
+
+
+@dataclass(frozen=True)
 class Facts:
     """What only GitLab knows. None means "not looked up" (the offline check-request)."""
 
@@ -34,6 +47,9 @@ class Facts:
     override: bool = False  # the override label, added by an approver (see the processor)
     prior_licenses: tuple[PriorLicense, ...] | None = None
     approver: str | None = None
+    ticket_checked: bool = False          # Zendesk was asked (zendesk.enabled)
+    ticket: TicketFacts | None = None     # None when checked: the ticket does not exist
+    min_attachments: int = 2
 
 
 @dataclass(frozen=True)
@@ -65,14 +81,18 @@ def evaluate(parsed: ParseResult, today: date, policy: PolicyConfig, tickets: Ti
         waivable += check_duplicates(request, facts.prior_licenses, today, policy)
     if not any(e.field == "form" for e in errors):  # no form at all: the checklist adds nothing
         errors += check_checklist(parsed)
+    ticket_warnings: list[FieldError] = []
+    if request is not None and facts.ticket_checked:
+        found, ticket_warnings = check_against_ticket(request, facts.ticket, facts.min_attachments)
+        errors += found
     if facts.author_allowed is False:
         errors.append(FieldError("author", f"@{facts.author} may not request emergency licenses "
                                            f"({requester_rule or 'not in a requester group'}); ask someone "
                                            "on the Support team to file the request"))
-    warnings: list[FieldError] = []
+    warnings: list[FieldError] = list(ticket_warnings)
     if facts.override:
         by = f" by @{facts.approver}" if facts.approver else ""
-        warnings = [FieldError(e.field, f"overridden{by}: {e.message}") for e in waivable]
+        warnings += [FieldError(e.field, f"overridden{by}: {e.message}") for e in waivable]
     else:
         errors += waivable
     return Verdict(request=request, errors=tuple(_in_field_order(errors)), warnings=tuple(warnings))
@@ -132,6 +152,36 @@ def check_checklist(parsed: ParseResult) -> list[FieldError]:
                                               "customer for the Dashboard and Subscription screenshots, add them to "
                                               "the ticket, then tick it ([x])"))
     return errors
+
+
+def check_against_ticket(request: LicenseRequest, ticket: TicketFacts | None,
+                         min_attachments: int) -> tuple[list[FieldError], list[FieldError]]:
+    """The request against its Zendesk ticket: it exists and is not solved, the email is the requester's
+    (or a CC's, with a warning), and the screenshots are attached. (errors, warnings)."""
+    if ticket is None:
+        return [FieldError("ticket", f"ticket {request.ticket_id} does not exist in Zendesk; check the number "
+                                     "and paste the ticket's address")], []
+    errors, warnings = [], []
+    if ticket.status in ("solved", "closed"):
+        errors.append(FieldError("ticket", f"ticket {ticket.id} is {ticket.status}: the emergency workflow is for an "
+                                           "open ticket; reopen it with the customer, or file a new ticket"))
+    email = request.email.casefold()
+    if email == ticket.requester_email.casefold():
+        pass
+    elif email in (cc.casefold() for cc in ticket.cc_emails):
+        warnings.append(FieldError("email", f"{request.email} is on the ticket's CCs, not its requester "
+                                            f"({ticket.requester_email}); the license goes to {request.email}"))
+    else:
+        errors.append(FieldError("email", f"{quote(request.email)} is neither the ticket's requester "
+                                          f"({ticket.requester_email}) nor on its CCs: a typo would send the "
+                                          "license to a stranger; use the requester's address, or add the "
+                                          "recipient to the ticket's CCs first"))
+    if ticket.attachments < min_attachments:
+        have = f"{ticket.attachments} attachment{'s' if ticket.attachments != 1 else ''}"
+        errors.append(FieldError("checklist", f"the ticket has {have}; ask the customer for both screenshots "
+                                              "(Admin > Overview > Dashboard and Admin > Subscription) and attach "
+                                              "them to the ticket"))
+    return errors, warnings
 
 
 def check_scope(expired_on: date, today: date, policy: PolicyConfig) -> list[FieldError]:

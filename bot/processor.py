@@ -28,6 +28,7 @@ from .mailer import Delivery, MailError, build_message
 from .slack import SlackError
 from .status import DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
 from .tracker import Issue, IssueEdit, Note
+from .zendesk import ZendeskError
 
 if TYPE_CHECKING:
     from .context import Context
@@ -76,7 +77,7 @@ def process(issue: Issue, ctx: Context) -> Result:
     if unchanged and cfg.failed_label in labels and (cfg.override_label not in labels
                                                      or _override_event(issue, ctx) == status.override):
         return Result(issue.iid, SKIPPED, "failed earlier; its description has not changed")
-    verdict, approver = _judge(issue, ctx)
+    verdict, approver, ticket = _judge(issue, ctx)
     override = _override_event(issue, ctx) if cfg.override_label in labels else 0
     if not verdict.ok:
         return _reject(issue, note, verdict, digest, ctx)
@@ -95,7 +96,8 @@ def process(issue: Issue, ctx: Context) -> Result:
         file_name=lic_mod.file_name(lic), upload_markdown=upload.markdown), key_text)
     status = _status_of(recorded, issue, None, ctx).with_(
         description_sha256=digest, warnings=tuple((w.field, w.message) for w in verdict.warnings),
-        approved_by=approver, override=override)
+        approved_by=approver, override=override, ticket_status=ticket and ticket.status,
+        ticket_requester=ticket and ticket.requester_email, ticket_organization=ticket and ticket.organization)
     return _deliver(issue, note, status, recorded, ctx)
 
 
@@ -113,6 +115,8 @@ def _follow_up(issue: Issue, note: Note | None, status: Status | None, recorded:
                      f"holds {recorded.entry.license_id} for this issue")
     if status.step == HELD:
         return Result(issue.iid, SKIPPED, "held for a person: " + (status.last_error or ""))
+    if status.step == DELIVERED and status.ticket_noted is False:
+        return _finish(issue, note, status, recorded, ctx)  # emailed; the note on the ticket is pending
     if status.step == DELIVERED:
         return _close_again(issue, note, status, ctx, reopened=_closed_as_success_before(issue, ctx))
     if status.step == UNDELIVERED:
@@ -155,9 +159,35 @@ def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.R
         _save(issue, note, status.with_(attempts=attempts, last_error=str(exc), step=PERSISTED), ctx, key_text)
         return Result(issue.iid, RETRYING, f"email attempt {attempts} failed: {exc}")
 
-    # 5. Say what happened, retitle, label, close.
     status = status.with_(step=DELIVERED, last_error=None, emailed_at=ctx.now.isoformat(timespec="seconds"),
-                          message_id=message["Message-ID"], attempts=status.attempts + 1)
+                          message_id=message["Message-ID"], attempts=status.attempts + 1,
+                          ticket_noted=False if ctx.zendesk is not None else None)
+    return _finish(issue, note, status, recorded, ctx)
+
+
+def _finish(issue: Issue, note: Note | None, status: Status, recorded: record.Recorded, ctx: Context) -> Result:
+    """After the email: the internal note on the ticket (if Zendesk is on), then say it and close."""
+    cfg = ctx.config.requests
+    if status.ticket_noted is False:
+        try:
+            _note_on_ticket(issue, status, recorded, ctx)
+            status = status.with_(ticket_noted=True, last_error=None)
+        except ZendeskError as exc:
+            if exc.config:
+                raise
+            attempts = status.ticket_attempts + 1
+            why = f"the internal note on ticket {status.ticket_id} failed ({exc})"
+            if attempts < ctx.config.run.max_attempts:  # never a second email: only the note waits
+                _save(issue, note, status.with_(ticket_attempts=attempts, last_error=why), ctx)
+                return Result(issue.iid, RETRYING, f"license {status.license_id} emailed; {why}; tried again "
+                                                   "at the next run")
+            status = status.with_(ticket_attempts=attempts, ticket_noted=True, last_error=None, notices=(
+                *status.notices, f"{why} {attempts} times. Post it by hand: an internal note on ticket "
+                                 f"{status.ticket_id} with this issue's link and the attached license file, and the "
+                                 f"tag `{ctx.config.zendesk.tag}`."))
+
+    # 5. Say what happened, retitle, label, close.
+    key_text = recorded.key_text
     note = _save(issue, note, status, ctx, key_text)
     ctx.tracker.edit_issue(issue, IssueEdit(
         title=messages.success_title(status.email, status.user_count),
@@ -193,6 +223,18 @@ def internal_error(issue: Issue, ctx: Context, what: str) -> Result:
         return _undelivered(issue, note, status.with_(internal_errors=count), ctx, why)
     digest = description_hash(issue.description)  # judged again once the description changes
     return _reject(issue, note, policy.Verdict(None, (policy.FieldError("form", why),), ()), digest, ctx)
+
+
+def _note_on_ticket(issue: Issue, status: Status, recorded: record.Recorded, ctx: Context) -> None:
+    """One internal note per license on its ticket, whatever the crashes: the note carries the license id,
+    and the ticket is read for it before posting."""
+    zd, cfg = ctx.zendesk, ctx.config.zendesk
+    if cfg.internal_note and not any(not c.get("public", True) and status.license_id in (c.get("body") or "")
+                                     for c in zd.comments(status.ticket_id)):
+        body = ctx.scrub(messages.render("zendesk_note.txt.j2", status=status, issue_url=issue.web_url,
+                                         duration_days=ctx.config.license.terms.duration_days).strip())
+        zd.add_internal_note(status.ticket_id, body, status.file_name, recorded.key_text.encode("ascii"))
+    zd.add_tag(status.ticket_id, cfg.tag)
 
 
 def _close_again(issue: Issue, note: Note, status: Status, ctx: Context, *, reopened: bool) -> Result:
@@ -251,9 +293,12 @@ def _reject(issue: Issue, note: Note | None, verdict: policy.Verdict, digest: st
                   status.errors)
 
 
-def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None]:
+def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None, policy.TicketFacts | None]:
     cfg = ctx.config
     parsed = request.parse(issue.description, cfg.tickets.base_url)
+    ticket = None
+    if ctx.zendesk is not None and parsed.request is not None and parsed.request.ticket_id is not None:
+        ticket = ctx.zendesk.ticket(parsed.request.ticket_id)  # a failure raises: the request waits
     allowed = _may(issue.author_username, issue.author_id, cfg.requests.requester_users,
                    cfg.requests.requester_groups, ctx)
     prior = ctx.record.prior_licenses(issue.iid) if parsed.request else None
@@ -264,9 +309,10 @@ def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None]:
     rule = ("not a direct member with at least the " + cfg.requests.min_access_name + " role of "
             + " or ".join(cfg.requests.requester_groups or ("a requester group",)))
     facts = policy.Facts(author=issue.author_username, author_allowed=allowed, override=approver is not None,
-                         prior_licenses=prior, approver=approver)
+                         prior_licenses=prior, approver=approver, ticket_checked=ctx.zendesk is not None,
+                         ticket=ticket, min_attachments=cfg.zendesk.min_attachments)
     verdict = policy.evaluate(parsed, ctx.today, cfg.policy, cfg.tickets, facts, requester_rule=rule)
-    return policy.Verdict(verdict.request, verdict.errors, (*verdict.warnings, *warnings)), approver
+    return policy.Verdict(verdict.request, verdict.errors, (*verdict.warnings, *warnings)), approver, ticket
 
 
 def _may(username: str, user_id: int, users: tuple[str, ...], groups: tuple[str, ...], ctx: Context) -> bool:

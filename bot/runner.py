@@ -18,6 +18,7 @@ from .context import Context
 from .mailer import MailError
 from .runlock import RunLock
 from .tracker import TrackerError
+from .zendesk import ZendeskError
 
 if TYPE_CHECKING:
     from .processor import Result
@@ -94,6 +95,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
             for group in {*ctx.config.requests.requester_groups, *ctx.config.requests.approver_groups}:
                 tracker.group(group)  # unreadable: a configuration error, before any request is touched
             ctx.mailer.check()  # mail settings that cannot work stop the run here, not at a customer
+            if ctx.zendesk is not None:
+                _check_zendesk(ctx)
         summary.found = len(issues)
         if issues:
             _process_all(issues, ctx, summary, say)
@@ -101,6 +104,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
         summary.error = str(exc)
     except MailError as exc:  # only configuration problems get here: the settings, not the customer
         summary.error = f"the mail settings cannot work: {exc}"
+    except ZendeskError as exc:
+        summary.error = str(exc)
     finally:
         try:
             lock.release()
@@ -111,6 +116,20 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
             summary.recorded = [entry.license_id for entry in ctx.record.added]
         summary.error = ctx.scrub(summary.error) if summary.error else None
     return summary
+
+
+def _check_zendesk(ctx: Context) -> None:
+    """A token Zendesk refuses, or an API user who is not an agent, stops the run before any request. Zendesk
+    being down does not: each request then waits for it, and nothing is made."""
+    try:
+        me = ctx.zendesk.me()
+    except ZendeskError as exc:
+        if exc.config:
+            raise
+        return
+    if me.get("role") not in ("agent", "admin"):
+        raise ZendeskError(f"the Zendesk API user {me.get('email')} is a {me.get('role') or 'user'}, not an agent: it "
+                           "cannot read tickets or write internal notes; set zendesk.email to an agent", config=True)
 
 
 def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[str], None]) -> None:
@@ -127,6 +146,10 @@ def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[st
             result = Result(issue.iid, RETRYING, str(exc))
         except MailError:
             raise  # a configuration problem (the processor keeps the others): stop the run
+        except ZendeskError as exc:
+            if exc.config:
+                raise
+            result = Result(issue.iid, RETRYING, f"{exc}; nothing was made, the request waits for Zendesk")
         except LicenseError as exc:  # the configured license itself would be refused: an operator problem
             summary.error = f"the configured license would be refused: {exc}"
             break

@@ -56,6 +56,11 @@ class Status:
     internal_errors: int = 0  # unexpected errors so far; the request fails after run.max_attempts
     override: int = 0               # the override label's latest addition (label event id) when judged
     approved_by: str | None = None  # the approver whose override label was honoured
+    ticket_status: str | None = None     # what Zendesk said about the ticket when the request was judged
+    ticket_requester: str | None = None
+    ticket_organization: str | None = None
+    ticket_noted: bool | None = None     # the internal note on the ticket: None not wanted, False pending
+    ticket_attempts: int = 0
 
     @property
     def has_license(self) -> bool:

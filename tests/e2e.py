@@ -51,18 +51,22 @@ class Bot:
     def config_path(self) -> Path:
         return self.workdir / "config.yaml"
 
-    def write_config(self, requests: dict | None = None, **smtp) -> None:
+    def write_config(self, requests: dict | None = None, zendesk: bool = False, **smtp) -> None:
         config = yaml.safe_load(resources.default_config().read_text())
         config["gitlab"].update(url=self.url, project=PROJECT, timeout_seconds=5)
         config["requests"].update(requests or {})
+        if zendesk:  # the sandbox's Zendesk, at the same address
+            config["zendesk"].update(enabled=True, url=self.url, email="bot@example.com", timeout_seconds=5)
         config["smtp"].update({"host": "127.0.0.1", "port": self.smtp_port, "security": "none", "username": None,
                                "timeout_seconds": 3, **smtp})
         self.config_path.write_text(yaml.safe_dump(config))
 
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items()  # hermetic: nothing of the caller's CI or secrets
-               if k != "CI" and not k.startswith(("LICENSE_", "GITLAB_", "SMTP_", "SLACK_", "CI_", "TRIGGER_"))}
-        env.update(PYTHONPATH=str(ROOT), GITLAB_TOKEN="bot-token", LICENSE_PRIVATE_KEY_FILE=str(self.private_key))
+               if k != "CI" and not k.startswith(("LICENSE_", "GITLAB_", "SMTP_", "SLACK_", "CI_", "TRIGGER_",
+                                                  "ZENDESK_"))}
+        env.update(PYTHONPATH=str(ROOT), GITLAB_TOKEN="bot-token", LICENSE_PRIVATE_KEY_FILE=str(self.private_key),
+                   ZENDESK_API_TOKEN="zendesk-token")
         return env
 
     def command(self, *args: str) -> list[str]:

@@ -227,6 +227,8 @@ def test_the_demo_shows_the_whole_workflow_and_checks_it(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "Issue #1: '[Success] - Created a license under jane.doe@example.com for 250 users', closed" in out
-    assert "Issue #2: 'license pls', opened" in out and "@mallory may not request" in out
+    assert "Issue #3: 'license pls', opened" in out and "@mallory may not request" in out
+    assert "Issue #2: 'Emergency license for Globex', opened" in out and "neither the ticket's requester" in out
     assert "Email to jane.doe@example.com" in out and "decoded with the public key" in out
-    assert "✗" not in out and out.count("✓") == 6
+    assert "Internal note on Zendesk ticket" in out and "Tags on ticket 512000: emergency_license_issued" in out
+    assert "✗" not in out and out.count("✓") == 8

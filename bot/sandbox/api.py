@@ -17,21 +17,13 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from . import search
 from .model import Sandbox
+from .routing import ROUTES, route
 from .store import DEVELOPER, GUEST, MAINTAINER, REPORTER, ApiError, _label_list, _now, mail_json
+from .zendesk import ZendeskRoutes
 
 # --- HTTP --------------------------------------------------------------------------------------------------
 
-ROUTES: list[tuple[str, re.Pattern, str]] = []
-
-
-def route(method: str, pattern: str):
-    def register(func):
-        ROUTES.append((method, re.compile("^" + pattern + "$"), func.__name__))
-        return func
-    return register
-
-
-class Handler(BaseHTTPRequestHandler):
+class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
     server_version = "license-bot-sandbox/1"
     disable_nagle_algorithm = True  # headers and body go out in two writes: without this, 40 ms stalls
     protocol_version = "HTTP/1.1"
@@ -58,10 +50,10 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 status, body, headers = 404, {"error": "404 Not Found"}, {}
         except ApiError as exc:
-            status, body, headers = exc.status, {"message": exc.message}, {}
+            status, body, headers = exc.status, exc.body, {}
         except Exception as exc:  # noqa: BLE001
             status, body, headers = 500, {"message": f"500 Internal Server Error: {type(exc).__name__}: {exc}"}, {}
-        if path.startswith("/api/"):
+        if path.startswith("/api/v4/"):  # GitLab's calls; Zendesk's are counted apart
             with self.sandbox.lock:
                 self.sandbox.requests.append((method, self.path, status))
         self._send(status, body, headers)
@@ -92,6 +84,10 @@ class Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     # request helpers
+    def raw_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
     def body(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -485,7 +481,8 @@ class Handler(BaseHTTPRequestHandler):
         for method, _, _ in log:
             by_method[method] = by_method.get(method, 0) + 1
         since = int(self.query.get("since") or 0)
-        return 200, {"total": len(log), "by_method": by_method, "requests": log[since:]}, {}
+        return 200, {"total": len(log), "by_method": by_method, "requests": log[since:],
+                     "zendesk": len(self.sandbox.zendesk_requests)}, {}
 
     @route("POST", r"/sandbox/smtp/(up|down)")
     def smtp_switch(self, state):

@@ -71,9 +71,12 @@ def seed_state() -> dict[str, Any]:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: Any):
+    """An answer other than success: GitLab's body is {"message": ...}; others (Zendesk) pass their own."""
+
+    def __init__(self, status: int, message: Any, body: dict | None = None):
         super().__init__(message)
         self.status, self.message = status, message
+        self.body = body if body is not None else {"message": message}
 
 
 class Store:
@@ -94,7 +97,8 @@ class Store:
         else:
             self.state = seed_state()
             self.save()
-        self.requests: list[tuple[str, str, int]] = []
+        self.requests: list[tuple[str, str, int]] = []  # GitLab API calls: (method, path, status)
+        self.zendesk_requests: list[tuple[str, str]] = []
 
     def save(self) -> None:
         """Write the state atomically, so a restart finds it whole."""
