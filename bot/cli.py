@@ -90,7 +90,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if problems:
         raise BotError("; ".join(f"--{'users' if p.field == 'user_count' else p.field}: {p.message}"
                                  for p in problems).replace("`", "'"))
-    private_key = keys.private_key_from(config_mod.secrets_from_env(), args.private_key, flag="--private-key")
+    private_key = keys.signer_from(config, config_mod.secrets_from_env(), args.private_key, flag="--private-key")
     today = args.date or utc_today()
     lic = lic_mod.build_trial(args.email, args.users, today, config.license.terms)
     late = lic_mod.preflight(lic, utc_today())  # judged today, whatever --date says: never an expired key
@@ -203,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config_mod.require_gitlab(config)
         secrets = config_mod.secrets_from_env()
         scrub = Scrubber(secrets.values())
-        private_key = keys.private_key_from(secrets, args.private_key, flag="--private-key")
+        signer = keys.signer_from(config, secrets, args.private_key, flag="--private-key")
         if config.slack.enabled and not secrets.slack_webhook_url:
             raise config_mod.ConfigError("slack.enabled is true but SLACK_WEBHOOK_URL is not set")
         payload = None if args.issue is not None else _trigger_payload(os.environ)
@@ -221,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             tracker, mailer = dryrun.DryRunTracker(tracker, print), dryrun.DryRunMailer(print)
             notifier = dryrun.DryRunNotifier(print) if notifier else None
-        ctx = runner.Context(config=config, tracker=tracker, mailer=mailer, private_key=private_key,
+        ctx = runner.Context(config=config, tracker=tracker, mailer=mailer, signer=signer,
                              now=datetime.now(timezone.utc), notifier=notifier, scrub=scrub, zendesk=zendesk)
         summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=lambda t: print(scrub(t)))
     except BotError as exc:

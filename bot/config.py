@@ -58,9 +58,18 @@ class RequestsConfig:
 
 
 @dataclass(frozen=True)
+class Pkcs11Config:
+    module: str | None = None      # the vendor's PKCS#11 library
+    token_label: str | None = None
+    key_label: str | None = None
+
+
+@dataclass(frozen=True)
 class LicenseConfig:
     terms: TrialTerms
     public_key_file: str | None
+    signer: str = "file"           # file | pkcs11
+    pkcs11: Pkcs11Config = Pkcs11Config()
 
 
 @dataclass(frozen=True)
@@ -133,13 +142,15 @@ class Secrets:
     smtp_password: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
     zendesk_api_token: str | None = field(default=None, repr=False)
+    signer_pin: str | None = field(default=None, repr=False)
     public_key_file: str | None = None
     private_key_source: str = "LICENSE_PRIVATE_KEY"  # the variable the key came from, for messages
     private_key_problem: str | None = None  # why the key variables cannot be used; raised only where a key is needed
 
     def values(self) -> list[str]:
         """Every secret value, so output can be checked and scrubbed against them."""
-        found = [self.gitlab_token, self.smtp_password, self.slack_webhook_url, self.zendesk_api_token]
+        found = [self.gitlab_token, self.smtp_password, self.slack_webhook_url, self.zendesk_api_token,
+                 self.signer_pin]
         for blob in (self.private_key_pem, self.private_key_passphrase):
             if blob:
                 found.append(blob.decode("utf-8", "replace"))
@@ -305,11 +316,20 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     company = licensee.text("company", "GitLab Support Emergency Trial")
     licensee.done()
     public_key_file = lic.text("public_key_file", None, "a file path")
+    signer = lic.choice("signer", "file", ("file", "pkcs11"))
+    h = lic.section("pkcs11")
+    pkcs11 = Pkcs11Config(module=h.text("module", None, "the path of the PKCS#11 library"),
+                          token_label=h.text("token_label", None, "the token's label"),
+                          key_label=h.text("key_label", None, "the key pair's label"))
+    h.done()
     lic.done()
+    if signer == "pkcs11":
+        errors += [f"license.pkcs11.{name}: expected a value when license.signer is pkcs11, got nothing"
+                   for name in ("module", "token_label", "key_label") if not getattr(pkcs11, name)]
     license_config = LicenseConfig(
         terms=TrialTerms(plan=plan, trial=trial, duration_days=duration, backdate_days=backdate,
                          grace_days=grace, licensee_name=name, licensee_company=company),
-        public_key_file=public_key_file,
+        public_key_file=public_key_file, signer=signer, pkcs11=pkcs11,
     )
 
     p = top.section("policy")
@@ -416,6 +436,7 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> Secrets:
         smtp_password=env.get("SMTP_PASSWORD") or None,
         slack_webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
         zendesk_api_token=env.get("ZENDESK_API_TOKEN") or None,
+        signer_pin=env.get("LICENSE_SIGNER_PIN") or None,
         public_key_file=env.get("LICENSE_PUBLIC_KEY_FILE") or None,
         private_key_source=source,
         private_key_problem=problem,

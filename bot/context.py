@@ -13,10 +13,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from .scrub import Scrubber
+from .signer import Signer, as_signer
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     from .config import Config
     from .mailer import Mailer
     from .record import Record
@@ -32,19 +31,22 @@ class Context:
     config: Config
     tracker: Tracker
     mailer: Mailer
-    private_key: rsa.RSAPrivateKey
+    signer: Signer  # an RSA private key is taken as a file signer
     now: datetime
     notifier: Notifier | None = None
     zendesk: ZendeskClient | None = None  # None: zendesk.enabled is false, and no Zendesk call is made
     scrub: Callable[[str], str] = field(default_factory=Scrubber)  # every text that leaves the bot
     cache: dict = field(default_factory=dict)  # per-run answers the processor looks up more than once
 
+    def __post_init__(self) -> None:
+        self.signer = as_signer(self.signer)
+
     @cached_property
     def record(self) -> Record:
         """The record of issued licenses, read once per run (made when first asked: an idle run never is)."""
         from .record import Record
 
-        return Record(self.tracker, self.private_key.public_key())
+        return Record(self.tracker, self.signer.public_key())
 
     @property
     def today(self) -> date:

@@ -80,6 +80,16 @@ def private_key_from(secrets: Secrets, path: str | None = None, flag: str | None
     return load_private_key(secrets.private_key_pem, secrets.private_key_passphrase, secrets.private_key_source)
 
 
+def signer_from(config, secrets: Secrets, path: str | None = None, flag: str | None = None):
+    """The configured signer: the PEM key (file), or the key in a PKCS#11 token (pkcs11)."""
+    from .signer import FileSigner, Pkcs11Signer
+
+    if config.license.signer == "pkcs11" and not path:
+        p = config.license.pkcs11
+        return Pkcs11Signer(p.module, p.token_label, p.key_label, secrets.signer_pin)
+    return FileSigner(private_key_from(secrets, path, flag))
+
+
 def load_public_key(path: str | Path) -> rsa.RSAPublicKey:
     try:
         data = Path(path).read_bytes()

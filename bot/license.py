@@ -20,12 +20,11 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import padding as sym_padding
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .errors import BotError
+from .signer import Signer, as_signer
 
 DEFAULT_BOUNDARY = "GitLab Enterprise Edition"
 FILE_EXTENSION = ".gitlab-license"
@@ -178,7 +177,7 @@ def _boundary_line(kind: str, boundary: str) -> str:
 
 def encode(
     lic: License,
-    private_key: rsa.RSAPrivateKey,
+    private_key: rsa.RSAPrivateKey | Signer,
     *,
     boundary: str | None = None,
     aes_key: bytes | None = None,
@@ -195,7 +194,7 @@ def encode(
     encryptor = Cipher(algorithms.AES(aes_key), modes.CBC(iv)).encryptor()
     ciphertext = encryptor.update(plain) + encryptor.finalize()
     # Ruby's private_encrypt: PKCS#1 v1.5 type 1 padding with no DigestInfo.
-    key_block = private_key.sign(aes_key, padding.PKCS1v15(), NoDigestInfo())
+    key_block = as_signer(private_key).sign_raw(aes_key)
     envelope = json.dumps(
         {"data": _encode64(ciphertext), "key": _encode64(key_block), "iv": _encode64(iv)},
         separators=(",", ":"),
@@ -240,16 +239,15 @@ def decode(text: str | bytes, public_key: rsa.RSAPublicKey) -> License:
     return License.from_payload(payload)
 
 
-def derive_key_material(private_key: rsa.RSAPrivateKey, context: str, lic: License) -> tuple[bytes, bytes]:
+def derive_key_material(signer: rsa.RSAPrivateKey | Signer, context: str, lic: License) -> tuple[bytes, bytes]:
     """The AES key and IV for one request's license, derived instead of drawn at random.
 
     The same request (context) and payload always give byte-identical keys, so a crash-rerun or two
-    overlapping runs cannot make two different licenses for one request. Safe: the AES key only
-    obfuscates (anyone with the public key recovers it), and HMAC does not reveal its key.
+    overlapping runs cannot make two different licenses for one request. The HMAC is keyed by a secret only
+    the signing key's holder can make (see bot/signer.py), the same from a file or a PKCS#11 token, so both
+    backends make the same key. Safe: the AES key only obfuscates (anyone with the public key recovers it).
     """
-    der = private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-    secret = hashlib.sha256(b"license-bot key material v1\0" + der).digest()
+    secret = as_signer(signer).key_material_secret()
     out = hmac.new(secret, f"{context}\0{lic.to_json()}".encode(), hashlib.sha256).digest()
     return out[:16], out[16:]
 
@@ -318,7 +316,7 @@ def check_acceptable(lic: License, today: date) -> None:
         raise LicenseError("GitLab would refuse this license: " + "; ".join(problems))
 
 
-def sign(lic: License, private_key: rsa.RSAPrivateKey, today: date, **kwargs: Any) -> str:
+def sign(lic: License, private_key: rsa.RSAPrivateKey | Signer, today: date, **kwargs: Any) -> str:
     """Encode a license only if GitLab would accept it."""
     check_acceptable(lic, today)
     return encode(lic, private_key, **kwargs)

@@ -85,9 +85,9 @@ def process(issue: Issue, ctx: Context) -> Result:
     # 2. Make the license and record it before anything else.
     req = verdict.request
     lic = lic_mod.build_trial(req.email, req.user_count, ctx.today, ctx.config.license.terms)
-    aes_key, iv = lic_mod.derive_key_material(ctx.private_key, f"{ctx.config.gitlab.url}/{ctx.config.gitlab.project}"
+    aes_key, iv = lic_mod.derive_key_material(ctx.signer, f"{ctx.config.gitlab.url}/{ctx.config.gitlab.project}"
                                                                f"#{issue.iid}", lic)
-    key_text = lic_mod.sign(lic, ctx.private_key, ctx.today, boundary=lic_mod.DEFAULT_BOUNDARY, aes_key=aes_key, iv=iv)
+    key_text = lic_mod.sign(lic, ctx.signer, ctx.today, boundary=lic_mod.DEFAULT_BOUNDARY, aes_key=aes_key, iv=iv)
     upload = ctx.tracker.upload(lic_mod.file_name(lic), key_text.encode("ascii"))
     recorded = ctx.record.add(record.Entry(
         license_id=lic_mod.license_id(key_text), sha256=lic_mod.fingerprint(key_text), issue_iid=issue.iid,

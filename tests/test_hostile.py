@@ -207,7 +207,7 @@ def test_9_a_slack_reply_that_echoes_the_webhook_never_reaches_the_issue(config,
     w.notifier = Echoing()
     w.tracker.file(filled())
     w.tracker.new_run()
-    ctx = runner.Context(config=w.config, tracker=w.tracker, mailer=w.mailer, private_key=w.key, now=NOW,
+    ctx = runner.Context(config=w.config, tracker=w.tracker, mailer=w.mailer, signer=w.key, now=NOW,
                          notifier=w.notifier, scrub=Scrubber([secret_url]))
     runner.run(ctx, say=lambda _: None)
     body = w.note().body

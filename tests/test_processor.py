@@ -41,7 +41,7 @@ class World:
         """One `license-bot run`: list, then process each request."""
         self.tracker.new_run()
         ctx = runner.Context(config=self.config, tracker=self.tracker, mailer=self.mailer,
-                             private_key=self.key, now=now, notifier=self.notifier)
+                             signer=self.key, now=now, notifier=self.notifier)
         self.tracker.ensure_can_work()
         return [processor.process(issue, ctx) for issue in self.tracker.open_requests()]
 
@@ -102,7 +102,7 @@ def test_a_successful_request_costs_at_most_five_api_calls(world):
     world.tracker.file(filled())
     world.tracker.new_run()
     ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer,
-                            private_key=world.key, now=NOW)
+                            signer=world.key, now=NOW)
     issue, = world.tracker.open_requests()
     # Per-run cached lookups, paid once whatever the number of requests.
     ctx.tracker.ensure_can_work()
@@ -169,7 +169,7 @@ def test_an_old_failed_request_costs_no_api_call(world):
     later = NOW + timedelta(minutes=world.config.run.recheck_minutes + 1)
     world.tracker.new_run()
     ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer,
-                            private_key=world.key, now=later)
+                            signer=world.key, now=later)
     assert processor.process(world.issue(), ctx).outcome == "skipped"
     assert world.tracker.api_calls == 0
 

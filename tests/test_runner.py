@@ -16,7 +16,7 @@ def make(config, private_key, tracker=None, mailer=None, notifier=None):
     crash = CrashPlan()
     tracker = tracker or FakeTracker(crash=crash)
     return runner.Context(config=config, tracker=tracker, mailer=mailer or FakeMailer(crash=crash),
-                             private_key=private_key, now=NOW, notifier=notifier)
+                             signer=private_key, now=NOW, notifier=notifier)
 
 
 def test_summary_counts_each_outcome_and_exit_0(config, private_key):

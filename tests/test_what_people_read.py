@@ -177,7 +177,7 @@ def _tickets():
 def test_a_failed_request_in_the_terminal_is_one_line_and_one_indented_line_per_problem(config, private_key):
     from .fakes import FakeMailer, FakeTracker
 
-    ctx = runner.Context(config=config, tracker=FakeTracker(), mailer=FakeMailer(crash=None), private_key=private_key,
+    ctx = runner.Context(config=config, tracker=FakeTracker(), mailer=FakeMailer(crash=None), signer=private_key,
                          now=NOW)
     ctx.tracker.file("### Zendesk ticket\n512345\n### Customer email\nsomeone@gitlab.com\n### User count\nlots\n"
                      "### License expiration date\n11/12/2026\n### Checklist\n- [x] paid plan\n- [x] screenshots\n")
