@@ -67,6 +67,8 @@ def _write(out: Path, text: str, what: str) -> None:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    if args.pkcs11:
+        return _keygen_in_token(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise BotError(f"--out {args.out}: is a file; give a folder for license_key and license_key.pub")
@@ -75,6 +77,28 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise BotError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
     print(f"wrote {private_path} (private, mode 0600: keep it secret) and {public_path} (public)")
+    return 0
+
+
+def _keygen_in_token(args: argparse.Namespace) -> int:
+    """A non-extractable key pair made inside the configured token; only the public half is written."""
+    from .signer import generate_in_token
+
+    config = config_mod.load(args.config)
+    p = config.license.pkcs11
+    if config.license.signer != "pkcs11":
+        raise BotError("keygen --pkcs11: set license.signer to pkcs11 and license.pkcs11.module, token_label and "
+                       "key_label in the config first")
+    public_path = Path(args.out) / "license_key.pub"
+    if public_path.exists() and not args.force:
+        raise BotError(f"{public_path} exists already: choose another --out, or add --force to replace it")
+    if not public_path.parent.is_dir():
+        raise BotError(f"--out {args.out}: not a folder")
+    public = generate_in_token(p.module, p.token_label, p.key_label, config_mod.secrets_from_env().signer_pin,
+                               args.bits)
+    _write(public_path, keys.public_pem(public).decode("ascii"), "--out")
+    print(f"made a {args.bits}-bit key pair {p.key_label!r} inside the token {p.token_label!r} (its private half never "
+          f"leaves it) and wrote its public half to {public_path}")
     return 0
 
 
@@ -381,9 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("keygen", cmd_keygen, "write a new signing key pair (license_key, license_key.pub)")
+    p = add("keygen", cmd_keygen, "write a new signing key pair (license_key, license_key.pub), or make one in "
+                                  "the configured PKCS#11 token (--pkcs11)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--bits", type=int, choices=(2048, 3072, 4096), default=2048)
+    p.add_argument("--pkcs11", action="store_true", help="make the pair inside the token (license.pkcs11.*); "
+                                                          "write only the public key")
+    p.add_argument("--force", action="store_true", help="replace an existing public key file (with --pkcs11)")
 
     p = add("generate", cmd_generate, "write an emergency trial license key")
     p.add_argument("--email", required=True)

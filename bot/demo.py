@@ -70,6 +70,25 @@ def _ticket(url: str, requester: str) -> int:
         "comment": {"body": "Screenshots attached.", "uploads": tokens}}})["ticket"]["id"]
 
 
+def _softhsm_token(work: Path) -> dict | None:
+    """A fresh SoftHSM2 token in the demo's folder, if SoftHSM2 and python-pkcs11 are installed."""
+    import glob
+    import importlib.util
+    import shutil
+
+    module = next(iter(glob.glob("/usr/lib/softhsm/libsofthsm2.so") + glob.glob("/usr/lib/*/softhsm/libsofthsm2.so")),
+                  None)
+    if not module or not shutil.which("softhsm2-util") or importlib.util.find_spec("pkcs11") is None:
+        return None
+    (work / "tokens").mkdir()
+    conf = work / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {work / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {"SOFTHSM2_CONF": str(conf), "LICENSE_SIGNER_PIN": "demo-pin-1234"}
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "demo", "--pin", env["LICENSE_SIGNER_PIN"],
+                    "--so-pin", "demo-so-pin"], env={**os.environ, **env}, check=True, capture_output=True)
+    return {"module": module, "env": env}
+
+
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
@@ -77,14 +96,26 @@ def _indent(text: str) -> str:
 def main(today: date | None = None) -> int:
     today = today or datetime.now(timezone.utc).date()
     work = Path(tempfile.mkdtemp(prefix="license-bot-demo-"))
-    private_path, public_path = keys.write_pair(keys.generate(2048), work / "keys")
+    token_env = _softhsm_token(work)  # the signing key in a token where SoftHSM is installed, else a file
+    if token_env is None:
+        private_path, public_path = keys.write_pair(keys.generate(2048), work / "keys")
     with SandboxServer() as server:
         config = yaml.safe_load(resources.default_config().read_text())
         config["gitlab"].update(url=server.url, project="support/internal-requests")
         config["smtp"].update(host="127.0.0.1", port=server.smtp_port, security="none", username=None)
         config["zendesk"].update(enabled=True, url=server.url, email="bot@example.com")
+        if token_env is not None:
+            config["license"].update(signer="pkcs11", pkcs11={"module": token_env["module"], "token_label": "demo",
+                                                              "key_label": "license-key"})
         config_path = work / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))
+        if token_env is not None:
+            public_path = work / "license_key.pub"
+            subprocess.run([sys.executable, "-m", "bot", "--config", str(config_path), "keygen", "--pkcs11", "--out",
+                            str(work)], env={**os.environ, **token_env["env"]}, check=True, capture_output=True)
+            print("Signing key: made inside a SoftHSM2 token (PKCS#11); it never leaves the token.")
+        else:
+            print("Signing key: a throwaway PEM file (install SoftHSM2 to see it held in a PKCS#11 token).")
         print(f"Sandbox GitLab and Zendesk at {server.url}, mail sink at 127.0.0.1:{server.smtp_port}, "
               f"files in {work}\n")
 
@@ -107,8 +138,8 @@ def main(today: date | None = None) -> int:
         # As CI runs it: its own process, with only the bot's secrets (none of the caller's).
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("LICENSE_", "SMTP_", "SLACK_", "GITLAB_", "ZENDESK_"))}
-        env.update(GITLAB_TOKEN="bot-token", LICENSE_PRIVATE_KEY_FILE=str(private_path),
-                   ZENDESK_API_TOKEN="zendesk-token")
+        env.update(GITLAB_TOKEN="bot-token", ZENDESK_API_TOKEN="zendesk-token")
+        env.update(token_env["env"] if token_env else {"LICENSE_PRIVATE_KEY_FILE": str(private_path)})
         code = subprocess.run([sys.executable, "-m", "bot", "--config", str(config_path), "run", "--report",
                                str(work / "report.json")], env=env, check=False).returncode
         print(f"(exit {code})\n")

@@ -6,6 +6,7 @@ depends on failed (so one broken setting shows as exactly one ✗).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import keys, resources
 from .config import Config, Secrets
@@ -84,7 +86,7 @@ def check(config: Config, secrets: Secrets, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     today = today or datetime.now(timezone.utc).date()
     gitlab_checks, tracker = _gitlab_checks(config, secrets, today)
-    return [*gitlab_checks, _key_check(config, secrets), _smtp_check(config, secrets),
+    return [*gitlab_checks, _key_check(config, secrets, env), _smtp_check(config, secrets),
             _slack_check(config, secrets), *_zendesk_checks(config, secrets), *_ci_checks(env, ci_file),
             *_schedule_checks(env, tracker)]
 
@@ -184,25 +186,40 @@ _GITLAB_PROBES = {"GitLab version": _version, "token": _token, "role in the trac
                   "issue template": _template}
 
 
-def _key_check(config: Config, secrets: Secrets) -> Check:
+def _key_check(config: Config, secrets: Secrets, env: Mapping[str, str]) -> Check:
+    """The signer: it loads (module, token, key, PIN), and a probe signature recovers with the public key
+    engineers check licenses with. In CI, a file key is a warning: every maintainer can read it."""
+    from .signer import SignerError
+
     name = "signing key"
     try:
-        private = keys.private_key_from(secrets)
-    except BotError as exc:  # the message says what to set
+        signer = keys.signer_from(config, secrets)
+    except (BotError, SignerError) as exc:  # the message says what to set
         return Check(name, False, str(exc), "in CI, make it a protected file variable" if "no signing key" in str(exc)
                      else "")
+    kind = (f"a key in the PKCS#11 token {config.license.pkcs11.token_label!r}" if config.license.signer == "pkcs11"
+            else f"a {signer.public_key().key_size}-bit RSA key from {secrets.private_key_source}")
     path = secrets.public_key_file or config.license.public_key_file
     if not path:
-        return Check(name, False, f"a {private.key_size}-bit RSA key loads, but no public key is configured to check "
-                                  "licenses with", "set LICENSE_PUBLIC_KEY_FILE or license.public_key_file")
+        return Check(name, False, f"{kind} signs, but no public key is configured to check licenses with",
+                     "set LICENSE_PUBLIC_KEY_FILE or license.public_key_file")
     try:
         public = keys.load_public_key(path)
-    except BotError as exc:
+        probe = hashlib.sha256(b"license-bot doctor probe").digest()[:16]
+        recovered = public.recover_data_from_signature(signer.sign_raw(probe), padding.PKCS1v15(), None)
+    except (BotError, SignerError) as exc:
         return Check(name, False, str(exc), "point LICENSE_PUBLIC_KEY_FILE at the public half of the signing key")
-    if not keys.same_pair(private, public):
-        return Check(name, False, f"the private key does not match the public key in {path}: licenses it signs "
-                                  "would not check out", "use the matching pair (license-bot keygen makes one)")
-    return Check(name, True, f"a {private.key_size}-bit RSA key loads and matches {path}")
+    except Exception:  # noqa: BLE001 - a signature that does not recover: the wrong pair
+        recovered = None
+    if recovered != probe:
+        return Check(name, False, f"{kind} does not match the public key in {path}: licenses it signs would not "
+                                  "check out", "use the matching pair")
+    if config.license.signer == "file" and env.get("GITLAB_CI") == "true":
+        return Check(name, True, f"{kind} signs, and its signatures check out with {path}. But the key is a file: "
+                                 "every maintainer of this project can read the signing key",
+                     "Hold it in an HSM or key service and set license.signer: pkcs11 (README, \"The signing key in "
+                     "a token\")", warn=True)
+    return Check(name, True, f"{kind} signs, and its signatures check out with {path}")
 
 
 def _smtp_check(config: Config, secrets: Secrets) -> Check:

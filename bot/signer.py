@@ -65,6 +65,13 @@ def as_signer(key: Signer | rsa.RSAPrivateKey) -> Signer:
     return FileSigner(key) if isinstance(key, rsa.RSAPrivateKey) else key
 
 
+_LOGINS: dict[tuple[str, str], bytes] = {}  # (module, token) -> digest of the PIN this process logged in with
+
+
+def _digest(pin: str) -> bytes:
+    return hashlib.sha256(pin.encode()).digest()
+
+
 class Pkcs11Signer:
     """A key in a PKCS#11 token, used through one session for the life of the process."""
 
@@ -87,8 +94,16 @@ class Pkcs11Signer:
             raise SignerError(f"license.pkcs11.token_label: no token labelled {token_label!r} in {module}") from None
         except errors.MultipleTokensReturned:
             raise SignerError(f"license.pkcs11.token_label: several tokens are labelled {token_label!r}") from None
+        login = (module, token_label)
         try:
             self._session = token.open(user_pin=pin)
+            _LOGINS[login] = _digest(pin)
+        except errors.UserAlreadyLoggedIn:
+            # PKCS#11 logins are per process: a session of ours is logged in, and the token does not check this
+            # PIN again. Hold it to the PIN that logged in, so a wrong one is refused here too.
+            if _LOGINS.get(login) != _digest(pin):
+                raise SignerError(f"the token {token_label!r} refused LICENSE_SIGNER_PIN (wrong PIN)") from None
+            self._session = token.open()
         except (errors.PinIncorrect, errors.PinInvalid, errors.PinLenRange):
             raise SignerError(f"the token {token_label!r} refused LICENSE_SIGNER_PIN (wrong PIN)") from None
         except errors.PinLocked:
