@@ -110,3 +110,28 @@ def test_a_backlog_of_100_is_served_in_one_run_under_the_search_rate_limit(tmp_p
         assert len(per_request) <= 5 * 100 + 3, len(per_request)
         assert len(reads) <= 20, reads
         assert len(mail(server.url)) == 100
+
+
+@pytest.mark.parametrize("rules", ["v1", "v2", "v3"])
+def test_find_lists_the_same_licenses_on_every_search_generation(rules, tmp_path, key_pair):
+    """v1 turned '_' into a space, so jane_doe@ was not found by search; find asks the record, not search."""
+    import json
+    import subprocess
+    import sys
+
+    with SandboxServer(search_rules=rules) as server:
+        bot = Bot(server.url, server.smtp_port, tmp_path, *key_pair)
+        bot.write_config()
+        iids = []
+        for n, email in enumerate(["jane_doe@example.com", "jane_doe@example.com"], start=1):
+            iids.append(file(server.url, n, email=email, ticket=str(600000 + n)).iid)
+            if n == 2:  # the second through an approved override (the cooldown)
+                as_mike = client(server.url, "mike-token").issues.get(iids[-1])
+                as_mike.labels = [*as_mike.labels, "license-request-override"]
+                as_mike.save()
+            assert bot.run().returncode == 0
+        env = {**bot.env(), "LICENSE_PUBLIC_KEY_FILE": str(bot.public_key)}
+        found = subprocess.run([sys.executable, "-m", "bot", "--config", str(bot.config_path), "find",
+                                "jane_doe@example.com", "--json"], capture_output=True, text=True, env=env, timeout=60)
+        licenses = [f for f in json.loads(found.stdout)["found"] if f["kind"] == "license"]
+        assert [f["iid"] for f in licenses] == iids[::-1], rules

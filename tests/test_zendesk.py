@@ -180,3 +180,37 @@ def test_doctor_checks_zendesk(zbot, sandbox):
     wrong = config_mod.Secrets(gitlab_token="bot-token", zendesk_api_token="nope")
     (check,) = [c for c in doctor.check(config, wrong, environ={}) if c.name == "Zendesk"]
     assert check.ok is False and "refused the API user bot@example.com (401)" in check.detail
+
+
+def test_after_max_attempts_the_issue_closes_anyway_saying_what_to_post_by_hand(bot, sandbox):
+    import yaml
+
+    bot.write_config(zendesk=True)
+    config = yaml.safe_load(bot.config_path.read_text())
+    config["run"]["max_attempts"] = 2
+    bot.config_path.write_text(yaml.safe_dump(config))
+    t = ticket(sandbox.url, "jane@acme.example")
+    issue = file(sandbox.url, 1, t, "jane@acme.example")
+    post(sandbox.url, "/sandbox/zendesk/down?writes=1")
+    assert bot.run().returncode == 2
+    assert bot.run().returncode == 0
+    issue = reread(sandbox.url, issue)
+    body = status_notes(issue)[0].body
+    assert issue.state == "closed" and "Post it by hand: an internal note on ticket" in body
+    assert len(mail(sandbox.url)) == 1 and internal_notes(sandbox.url, t) == []
+
+
+def test_a_429_is_waited_out_as_retry_after_says(config, monkeypatch):
+    import responses
+
+    from bot import zendesk
+
+    waited = []
+    monkeypatch.setattr(zendesk.time, "sleep", waited.append)
+    cfg = config.zendesk.__class__(enabled=True, url="https://acme.zendesk.com", email="bot@example.com")
+    client_ = zendesk.ZendeskClient(cfg, "t")
+    with responses.RequestsMock() as mocked:
+        mocked.get("https://acme.zendesk.com/api/v2/users/me", status=429, headers={"Retry-After": "7"})
+        mocked.get("https://acme.zendesk.com/api/v2/users/me", json={"user": {"role": "agent"}})
+        assert client_.me()["role"] == "agent"
+    assert waited == [7.0]
