@@ -258,25 +258,25 @@ def _close_again(issue: Issue, note: Note, status: Status, ctx: Context, *, reop
 
 def _hold(issue: Issue, note: Note | None, status: Status | None, ctx: Context, why: str) -> Result:
     """Stop for good on an issue whose history does not add up; a person must look. Nothing is sent."""
-    cfg = ctx.config.requests
     base = status or Status(step=HELD, description_sha256=description_hash(issue.description),
                             judged_at=ctx.now.isoformat(), author=issue.author_username)
-    held = base.with_(step=HELD, last_error=why)
-    ctx.tracker.edit_issue(issue, IssueEdit(
-        add_labels=_missing(issue, cfg.failed_label), remove_labels=_present(issue, cfg.processing_label),
-        assignee_ids=_assign(issue)))
-    _save(issue, note, held, ctx, None)
+    _wait_for_a_person(issue, note, base.with_(step=HELD, last_error=why), ctx)
     return Result(issue.iid, FAILED, f"held for a person: {why}", (("license", why),))
 
 
 def _undelivered(issue: Issue, note: Note | None, status: Status, ctx: Context, why: str) -> Result:
-    cfg = ctx.config.requests
     status = status.with_(step=UNDELIVERED, last_error=why)
+    _wait_for_a_person(issue, note, status, ctx)
+    return Result(issue.iid, FAILED, f"license {status.license_id} not delivered: {why}", (("email", why),))
+
+
+def _wait_for_a_person(issue: Issue, note: Note | None, status: Status, ctx: Context) -> None:
+    """The failed label on, the processing label off, the author assigned, and the note saying why."""
+    cfg = ctx.config.requests
     ctx.tracker.edit_issue(issue, IssueEdit(
         add_labels=_missing(issue, cfg.failed_label), remove_labels=_present(issue, cfg.processing_label),
         assignee_ids=_assign(issue)))
     _save(issue, note, status, ctx, None)
-    return Result(issue.iid, FAILED, f"license {status.license_id} not delivered: {why}", (("email", why),))
 
 
 def _reject(issue: Issue, note: Note | None, verdict: policy.Verdict, digest: str, ctx: Context) -> Result:

@@ -417,19 +417,19 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             raise ApiError(404, "404 Not found")
         return 200, base64.b64decode(upload["data"]), {"Content-Type": "application/octet-stream"}
 
-    def _readable_repo(self, ref: str) -> dict:
+    def _repo_file(self, ref: str, path: str) -> tuple[dict, dict]:
         user = self.me()
         project = self.sandbox.project(ref, user)
         if project["visibility"] != "public":
             self.sandbox.require(project, user, REPORTER)  # Guests cannot read a private project's code
-        return project
-
-    @route("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)")
-    def get_file(self, ref, path):
-        project = self._readable_repo(ref)
         entry = project["files"].get(path)
         if entry is None:
             raise ApiError(404, "404 File Not Found")
+        return project, entry
+
+    @route("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)")
+    def get_file(self, ref, path):
+        project, entry = self._repo_file(ref, path)
         content = entry["content"].encode()
         return 200, {"file_name": path.rsplit("/", 1)[-1], "file_path": path, "size": len(content),
                      "encoding": "base64", "content": base64.b64encode(content).decode(),
@@ -437,10 +437,7 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
 
     @route("GET", r"/api/v4/projects/([^/]+)/repository/files/([^/]+)/raw")
     def get_file_raw(self, ref, path):
-        project = self._readable_repo(ref)
-        entry = project["files"].get(path)
-        if entry is None:
-            raise ApiError(404, "404 File Not Found")
+        _, entry = self._repo_file(ref, path)
         return 200, entry["content"].encode(), {"Content-Type": "text/plain"}
 
     def _write_file(self, ref, path, create: bool):
