@@ -55,7 +55,8 @@ def test_one_license_per_ticket_however_it_is_written_even_while_the_first_waits
     assert client(server.url, "bot-token").issues.get(two.iid).state == "opened"
 
 
-def test_requesters_are_direct_members_and_an_unreadable_group_stops_the_run(sandbox, bot):
+def test_requesters_are_direct_members_and_an_unreadable_group_stops_the_run(twin):
+    sandbox, bot = twin
     bot.write_config(requests={"requester_groups": ["support/emea"]})
     issues = {who: file(sandbox.url, n, token=f"{who}-token")
               for n, who in enumerate(["alice", "emil", "carol", "dave"], start=1)}
@@ -72,7 +73,8 @@ def test_requesters_are_direct_members_and_an_unreadable_group_stops_the_run(san
     assert "found" not in result.stdout
 
 
-def test_an_override_counts_only_when_an_approver_adds_it(sandbox, bot):
+def test_an_override_counts_only_when_an_approver_adds_it(twin):
+    sandbox, bot = twin
     issue = client(sandbox.url).issues.create({
         "title": "out of scope", "labels": "license-request,license-request-override",
         "description": request_text(1, expired="2026-01-01")})
@@ -90,8 +92,9 @@ def test_an_override_counts_only_when_an_approver_adds_it(sandbox, bot):
     assert issue.state == "closed" and "Override approved by @mike" in status_notes(issue)[0].body
 
 
-def test_a_backlog_of_100_is_served_in_one_run_under_the_search_rate_limit(tmp_path, key_pair):
-    with SandboxServer(search_rate_limit=30) as server:
+@pytest.mark.parametrize("edition,rules", TIERS, ids=[f"{e}-{r}" for e, r in TIERS])
+def test_a_backlog_of_100_is_served_in_one_run_under_the_search_rate_limit(tmp_path, key_pair, edition, rules):
+    with SandboxServer(search_rate_limit=30, edition=edition, search_rules=rules) as server:
         project = client(server.url)
         for n in range(1, 101):
             project.issues.create({"title": f"Emergency {n}", "description": request_text(n)})
