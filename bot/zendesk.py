@@ -9,13 +9,15 @@ a user who may not see it; 429 comes with Retry-After; files reach a comment thr
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from .config import ZendeskConfig
 from .errors import BotError
-from .policy import TicketFacts
+
+if TYPE_CHECKING:
+    from .policy import TicketFacts
 
 MAX_RETRY_AFTER = 30  # seconds a run waits for Zendesk's rate limit before leaving the request for later
 
@@ -46,6 +48,8 @@ class ZendeskClient:
 
     def ticket(self, ticket_id: int) -> TicketFacts | None:
         """The facts a request is checked against; None when the ticket does not exist."""
+        from .policy import TicketFacts  # only when a request is judged: an idle run does not pay for it
+
         data = self._call("GET", f"/api/v2/tickets/{ticket_id}", doing=f"read ticket {ticket_id}", absent=404)
         if data is None:
             return None
