@@ -102,8 +102,6 @@ class LabelEvent:
     created_at: datetime
 
 
-
-
 @dataclass(frozen=True)
 class Upload:
     url: str
@@ -274,7 +272,7 @@ class GitLabTracker:
                 self._record_iid = int(created.iid)
         return self._record_iid
 
-    def add_note(self, iid: int, body: str, landed) -> Note:
+    def add_note(self, iid: int, body: str, landed, doing: str = "") -> Note:
         """Post a comment once: after a failed POST that may have landed, `landed(notes)` looks for it
         among the issue's notes before posting again (python-gitlab would retry POSTs blindly)."""
         issue = self.project.issues.get(iid, lazy=True)
@@ -284,7 +282,7 @@ class GitLabTracker:
                 return Note(id=int(created.id), body=body, author_username=self.me()["username"],
                             author_id=self.me()["id"])
             except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
-                error = self._translate(exc, f"comment on issue #{iid}")
+                error = self._translate(exc, doing or f"comment on issue #{iid}")
                 if not error.transient or attempt == self.max_retries:
                     raise error from None
             existing = landed(self.comments(iid))
@@ -424,19 +422,11 @@ class GitLabTracker:
             self._call(lambda: issue.notes.update(note_id, {"body": body}, max_retries=self.max_retries),
                        f"edit the status note of issue #{iid}")
             return Note(id=note_id, body=body)
-        for attempt in range(self.max_retries + 1):
-            try:
-                created = issue.notes.create({"body": body}, retry_transient_errors=False)
-                return Note(id=int(created.id), body=body)
-            except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
-                error = self._translate(exc, f"write the status note of issue #{iid}")
-                if not error.transient or attempt == self.max_retries:
-                    raise error from None
-            # The POST may have landed before the error: look for our marker before creating again.
-            existing = self.status_note(iid)
-            if existing is not None:
-                return existing
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def landed(notes: list[Note]) -> Note | None:  # the POST may have landed before its error
+            return next((n for n in notes if n.author_id == self.me()["id"] and status_mod.is_status_note(n.body)),
+                        None)
+        return self.add_note(iid, body, landed, f"write the status note of issue #{iid}")
 
     def create_label(self, name: str, color: str, description: str) -> bool:
         """Create a project label; False when it exists already. Creation is atomic: GitLab answers 409,
@@ -464,13 +454,6 @@ class GitLabTracker:
                                                       max_retries=self.max_retries),
                             f"upload {filename}")
         return Upload(url=result["url"], markdown=result["markdown"], full_path=result.get("full_path", ""))
-
-    def download(self, upload_url: str) -> bytes:
-        """An upload's bytes, by the `/uploads/<secret>/<name>` URL recorded in a note."""
-        url = f"{self._project_path}/{upload_url.lstrip('/')}"
-        response = self._call(lambda: self.gl.http_get(url, raw=True, streamed=False, max_retries=self.max_retries),
-                              f"download {upload_url}")
-        return response.content
 
     # --- plumbing -----------------------------------------------------------------------------------
 
