@@ -321,13 +321,22 @@ def _may(username: str, user_id: int, users: tuple[str, ...], groups: tuple[str,
     return username in users or any(ctx.tracker.member_level(g, user_id) >= level for g in groups)
 
 
-def _override_adds(issue: Issue, ctx: Context) -> list:
-    """The additions of the override label, oldest first (read once per issue and run)."""
-    key = ("override", issue.iid)
+def _label_adds(issue: Issue, ctx: Context, label: str) -> list:
+    """Who added this label to the issue, oldest first. The label history is read once per issue and run,
+    before the bot's own edits to it."""
+    key = ("label events", issue.iid)
     if key not in ctx.cache:
-        label = ctx.config.requests.override_label
-        ctx.cache[key] = [e for e in ctx.tracker.label_events(issue.iid) if e.label == label and e.action == "add"]
-    return ctx.cache[key]
+        ctx.cache[key] = ctx.tracker.label_events(issue.iid)
+    return [e for e in ctx.cache[key] if e.label == label and e.action == "add"]
+
+
+def _bot_added(issue: Issue, ctx: Context, label: str) -> bool:
+    me = ctx.tracker.me()["id"]
+    return any(e.user_id == me for e in _label_adds(issue, ctx, label))
+
+
+def _override_adds(issue: Issue, ctx: Context) -> list:
+    return _label_adds(issue, ctx, ctx.config.requests.override_label)
 
 
 def _override_event(issue: Issue, ctx: Context) -> int:
@@ -356,15 +365,11 @@ def _approval(issue: Issue, ctx: Context) -> tuple[str | None, policy.FieldError
 
 def _claimed_before(issue: Issue, ctx: Context) -> bool:
     """Whether the bot's user ever added the processing label: it claims only issues it has recorded."""
-    me = ctx.tracker.me()["id"]
-    return any(e.user_id == me and e.action == "add" and e.label == ctx.config.requests.processing_label
-               for e in ctx.tracker.label_events(issue.iid))
+    return _bot_added(issue, ctx, ctx.config.requests.processing_label)
 
 
 def _closed_as_success_before(issue: Issue, ctx: Context) -> bool:
-    me = ctx.tracker.me()["id"]
-    return any(e.user_id == me and e.action == "add" and e.label == ctx.config.requests.success_label
-               for e in ctx.tracker.label_events(issue.iid))
+    return _bot_added(issue, ctx, ctx.config.requests.success_label)
 
 
 def _status_of(recorded: record.Recorded, issue: Issue, status: Status | None, ctx: Context) -> Status:

@@ -180,8 +180,8 @@ class Record:
         me = self.tracker.me()["id"]
 
         def landed(notes: list[Note]) -> Note | None:
-            return next((n for n in notes if n.author_id == me and (parse_entry(n.body) or (None,))[0] is not None
-                         and parse_entry(n.body)[0].license_id == entry.license_id), None)
+            mine = ((n, parse_entry(n.body)) for n in notes if n.author_id == me)
+            return next((n for n, parsed in mine if parsed and parsed[0].license_id == entry.license_id), None)
         self.tracker.add_note(iid, entry_note(entry, key_text), landed)
         recorded = Recorded(entry, key_text, lic)
         self.entries().append(recorded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 import responses
@@ -243,3 +244,21 @@ def test_requests_carry_the_token_only_in_the_header(tracker, mocked):
     request = mocked.calls[0].request
     assert request.headers["PRIVATE-TOKEN"] == TOKEN and TOKEN not in request.url
     assert json.dumps(dict(mocked.calls[0].response.headers)).find(TOKEN) == -1
+
+
+def test_a_record_entry_whose_post_landed_before_a_502_is_not_posted_again(config, tracker, mocked, vector):
+    from bot import license as lic_mod
+    from bot.record import Entry, Record, entry_note
+
+    lic = lic_mod.build_trial("ops@example.org", 7, date(2026, 11, 27), lic_mod.TrialTerms())
+    key = lic_mod.sign(lic, vector["private"], date(2026, 11, 27), boundary=lic_mod.DEFAULT_BOUNDARY)
+    entry = Entry(lic_mod.license_id(key), lic_mod.fingerprint(key), 3, "u", "ops@example.org", 7, 5, "t",
+                  "2026-11-27", str(lic.expires_at), "f.gitlab-license")
+    mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
+    mocked.get(f"{PROJECT}/issues", json=[issue_json(1, author={"id": 99})])  # the record issue exists
+    mocked.get(f"{PROJECT}/issues/1/notes", json=[])  # the first read: no entries yet
+    mocked.post(f"{PROJECT}/issues/1/notes", status=502, json={"message": "502"})
+    mocked.get(f"{PROJECT}/issues/1/notes", json=[_note(7, entry_note(entry, key))])  # it had landed
+    record = Record(tracker, vector["public"])
+    assert record.add(entry, key).entry == entry
+    assert len([c for c in mocked.calls if c.request.method == "POST"]) == 1
