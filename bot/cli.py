@@ -35,9 +35,9 @@ def _date_arg(text: str) -> date:
 
 def _users_arg(text: str) -> int:
     try:
-        value = int(text.replace(",", "")) if len(text) <= 20 else None
-        if value is None:
+        if len(text) > 20:
             raise ValueError
+        value = int(text.replace(",", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number of users, got {text!r}") from None
     if value < 1:
@@ -89,11 +89,7 @@ def _keygen_in_token(args: argparse.Namespace) -> int:
     if config.license.signer != "pkcs11":
         raise BotError("keygen --pkcs11: set license.signer to pkcs11 and license.pkcs11.module, token_label and "
                        "key_label in the config first")
-    public_path = Path(args.out) / "license_key.pub"
-    if public_path.exists() and not args.force:
-        raise BotError(f"{public_path} exists already: choose another --out, or add --force to replace it")
-    if not public_path.parent.is_dir():
-        raise BotError(f"--out {args.out}: not a folder")
+    public_path = _new_file(str(Path(args.out) / "license_key.pub"), args.force, "--out")
     public = generate_in_token(p.module, p.token_label, p.key_label, config_mod.secrets_from_env().signer_pin,
                                args.bits)
     _write(public_path, keys.public_pem(public).decode("ascii"), "--out")
@@ -114,13 +110,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if problems:
         raise BotError("; ".join(f"--{'users' if p.field == 'user_count' else p.field}: {p.message}"
                                  for p in problems).replace("`", "'"))
-    private_key = keys.signer_from(config, config_mod.secrets_from_env(), args.private_key, flag="--private-key")
+    signer = keys.signer_from(config, config_mod.secrets_from_env(), args.private_key, flag="--private-key")
     today = args.date or utc_today()
     lic = lic_mod.build_trial(args.email, args.users, today, config.license.terms)
     late = lic_mod.preflight(lic, utc_today())  # judged today, whatever --date says: never an expired key
     if late:
         raise BotError("GitLab would refuse this license today: " + "; ".join(late))
-    text = lic_mod.sign(lic, private_key, today, boundary=lic_mod.DEFAULT_BOUNDARY if args.boundary else None)
+    text = lic_mod.sign(lic, signer, today, boundary=lic_mod.DEFAULT_BOUNDARY if args.boundary else None)
     if out:
         _write(out, text, "--output")
         print(f"wrote {out}: {describe(lic)}", file=sys.stderr)
@@ -235,11 +231,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         mailer = SmtpMailer(config.smtp, secrets.smtp_password)
         notifier = (SlackWebhook(secrets.slack_webhook_url, config.slack.channel, config.slack.timeout_seconds)
                     if config.slack.enabled else None)
-        zendesk = None
-        if config.zendesk.enabled:
-            from .zendesk import ZendeskClient
-
-            zendesk = ZendeskClient(config.zendesk, secrets.zendesk_api_token)
+        zendesk = _zendesk(config, secrets)
         if args.dry_run:
             from . import dryrun
 
@@ -313,6 +305,15 @@ def _public_key(config, secrets):
                                  "license.public_key_file")
 
 
+def _zendesk(config, secrets):
+    """The Zendesk client where zendesk.enabled is true; None means no Zendesk call is made."""
+    if not config.zendesk.enabled:
+        return None
+    from .zendesk import ZendeskClient
+
+    return ZendeskClient(config.zendesk, secrets.zendesk_api_token)
+
+
 def cmd_find(args: argparse.Namespace) -> int:
     from . import find
     from .record import Record
@@ -328,11 +329,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     public_key = _public_key(config, secrets)
     tracker = GitLabTracker(config, secrets.gitlab_token)
     record = Record(tracker, public_key)
-    zendesk = None
-    if config.zendesk.enabled:
-        from .zendesk import ZendeskClient
-
-        zendesk = ZendeskClient(config.zendesk, secrets.zendesk_api_token)
+    zendesk = _zendesk(config, secrets)
     try:
         tracker.ensure_can_work()  # a token blind to confidential issues would find "nothing"
         hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket, zendesk)
