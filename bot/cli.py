@@ -253,10 +253,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _need_sandbox_extra(command: str) -> None:
+    """The sandbox's own dependencies are an extra: production never installs them."""
+    import importlib.util
+
+    missing = [name for name in ("aiosmtpd", "snowballstemmer") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise BotError(f"{command} needs the sandbox extra ({', '.join(missing)} is not installed): "
+                       "pip install 'license-bot[sandbox]', or from a clone pip install '.[sandbox]'")
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    _need_sandbox_extra("license-bot sandbox")
     from .sandbox import TOKENS, SandboxServer
 
     try:
@@ -281,6 +292,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _need_sandbox_extra("license-bot demo")
     from . import demo
 
     return demo.main()
