@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from . import __version__, keys
+from . import __version__, keys, terminal
 from . import config as config_mod
 from . import license as lic_mod
 from .errors import BotError
@@ -480,7 +480,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminal:
+    """Standard output or error with every write cleaned (bot.terminal): one filter for all the CLI prints."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(terminal.clean(text))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Terminal(sys.stdout), _Terminal(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
