@@ -11,6 +11,7 @@ GitLab facts relied on, from GitLab's documentation (gitlabhq/gitlabhq):
 from __future__ import annotations
 
 import http.server
+import json
 import subprocess
 import sys
 import threading
@@ -147,3 +148,19 @@ def test_doctor_in_a_pipeline_warns_while_a_secret_reaches_an_unprotected_ref(bo
                                       LICENSE_PUBLIC_KEY_FILE=str(bot.public_key)),
                    "doctor", "--ci-file", str(ROOT / ".gitlab-ci.yml"))
     assert "⚠ secrets protected:" in outside.stdout and "reach a job outside any environment" in outside.stdout
+
+
+def test_a_webhook_event_names_the_project_in_any_case_as_gitlab_resolves_paths(bot, sandbox, tmp_path):
+    """Finding 20.7: a gitlab.project cased differently from GitLab's own path silently ignored every webhook.
+    GitLab resolves a project path ignoring case (app/models/concerns/routable.rb, find_by_full_path: an exact
+    match first, then LOWER(path) = LOWER(?)), so an event on Support/Internal-Requests is on the tracker."""
+    issue = client(sandbox.url).issues.create({"title": "Emergency", "description": request_text(1)})
+    payload = tmp_path / "TRIGGER_PAYLOAD"
+    payload.write_text(json.dumps({"object_kind": "issue", "user": {"username": "alice"},
+                                   "project": {"id": 99, "path_with_namespace": "Support/Internal-Requests"},
+                                   "object_attributes": {"iid": issue.iid, "action": "open"}}))
+    env = {**bot.env(), "CI_PIPELINE_SOURCE": "trigger", "TRIGGER_PAYLOAD": str(payload)}
+    result = _run(bot, env, "run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"issue #{issue.iid} changed by alice")
+    assert "found 1, succeeded 1" in result.stdout
