@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from . import __version__, keys
+from . import __version__, keys, terminal
 from . import config as config_mod
 from . import license as lic_mod
 from .errors import BotError
@@ -253,10 +253,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _need_sandbox_extra(command: str) -> None:
+    """The sandbox's own dependencies are an extra: production never installs them."""
+    import importlib.util
+
+    missing = [name for name in ("aiosmtpd", "snowballstemmer") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise BotError(f"{command} needs the sandbox extra ({', '.join(missing)} is not installed): "
+                       "pip install 'license-bot[sandbox]', or from a clone pip install '.[sandbox]'")
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    _need_sandbox_extra("license-bot sandbox")
     from .sandbox import TOKENS, SandboxServer
 
     try:
@@ -281,6 +292,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _need_sandbox_extra("license-bot demo")
     from . import demo
 
     return demo.main()
@@ -468,7 +480,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminal:
+    """Standard output or error with every write cleaned (bot.terminal): one filter for all the CLI prints."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(terminal.clean(text))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Terminal(sys.stdout), _Terminal(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

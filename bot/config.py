@@ -260,6 +260,8 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
     env = os.environ if environ is None else environ
     chosen = path or env.get("LICENSE_BOT_CONFIG")
     source = Path(chosen) if chosen else resources.default_config()
+    if not path and chosen and in_pipeline(env):
+        _inside_repository(source, env)
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
@@ -275,13 +277,28 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
     return parse(raw, env, str(source))
 
 
+def _inside_repository(source: Path, env: Mapping[str, str]) -> None:
+    """In a pipeline, LICENSE_BOT_CONFIG may name only a file of the repository: a pipeline variable pointing it at
+    another file (TRIGGER_PAYLOAD's, say: JSON is YAML) would otherwise choose where the token and the mail go."""
+    project_dir = env.get("CI_PROJECT_DIR")
+    try:
+        inside = bool(project_dir) and source.resolve().is_relative_to(Path(project_dir).resolve())
+    except OSError:
+        inside = False
+    if not inside:
+        repository = project_dir or "CI_PROJECT_DIR is not set"
+        raise ConfigError(f"LICENSE_BOT_CONFIG: {source} is not a file of this repository ({repository}); in a "
+                          "pipeline the configuration comes from the repository: commit the file and pass --config, or "
+                          "remove the variable")
+
+
 def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Config:
     errors: list[str] = []
     top = _Reader(raw, "", errors)
 
     g = top.section("gitlab")
     gitlab = GitLabConfig(
-        url=g.url("url", None) or environ.get("GITLAB_URL") or environ.get("CI_SERVER_URL") or "",
+        url=_gitlab_url(g.url("url", None), environ, source, errors),
         project=str(g.get("project", None, lambda v: isinstance(v, (str, int)) and not isinstance(v, bool)
                           and str(v).strip(),
                           "a project path such as support/internal-requests, or its id")
@@ -400,6 +417,34 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
         raise ConfigError(f"{source} has {len(errors)} problem(s):\n  " + "\n  ".join(errors))
     return Config(gitlab=gitlab, requests=requests, license=license_config, policy=policy,
                   tickets=tickets, smtp=smtp, slack=slack, run=run, source=source, zendesk=zendesk)
+
+
+def in_pipeline(environ: Mapping[str, str]) -> bool:
+    return environ.get("GITLAB_CI") == "true"
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+def _gitlab_url(from_file: str | None, environ: Mapping[str, str], source: str, errors: list[str]) -> str:
+    """Where the token goes. In a pipeline the CI's own GitLab (CI_SERVER_URL), or the repository's config file:
+    a pipeline variable (anyone who may start a pipeline with variables can set one) never redirects the token."""
+    variable = (environ.get("GITLAB_URL") or "").strip()
+    if not in_pipeline(environ):
+        return from_file or variable.rstrip("/") or (environ.get("CI_SERVER_URL") or "").rstrip("/")
+    url = from_file or (environ.get("CI_SERVER_URL") or "").rstrip("/")
+    if variable and not _same_url(variable, url):
+        where = f"gitlab.url in {source}" if from_file else "this pipeline's GitLab (CI_SERVER_URL)"
+        errors.append(f"GITLAB_URL: {_show(variable)} is not {where}, {url or '(not set)'}; in a pipeline the token "
+                      "goes only there: remove the GITLAB_URL variable (to use another GitLab, set gitlab.url in the "
+                      "repository's config file)")
+    return url
+
+
+# Every variable that holds a secret: the guide asks for each to be protected and scoped to the bot's environment.
+SECRET_VARIABLES = ("GITLAB_TOKEN", "LICENSE_PRIVATE_KEY", "LICENSE_PRIVATE_KEY_FILE", "LICENSE_PRIVATE_KEY_PASSPHRASE",
+                    "LICENSE_SIGNER_PIN", "SMTP_PASSWORD", "SLACK_WEBHOOK_URL", "ZENDESK_API_TOKEN")
 
 
 def require_gitlab(config: Config) -> None:

@@ -94,8 +94,18 @@ def _indent(text: str) -> str:
 
 
 def main(today: date | None = None) -> int:
-    today = today or datetime.now(timezone.utc).date()
+    """The demo in a throwaway folder, removed at the end whatever happens: it holds a signing key (a SoftHSM
+    token whose PIN is in this file, or a PEM private key) that must not outlive the demo."""
+    import shutil
+
     work = Path(tempfile.mkdtemp(prefix="license-bot-demo-"))
+    try:
+        return _demo(today or datetime.now(timezone.utc).date(), work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _demo(today: date, work: Path) -> int:
     token_env = _softhsm_token(work)  # the signing key in a token where SoftHSM is installed, else a file
     if token_env is None:
         private_path, public_path = keys.write_pair(keys.generate(2048), work / "keys")
@@ -117,7 +127,7 @@ def main(today: date | None = None) -> int:
         else:
             print("Signing key: a throwaway PEM file (install SoftHSM2 to see it held in a PKCS#11 token).")
         print(f"Sandbox GitLab and Zendesk at {server.url}, mail sink at 127.0.0.1:{server.smtp_port}, "
-              f"files in {work}\n")
+              f"files in {work} (removed at the end)\n")
 
         acme, other = _ticket(server.url, "jane.doe@example.com"), _ticket(server.url, "ops@globex.example")
         print(f"Zendesk tickets {acme} (from jane.doe@example.com) and {other} (from ops@globex.example).")

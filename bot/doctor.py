@@ -18,7 +18,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import keys, resources
-from .config import Config, Secrets
+from .config import SECRET_VARIABLES, Config, Secrets
 from .errors import BotError
 from .mailer import MailError, SmtpMailer
 from .tracker import GitLabTracker
@@ -276,6 +276,28 @@ def _slack_check(config: Config, secrets: Secrets) -> Check:
     return Check("Slack", True, f"webhook configured for {config.slack.channel} (nothing was posted)")
 
 
+def _secrets_check(env: Mapping[str, str]) -> Check:
+    """In a pipeline, secrets belong to protected refs only (a protected variable reaches no other ref), and to the
+    bot's environment (an environment-scoped one reaches no other job). A secret seen anywhere else is one that any
+    Developer who can push a branch can send away."""
+    present = [name for name in SECRET_VARIABLES if env.get(name)]
+    ref = env.get("CI_COMMIT_REF_NAME") or "this ref"
+    if not present:
+        return Check("secrets protected", True, "no secret reaches this job")
+    names = ", ".join(present)
+    if env.get("CI_COMMIT_REF_PROTECTED") != "true":
+        return Check("secrets protected", True, f"{names} reach this job on {ref}, which is not a protected branch: "
+                                                "every Developer who can push a branch can read them",
+                     "In Settings > CI/CD > Variables make each of them Protected and scope it to the license-bot "
+                     "environment (README, Operator guide)", warn=True)
+    if not env.get("CI_ENVIRONMENT_NAME"):
+        return Check("secrets protected", True, f"{names} reach a job outside any environment on {ref}: every job "
+                                                "of a protected-branch pipeline sees them, tests included",
+                     "Scope each of them to the license-bot environment", warn=True)
+    return Check("secrets protected", True, f"{names} reach this job on the protected {ref}, in the "
+                                            f"{env['CI_ENVIRONMENT_NAME']} environment")
+
+
 def _ci_checks(env: Mapping[str, str], ci_file: Path | None) -> list[Check]:
     checks = []
     if env.get("GITLAB_CI") == "true":
@@ -283,6 +305,7 @@ def _ci_checks(env: Mapping[str, str], ci_file: Path | None) -> list[Check]:
         ok = source in ("schedule", "trigger", "web", "api", "push", "merge_request_event")
         checks.append(Check("CI", ok, f"running in GitLab CI, pipeline source {source or '(not set)'}",
                             "run the bot from schedule, trigger, web or api pipelines"))
+        checks.append(_secrets_check(env))
     else:
         checks.append(Check("CI", None, "this is not a GitLab CI job"))
     path = ci_file or Path(env.get("CI_PROJECT_DIR", ".")) / ".gitlab-ci.yml"
@@ -294,8 +317,8 @@ def _ci_checks(env: Mapping[str, str], ci_file: Path | None) -> list[Check]:
     except yaml.YAMLError as exc:
         return [*checks, Check("pipeline serialised", False, f"{path} is not valid YAML: {exc}", "fix the file")]
     jobs = {name: job for name, job in pipeline.items() if isinstance(job, dict)}
-    runs = [name for name, job in jobs.items() if "license-bot run" in " ".join(map(str, job.get("script", [])))
-            and "--dry-run" not in " ".join(map(str, job.get("script", [])))]
+    runs = [name for name, job in jobs.items() if re.search(r"(license-bot|-m bot) run\b", " ".join(
+            map(str, job.get("script", [])))) and "--dry-run" not in " ".join(map(str, job.get("script", [])))]
 
     def group(name: str) -> str | None:
         job = jobs.get(name, {})

@@ -103,8 +103,9 @@ def search(tracker: Tracker, record: Record, email: str, ticket_base_url: str,
             reason = "failed: " + "; ".join(f"{messages.FIELD_NAMES.get(f, f)}: {m}" for f, m in status.errors)
         else:
             reason = status.last_error or "being processed"
+        ticket_url = parsed.request.ticket_url if parsed.request else parsed.ticket_url  # the built link when valid
         found.append(Found(OPEN, issue.iid, issue.web_url, issue.title, issue.created_at.date().isoformat(),
-                           parsed.email, parsed.user_count, parsed.ticket_url, None, None, reason))
+                           parsed.email, parsed.user_count, ticket_url, None, None, reason))
     return found
 
 

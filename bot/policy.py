@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from urllib.parse import urlsplit
 
+from . import tickets as ticket_links
 from .config import PolicyConfig, TicketsConfig
 from .request import FieldError, LicenseRequest, ParseResult, quote
 
@@ -133,11 +133,11 @@ def check_email(email: str, policy: PolicyConfig) -> list[FieldError]:
 
 
 def check_ticket(url: str, tickets: TicketsConfig) -> list[FieldError]:
-    host = (urlsplit(url).hostname or "").lower()
-    if host == tickets.host.lower():
+    why = ticket_links.problem(url, tickets.base_url)
+    if why is None:
         return []
-    return [FieldError("ticket", f"{quote(url, 100)} is not a ticket on {tickets.host}; paste the Zendesk ticket's "
-                                 f"URL ({tickets.base_url}/agent/tickets/NUMBER) or just its number")]
+    return [FieldError("ticket", f"{quote(url, 100)} {why}; paste the Zendesk ticket's URL "
+                                 f"({tickets.base_url}/agent/tickets/NUMBER) or just its number")]
 
 
 def check_checklist(parsed: ParseResult) -> list[FieldError]:

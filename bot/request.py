@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import urlsplit
 
+from . import tickets
 from .markers import FORM_MARKER
 
 FIELDS = ("ticket", "email", "user_count", "expired_on", "checklist", "form")
@@ -425,7 +426,9 @@ def _parse(text: str, ticket_base_url: str) -> ParseResult:
     if errors or ticket is None or email is None or users is None or expired_on is None:
         return ParseResult(None, tuple(errors), has_marker, checklist, ticket_url=ticket[0] if ticket else None,
                            email=email, user_count=users, expired_on=expired_on)
-    request = LicenseRequest(ticket_url=ticket[0], ticket_id=ticket[1], email=email, user_count=users,
+    # The link the bot writes is the one it builds: the typed URL only said which ticket (and policy checks it).
+    request = LicenseRequest(ticket_url=tickets.agent_url(ticket_base_url, ticket[1]), ticket_id=ticket[1],
+                             email=email, user_count=users,
                              expired_on=expired_on, checklist=checklist, notes="\n".join(found["notes"]).strip())
     return ParseResult(request, (), has_marker, checklist, ticket_url=ticket[0], email=email, user_count=users,
                        expired_on=expired_on)

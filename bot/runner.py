@@ -7,6 +7,7 @@ not work at all (configuration, credentials, GitLab unreachable or refusing).
 from __future__ import annotations
 
 import json
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -54,8 +55,41 @@ class Summary:
 
     def to_json(self) -> str:
         data = asdict(self)
+        data["results"] = [quiet(r) for r in self.results]  # the artifact names no customer
         data["exit_code"] = self.exit_code
         return json.dumps(data, indent=2, default=str)
+
+
+# Artifacts and job logs are read by more people, for longer, than the issues: they hold issue numbers, outcomes,
+# license ids and the names of the fields at fault, never an address or what a field said (the status note on the
+# issue, and `license-bot find`, are the place for those).
+_LICENSE_ID = re.compile(r"\blicense ([0-9a-f]{16})\b")
+_ADDRESS = re.compile(r"[^\s@<>()\[\]'\"`,;:]+@[^\s@<>()\[\]'\"`,;:]+")
+
+
+def quiet(result: Result) -> dict:
+    """One result as the report and the log may show it."""
+    found = _LICENSE_ID.search(result.detail)
+    reason = None
+    if result.outcome in ("retrying", "skipped"):  # why it waits: the bot's words, any address in them hidden
+        reason = _ADDRESS.sub("[address]", result.detail)[:200]
+    return {"iid": result.iid, "outcome": result.outcome, "license_id": found.group(1) if found else None,
+            "fields": [field_name for field_name, _ in result.problems], "reason": reason}
+
+
+def log_lines(ref: str, result: Result) -> list[str]:
+    """The job log's lines for one result: what `quiet` keeps, in words."""
+    from . import messages
+
+    q = quiet(result)
+    head = f"{ref} {result.outcome}"
+    if q["license_id"]:
+        head += f": license {q['license_id']}"
+    if q["fields"]:
+        head += f"{',' if q['license_id'] else ':'} {len(q['fields'])} problem{'s' if len(q['fields']) != 1 else ''}"
+    if q["reason"]:
+        head += f": {q['reason']}"
+    return [head] + ["    " + messages.FIELD_NAMES.get(f, f) for f in q["fields"]]
 
 
 def _fatal(exc: TrackerError) -> bool:
@@ -133,7 +167,7 @@ def _check_zendesk(ctx: Context) -> None:
 
 
 def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[str], None]) -> None:
-    from . import messages, processor  # only a run with work pays for the workflow's imports
+    from . import processor  # only a run with work pays for the workflow's imports
     from .license import LicenseError
     from .processor import RETRYING, Result
 
@@ -164,6 +198,5 @@ def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[st
         result = Result(result.iid, result.outcome, ctx.scrub(result.detail),
                         tuple((f, ctx.scrub(m)) for f, m in result.problems))
         summary.add(result)
-        say(f"{issue.ref} {result.outcome}: {result.detail}")
-        for field_name, message in result.problems:  # one line each, as the note names them, no Markdown
-            say("    " + messages.plain(f"{messages.FIELD_NAMES.get(field_name, field_name)}: {message}"))
+        for line in log_lines(issue.ref, result):  # numbers, outcomes, license ids and field names only
+            say(line)

@@ -29,7 +29,9 @@ def decide(payload_text: str, project: str, bot_username: str | None) -> Decisio
         kind = payload.get("object_kind") if isinstance(payload, dict) else None
         return Decision(None, f"ignored: not an issue event ({kind or 'no object_kind'})")
     where = payload.get("project") or {}
-    if str(project) not in (str(where.get("path_with_namespace")), str(where.get("id"))):
+    # Paths compare as GitLab resolves them, ignoring case (app/models/concerns/routable.rb): a config that writes
+    # the project as Support/Internal-Requests means the same project, and must not ignore every event.
+    if str(project).casefold() not in (str(where.get("path_with_namespace")).casefold(), str(where.get("id"))):
         return Decision(None, f"ignored: an event on {where.get('path_with_namespace')}, not on {project}")
     actor = (payload.get("user") or {}).get("username")
     if bot_username and actor == bot_username:

@@ -30,10 +30,14 @@ def test_summary_counts_each_outcome_and_exit_0(config, private_key):
     assert summary.line().startswith(
         "found 2, succeeded 1, failed 1, retrying 0, skipped 0, licenses made 1, API calls ")
     assert summary.recorded == [ctx.record.entries()[0].entry.license_id]
-    assert lines[0].startswith("#1 succeeded") and lines[1] == "#2 failed: 1 problem"
-    assert lines[2].startswith("    License expiration date: '11/12/2026' is ambiguous")
+    license_id = summary.recorded[0]
+    # Finding 20.6: the log names the issue, the outcome, the license id and the field at fault, not the customer.
+    assert lines == [f"#1 succeeded: license {license_id}", "#2 failed: 1 problem", "    License expiration date"]
     report = json.loads(summary.to_json())
     assert report["exit_code"] == 0 and report["api_calls"] == summary.api_calls > 0
+    assert report["results"] == [
+        {"iid": 1, "outcome": "succeeded", "license_id": license_id, "fields": [], "reason": None},
+        {"iid": 2, "outcome": "failed", "license_id": None, "fields": ["expired_on"], "reason": None}]
 
 
 def test_exit_2_when_a_request_waits_for_a_retry(config, private_key):

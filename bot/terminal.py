@@ -1,0 +1,43 @@
+"""What may reach a terminal: text with no control characters and no escape sequences. Pure.
+
+Issue titles, request fields and recorded ticket URLs are written by anyone who can file an issue, and a
+terminal obeys what it is sent: ESC c resets it, ESC ] 0 ; retitles its window, an OSC 8 sequence turns the
+following text into a link to anywhere, a lone CR or backspaces overwrite what came before. So everything the
+CLI prints goes through `clean` (bot/cli.py, main): escape sequences are removed whole, then every remaining C0
+control except newline and tab, DEL, every C1 control, and the bidirectional overrides that make a line read in
+another order than it is stored. Text cut to a length is cleaned first (`cut`), so a cut can never leave a
+sequence open.
+"""
+
+from __future__ import annotations
+
+import re
+
+_STRING_END = r"(?:\x07|\x1b\\|\x9c)"  # BEL or ST (ESC \ or its 8-bit form) ends OSC, DCS, SOS, PM and APC
+_SEQUENCE = re.compile(
+    rf"\x1b\][^\x07\x1b\x9c\n]*{_STRING_END}?"      # OSC: window titles, OSC 8 hyperlinks, clipboard writes
+    rf"|\x1b[PX^_][^\x1b\x9c\n]*{_STRING_END}?"     # DCS, SOS, PM, APC strings
+    r"|\x1b\[[0-?]*[ -/]*[@-~]?"                    # CSI: cursor moves, erase screen, colours
+    r"|\x1b[ -/]*[0-~]?"                            # every other escape: ESC c (reset), ESC 7, ESC ( B ...
+    rf"|\x9d[^\x07\x1b\x9c\n]*{_STRING_END}?"       # the same in their 8-bit (C1) forms
+    rf"|[\x90\x98\x9e\x9f][^\x1b\x9c\n]*{_STRING_END}?"
+    r"|\x9b[0-?]*[ -/]*[@-~]?"
+)
+# C0 but tab and newline, DEL, C1; bidi embeddings, overrides and isolates; lone surrogates (undecodable bytes).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """TEXT as a terminal may show it: the same printable characters, nothing it would obey."""
+    if text.isprintable():  # the usual case: nothing to do
+        return text
+    text = _SEQUENCE.sub("", text)
+    text = _CONTROL.sub("", text)
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def cut(text: str, limit: int) -> str:
+    """TEXT cleaned, then at most LIMIT characters, with … where it was cut."""
+    text = clean(text)
+    return text if len(text) <= limit else text[:max(limit - 1, 0)] + "…"
