@@ -230,7 +230,7 @@ class ZendeskClient:
         if code == 401:
             raise ZendeskError(f"could not {doing}: Zendesk refused the API user {self.config.email} (401); check "
                                "zendesk.email and ZENDESK_API_TOKEN", config=True, status=code)
-        if upload and 400 <= code < 500 and code != 429:
+        if upload and code in (400, 413, 415, 422):  # a refused file (its type or size), not the user
             raise ZendeskError(f"could not {doing}: Zendesk refused the file ({code})", kind=FILE_REFUSED,
                                status=code)
         if code == 403:

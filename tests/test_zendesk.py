@@ -453,7 +453,8 @@ def test_closed_and_merged_tickets_get_advice_zendesk_allows(zbot, sandbox, tags
 
 def test_an_account_that_refuses_the_file_type_gets_the_note_without_the_file(zbot, sandbox):
     """Finding 6: an account restricting attachment types failed every internal note on `.gitlab-license`. The
-    upload's refusal status is not documented, so any 4xx but 401/429 on the upload counts as a refused file."""
+    upload's refusal status for a blocked type is not documented: 400, 413, 415 and 422 on the upload count as a
+    refused file (a 401 or 403 is about the user, as on any call)."""
     url = sandbox.url
     sandbox_post(url, "/sandbox/zendesk/settings", {"blocked_extensions": [".gitlab-license"]})
     t = ticket(url, "jane@acme.example")
