@@ -180,8 +180,9 @@ def _finish(issue: Issue, note: Note | None, status: Status, recorded: record.Re
         except ZendeskError as exc:
             status, waiting = _ticket_note_failed(status, exc, ctx)
             note = _save(issue, note, status, ctx)
-            if exc.config:
-                raise  # the credentials or the address: every request would fail; the state above is kept
+            if exc.config:  # the credentials or the address: every request would fail; the state above is kept
+                raise ZendeskError(f"{issue.ref}: license {status.license_id} was emailed (saved on the issue; it is "
+                                   f"never sent again), then {exc}", config=True, status=exc.status) from None
             if waiting:  # never a second email: only the note waits
                 return Result(issue.iid, RETRYING, f"license {status.license_id} emailed; {status.last_error}; "
                                                    "the note is tried again at the next run")
