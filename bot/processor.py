@@ -28,7 +28,7 @@ from .mailer import Delivery, MailError, build_message
 from .slack import SlackError
 from .status import DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
 from .tracker import Issue, IssueEdit, Note
-from .zendesk import ZendeskError, customer_ticket_url
+from .zendesk import CLOSED, TICKET, ZendeskError, customer_ticket_url
 
 if TYPE_CHECKING:
     from .context import Context
@@ -211,8 +211,6 @@ def _finish(issue: Issue, note: Note | None, status: Status, recorded: record.Re
 def _ticket_note_failed(status: Status, exc: ZendeskError, ctx: Context) -> tuple[Status, bool]:
     """The status after a failed note on the ticket, and whether the note waits for another run. A closed or
     deleted ticket cannot take it; anything else is tried `run.max_attempts` times; then a person posts it."""
-    from .zendesk import CLOSED, TICKET
-
     attempts = status.ticket_attempts + 1
     why = f"the internal note on ticket {status.ticket_id} failed ({exc})"
     final = exc.kind == CLOSED or (exc.kind == TICKET and exc.status == 404)
@@ -343,7 +341,7 @@ def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None, poli
         try:
             ticket = ctx.zendesk.ticket(parsed.request.ticket_id)  # Zendesk down raises: the request waits
         except ZendeskError as exc:
-            if exc.kind != "ticket":
+            if exc.kind != TICKET:
                 raise
             unreadable = f"Zendesk answered {exc.status}"  # this ticket, not the token: this request's error
     allowed = _may(issue.author_username, issue.author_id, cfg.requests.requester_users,
