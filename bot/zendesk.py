@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 100  # the most a comments page holds
 RETRY_PAUSE = 1.0  # seconds before asking again after a 5xx or timeout without Retry-After
+RATE_LIMIT_PAUSE = 5.0  # seconds after a 429 that names no Retry-After
 MAX_TRIES = 10  # tries of one call, however often Zendesk says Retry-After
 
 # What a failed call means (ZendeskError.kind): each has its own handling.
@@ -61,6 +62,8 @@ def unusable_role(user: dict[str, Any]) -> str | None:
     comments only, no ticket changes such as tags), 2 chat-only agent, 3 Contributor (no comments at all);
     `chat_only` agents have no Support seat."""
     role, role_type = user.get("role"), user.get("role_type")
+    if isinstance(role_type, str) and role_type.isdigit():  # some accounts answer it as a string ("4")
+        role_type = int(role_type)
     if role not in ("agent", "admin"):
         return f"is a {role or 'user'}, not an agent: it cannot read tickets or add internal notes"
     if user.get("chat_only") or role_type == 2:
@@ -217,6 +220,8 @@ class ZendeskClient:
                                    f"({type(exc).__name__})", transient=True) from None
             code = response.status_code
             wait = _seconds(response.headers.get("Retry-After")) if code == 429 or code >= 500 else None
+            if code == 429 and wait is None and not retried:  # a 429 without Retry-After (it happens): a pause
+                retried, wait = True, RATE_LIMIT_PAUSE
             if wait is not None:  # 429, or 503 in maintenance: nothing was done; ask again when told
                 self._wait(wait, doing)
                 continue

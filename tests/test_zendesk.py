@@ -234,9 +234,12 @@ def test_a_429_is_waited_out_as_retry_after_says(config, monkeypatch):
 # - A closed ticket cannot be reopened; a follow-up ticket (`via_followup_source_id`) is the way:
 #   developer.zendesk.com/documentation/ticketing/managing-tickets/creating-and-updating-tickets/ ("Creating a
 #   follow-up ticket"); a merged ticket is closed (tag `closed_by_merge`).
-# - Users: `role` is end-user, agent or admin; `role_type` 1 is a light agent (private comments only, no ticket
-#   property such as tags), 2 a chat-only agent, 3 a Contributor (no comments): developer.zendesk.com/
-#   api-reference/ticketing/users/users/ (JSON format, role_type).
+# - Users: `role` is end-user, agent or admin; `role_type` "0 stands for a custom agent, 1 for a light agent, 2
+#   for a chat agent, 3 for a contributor, 4 for an admin and 5 for a billing admin": developer.zendesk.com/
+#   api-reference/ticketing/account-configuration/custom_roles/ (JSON format, role_type); users carry it, at
+#   times as a string ("4"): support.zendesk.com/hc/en-us/articles/4414044193306. Light agents may add private
+#   comments only and may not edit ticket properties such as tags; Contributors cannot comment (Zendesk help,
+#   "Understanding standard agent roles"), so both are refused: the bot needs the note and the tag.
 # - 429 (and 503) carry Retry-After in seconds: developer.zendesk.com/api-reference/introduction/rate-limits/.
 
 import subprocess  # noqa: E402
@@ -381,6 +384,7 @@ def test_the_customer_link_is_built_from_zendesk_url_or_the_help_center_address(
 
 @pytest.mark.parametrize("change,says", [
     ({"role_type": 1}, "is a light agent: it may add private comments but may not change tickets"),
+    ({"role_type": "1"}, "is a light agent: it may add private comments but may not change tickets"),
     ({"role_type": 3}, "is a Contributor: it can read tickets but cannot add comments"),
     ({"role": "end-user"}, "is a end-user, not an agent"),
 ])
