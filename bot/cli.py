@@ -89,9 +89,13 @@ def _keygen_in_token(args: argparse.Namespace) -> int:
     if config.license.signer != "pkcs11":
         raise BotError("keygen --pkcs11: set license.signer to pkcs11 and license.pkcs11.module, token_label and "
                        "key_label in the config first")
+    try:  # as the file keygen does
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BotError(f"--out {args.out}: cannot make the folder ({exc.strerror})") from None
     public_path = _new_file(str(Path(args.out) / "license_key.pub"), args.force, "--out")
     public = generate_in_token(p.module, p.token_label, p.key_label, config_mod.secrets_from_env().signer_pin,
-                               args.bits)
+                               args.bits, keys.refused_pins_file(config))
     _write(public_path, keys.public_pem(public).decode("ascii"), "--out")
     print(f"made a {args.bits}-bit key pair {p.key_label!r} inside the token {p.token_label!r} (its private half never "
           f"leaves it) and wrote its public half to {public_path}")

@@ -62,6 +62,7 @@ class Pkcs11Config:
     module: str | None = None      # the vendor's PKCS#11 library
     token_label: str | None = None
     key_label: str | None = None
+    refused_pins_file: str | None = None  # where a PIN the token refused is remembered; None: the user's state dir
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ class ZendeskConfig:
     min_attachments: int = 2    # the two screenshots the checklist asks for
     tag: str = "emergency_license_issued"
     internal_note: bool = True
+    max_wait_seconds: int = 300  # one run's total wait for Zendesk's Retry-After and outages; then the next run
+    help_center_url: str | None = None  # the customer's view of a ticket, if not {url}/hc/requests/N
 
 
 @dataclass(frozen=True)
@@ -337,7 +340,8 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     h = lic.section("pkcs11")
     pkcs11 = Pkcs11Config(module=h.text("module", None, "the path of the PKCS#11 library"),
                           token_label=h.text("token_label", None, "the token's label"),
-                          key_label=h.text("key_label", None, "the key pair's label"))
+                          key_label=h.text("key_label", None, "the key pair's label"),
+                          refused_pins_file=h.text("refused_pins_file", None, "a file path"))
     h.done()
     lic.done()
     if signer == "pkcs11":
@@ -398,6 +402,8 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
         min_attachments=z.integer("min_attachments", 2, 0, 20, "a whole number of attachments"),
         tag=z.text("tag", "emergency_license_issued", "a tag"),
         internal_note=z.flag("internal_note", True),
+        max_wait_seconds=z.integer("max_wait_seconds", 300, 0, 3600, "a whole number of seconds"),
+        help_center_url=z.url("help_center_url", None),
     )
     z.done()
     if not zendesk.url:  # default: the origin of the ticket links engineers paste

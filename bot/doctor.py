@@ -255,15 +255,17 @@ def _zendesk_checks(config: Config, secrets: Secrets) -> list[Check]:
     if not config.zendesk.enabled:
         return [Check("Zendesk", True, "disabled (zendesk.enabled: false): the ticket is not checked and the license "
                                        "is not left on it")]
-    from .zendesk import ZendeskClient, ZendeskError
+    from .zendesk import ZendeskClient, ZendeskError, unusable_role
 
     try:
         me = ZendeskClient(config.zendesk, secrets.zendesk_api_token).me()
     except ZendeskError as exc:
         return [Check("Zendesk", False, str(exc), "" if exc.config else "check zendesk.url and the network")]
-    if me.get("role") not in ("agent", "admin"):
-        return [Check("Zendesk", False, f"{config.zendesk.url} answers, but {me.get('email')} is a {me.get('role')}, "
-                                        "not an agent", "set zendesk.email to an agent's address and its API token")]
+    why = unusable_role(me)
+    if why:
+        return [Check("Zendesk", False, f"{config.zendesk.url} answers, but {me.get('email')} {why}",
+                      "set zendesk.email to an agent whose role may add private comments and edit tags, and its "
+                      "API token")]
     return [Check("Zendesk", True, f"{config.zendesk.url} answers; {me.get('email')} is an {me.get('role')}")]
 
 

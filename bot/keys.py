@@ -86,8 +86,16 @@ def signer_from(config, secrets: Secrets, path: str | None = None, flag: str | N
 
     if config.license.signer == "pkcs11" and not path:
         p = config.license.pkcs11
-        return Pkcs11Signer(p.module, p.token_label, p.key_label, secrets.signer_pin)
+        return Pkcs11Signer(p.module, p.token_label, p.key_label, secrets.signer_pin, refused_pins_file(config))
     return FileSigner(private_key_from(secrets, path, flag))
+
+
+def refused_pins_file(config) -> Path:
+    """Where PINs the token refused are remembered: license.pkcs11.refused_pins_file, else the user's state dir."""
+    if config.license.pkcs11.refused_pins_file:
+        return Path(config.license.pkcs11.refused_pins_file)
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "license-bot" / "refused-pins"
 
 
 def load_public_key(path: str | Path) -> rsa.RSAPublicKey:

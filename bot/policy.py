@@ -49,6 +49,7 @@ class Facts:
     approver: str | None = None
     ticket_checked: bool = False          # Zendesk was asked (zendesk.enabled)
     ticket: TicketFacts | None = None     # None when checked: the ticket does not exist
+    ticket_unreadable: str | None = None  # why Zendesk would not show the ticket to the API user (a 403)
     min_attachments: int = 2
 
 
@@ -82,7 +83,11 @@ def evaluate(parsed: ParseResult, today: date, policy: PolicyConfig, tickets: Ti
     if not any(e.field == "form" for e in errors):  # no form at all: the checklist adds nothing
         errors += check_checklist(parsed)
     ticket_warnings: list[FieldError] = []
-    if request is not None and facts.ticket_checked:
+    if request is not None and facts.ticket_unreadable:
+        errors.append(FieldError("ticket", f"the bot may not read ticket {request.ticket_id} in Zendesk "
+                                           f"({facts.ticket_unreadable}); check the number, or ask a Zendesk admin "
+                                           "to give the bot's API user access to the ticket's group or brand"))
+    elif request is not None and facts.ticket_checked:
         found, ticket_warnings = check_against_ticket(request, facts.ticket, facts.min_attachments)
         errors += found
     if facts.author_allowed is False:
@@ -162,9 +167,15 @@ def check_against_ticket(request: LicenseRequest, ticket: TicketFacts | None,
         return [FieldError("ticket", f"ticket {request.ticket_id} does not exist in Zendesk; check the number "
                                      "and paste the ticket's address")], []
     errors, warnings = [], []
-    if ticket.status in ("solved", "closed"):
-        errors.append(FieldError("ticket", f"ticket {ticket.id} is {ticket.status}: the emergency workflow is for an "
-                                           "open ticket; reopen it with the customer, or file a new ticket"))
+    if ticket.status == "solved":
+        errors.append(FieldError("ticket", f"ticket {ticket.id} is solved: the emergency workflow is for an open "
+                                           "ticket; reopen it with the customer, or file a new ticket"))
+    elif ticket.status in ("closed", "merged"):  # Zendesk never reopens these: a follow-up ticket is the way
+        how = "merged into another ticket" if ticket.status == "merged" else "closed"
+        errors.append(FieldError("ticket", f"ticket {ticket.id} is {how}, and Zendesk does not reopen it: "
+                                           + ("use the ticket it was merged into" if ticket.status == "merged" else
+                                              "create a follow-up ticket for the customer")
+                                           + " and put that ticket in the request"))
     email = request.email.casefold()
     if email == ticket.requester_email.casefold():
         pass

@@ -28,7 +28,7 @@ from .mailer import Delivery, MailError, build_message
 from .slack import SlackError
 from .status import DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
 from .tracker import Issue, IssueEdit, Note
-from .zendesk import ZendeskError
+from .zendesk import CLOSED, TICKET, ZendeskError, customer_ticket_url
 
 if TYPE_CHECKING:
     from .context import Context
@@ -144,8 +144,10 @@ def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.R
     ))
 
     # 4. Email it.
+    zd = ctx.config.zendesk  # the customer's view of the ticket, never the agent page the engineer pasted
     delivery = Delivery(license=lic, key_text=key_text, license_id=status.license_id, file_name=status.file_name,
-                        ticket_url=status.ticket_url, ticket_id=status.ticket_id, resend=status.resends)
+                        ticket_url=customer_ticket_url(zd.url, status.ticket_id, zd.help_center_url)
+                        if status.ticket_id else None, ticket_id=status.ticket_id, resend=status.resends)
     message = build_message(delivery, ctx.config.smtp, ctx.now, ctx.config.license.terms.duration_days)
     try:
         ctx.mailer.send(message)
@@ -162,29 +164,28 @@ def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.R
     status = status.with_(step=DELIVERED, last_error=None, emailed_at=ctx.now.isoformat(timespec="seconds"),
                           message_id=message["Message-ID"], attempts=status.attempts + 1,
                           ticket_noted=False if ctx.zendesk is not None else None)
+    # The emailed state is saved before any other outside call: whatever Zendesk, Slack or GitLab answer
+    # next, every later run finds it and never emails this license again.
+    note = _save(issue, note, status, ctx, key_text)
     return _finish(issue, note, status, recorded, ctx)
 
 
 def _finish(issue: Issue, note: Note | None, status: Status, recorded: record.Recorded, ctx: Context) -> Result:
-    """After the email: the internal note on the ticket (if Zendesk is on), then say it and close."""
+    """After the email (already saved): the internal note on the ticket (if Zendesk is on), then say it and close."""
     cfg = ctx.config.requests
-    if status.ticket_noted is False:
+    if status.ticket_noted is False and not status.ticket_gave_up:
         try:
-            _note_on_ticket(issue, status, recorded, ctx)
-            status = status.with_(ticket_noted=True, last_error=None)
+            with_file = _note_on_ticket(issue, status, recorded, ctx)
+            status = status.with_(ticket_noted=True, ticket_file=with_file, last_error=None)
         except ZendeskError as exc:
-            if exc.config:
-                raise
-            attempts = status.ticket_attempts + 1
-            why = f"the internal note on ticket {status.ticket_id} failed ({exc})"
-            if attempts < ctx.config.run.max_attempts:  # never a second email: only the note waits
-                _save(issue, note, status.with_(ticket_attempts=attempts, last_error=why), ctx)
-                return Result(issue.iid, RETRYING, f"license {status.license_id} emailed; {why}; tried again "
-                                                   "at the next run")
-            status = status.with_(ticket_attempts=attempts, ticket_noted=True, last_error=None, notices=(
-                *status.notices, f"{why} {attempts} times. Post it by hand: an internal note on ticket "
-                                 f"{status.ticket_id} with this issue's link and the attached license file, and the "
-                                 f"tag `{ctx.config.zendesk.tag}`."))
+            status, waiting = _ticket_note_failed(status, exc, ctx)
+            note = _save(issue, note, status, ctx)
+            if exc.config:  # the credentials or the address: every request would fail; the state above is kept
+                raise ZendeskError(f"{issue.ref}: license {status.license_id} was emailed (saved on the issue; it is "
+                                   f"never sent again), then {exc}", config=True, status=exc.status) from None
+            if waiting:  # never a second email: only the note waits
+                return Result(issue.iid, RETRYING, f"license {status.license_id} emailed; {status.last_error}; "
+                                                   "the note is tried again at the next run")
 
     # 5. Say what happened, retitle, label, close.
     key_text = recorded.key_text
@@ -204,7 +205,35 @@ def _finish(issue: Issue, note: Note | None, status: Status, recorded: record.Re
             status = status.with_(notices=(*status.notices, f"The Slack post failed ({exc}); post "
                                                              f"the ticket URL in {ctx.config.slack.channel} by hand."))
             _save(issue, note, status, ctx, key_text)
-    return Result(issue.iid, SUCCEEDED, f"license {status.license_id} sent to {status.email}")
+    return Result(issue.iid, SUCCEEDED, f"license {status.license_id} sent to {status.email}{_on_ticket(status)}")
+
+
+def _ticket_note_failed(status: Status, exc: ZendeskError, ctx: Context) -> tuple[Status, bool]:
+    """The status after a failed note on the ticket, and whether the note waits for another run. A closed or
+    deleted ticket cannot take it; anything else is tried `run.max_attempts` times; then a person posts it."""
+    attempts = status.ticket_attempts + 1
+    why = f"the internal note on ticket {status.ticket_id} failed ({exc})"
+    final = exc.kind == CLOSED or (exc.kind == TICKET and exc.status == 404)
+    if not final and attempts < ctx.config.run.max_attempts:
+        return status.with_(ticket_attempts=attempts, last_error=why), True
+    where = (f"the follow-up ticket of ticket {status.ticket_id} (closed tickets take no notes)" if exc.kind == CLOSED
+             else f"the ticket where the customer's case continues (ticket {status.ticket_id} no longer exists)"
+             if final else f"ticket {status.ticket_id}")
+    return status.with_(ticket_attempts=attempts, ticket_gave_up=True, last_error=None, notices=(
+        *status.notices, f"{why}; the bot gave up after {attempts} attempt{'s' if attempts != 1 else ''}. Post it by "
+                         f"hand: an internal note on {where} with this issue's link and the attached license file, "
+                         f"and the tag `{ctx.config.zendesk.tag}`.")), False
+
+
+def _on_ticket(status: Status) -> str:
+    """What is on the ticket, for the run's terminal line."""
+    if status.ticket_noted is None or status.ticket_id is None:
+        return ""
+    if status.ticket_gave_up and not status.ticket_noted:
+        return f"; the internal note on ticket {status.ticket_id} was NOT posted: post it by hand (see the issue)"
+    if status.ticket_file is False:
+        return f"; internal note on ticket {status.ticket_id} posted WITHOUT the file (its type is refused)"
+    return f"; internal note on ticket {status.ticket_id} posted"
 
 
 def internal_error(issue: Issue, ctx: Context, what: str) -> Result:
@@ -219,22 +248,32 @@ def internal_error(issue: Issue, ctx: Context, what: str) -> Result:
         _save(issue, note, status.with_(internal_errors=count, last_error=error), ctx)
         return Result(issue.iid, RETRYING, error)
     why = f"{error}; it gives up. Report it to the bot's maintainers with this issue's link"
+    if status.step == DELIVERED:  # emailed: never "not delivered"; finish without the note on the ticket
+        status = status.with_(internal_errors=count, ticket_gave_up=status.ticket_noted is False,
+                              notices=(*status.notices, why + "; anything still missing on the ticket is posted "
+                                                              "by hand"))
+        recorded = ctx.record.for_issue(issue.iid)
+        if recorded is not None and recorded.entry.sha256 == status.license_sha256:
+            return _finish(issue, note, status, recorded, ctx)
+        return _hold(issue, note, status, ctx, why)
     if status.has_license:
         return _undelivered(issue, note, status.with_(internal_errors=count), ctx, why)
     digest = description_hash(issue.description)  # judged again once the description changes
     return _reject(issue, note, policy.Verdict(None, (policy.FieldError("form", why),), ()), digest, ctx)
 
 
-def _note_on_ticket(issue: Issue, status: Status, recorded: record.Recorded, ctx: Context) -> None:
+def _note_on_ticket(issue: Issue, status: Status, recorded: record.Recorded, ctx: Context) -> bool | None:
     """One internal note per license on its ticket, whatever the crashes: the note carries the license id,
-    and the ticket is read for it before posting."""
+    and the ticket is read for it before posting. Whether the file is on it (None: posted before, or no note)."""
     zd, cfg = ctx.zendesk, ctx.config.zendesk
+    with_file = status.ticket_file
     if cfg.internal_note and not any(not c.get("public", True) and status.license_id in (c.get("body") or "")
                                      for c in zd.comments(status.ticket_id)):
         body = ctx.scrub(messages.render("zendesk_note.txt.j2", status=status, issue_url=issue.web_url,
                                          duration_days=ctx.config.license.terms.duration_days).strip())
-        zd.add_internal_note(status.ticket_id, body, status.file_name, recorded.key_text.encode("ascii"))
+        with_file = zd.add_internal_note(status.ticket_id, body, status.file_name, recorded.key_text.encode("ascii"))
     zd.add_tag(status.ticket_id, cfg.tag)
+    return with_file
 
 
 def _close_again(issue: Issue, note: Note, status: Status, ctx: Context, *, reopened: bool) -> Result:
@@ -297,8 +336,14 @@ def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None, poli
     cfg = ctx.config
     parsed = request.parse(issue.description, cfg.tickets.base_url)
     ticket = None
+    unreadable = None
     if ctx.zendesk is not None and parsed.request is not None and parsed.request.ticket_id is not None:
-        ticket = ctx.zendesk.ticket(parsed.request.ticket_id)  # a failure raises: the request waits
+        try:
+            ticket = ctx.zendesk.ticket(parsed.request.ticket_id)  # Zendesk down raises: the request waits
+        except ZendeskError as exc:
+            if exc.kind != TICKET:
+                raise
+            unreadable = f"Zendesk answered {exc.status}"  # this ticket, not the token: this request's error
     allowed = _may(issue.author_username, issue.author_id, cfg.requests.requester_users,
                    cfg.requests.requester_groups, ctx)
     prior = ctx.record.prior_licenses(issue.iid) if parsed.request else None
@@ -310,7 +355,7 @@ def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None, poli
             + " or ".join(cfg.requests.requester_groups or ("a requester group",)))
     facts = policy.Facts(author=issue.author_username, author_allowed=allowed, override=approver is not None,
                          prior_licenses=prior, approver=approver, ticket_checked=ctx.zendesk is not None,
-                         ticket=ticket, min_attachments=cfg.zendesk.min_attachments)
+                         ticket=ticket, ticket_unreadable=unreadable, min_attachments=cfg.zendesk.min_attachments)
     verdict = policy.evaluate(parsed, ctx.today, cfg.policy, cfg.tickets, facts, requester_rule=rule)
     return policy.Verdict(verdict.request, verdict.errors, (*verdict.warnings, *warnings)), approver, ticket
 

@@ -18,6 +18,7 @@ from . import trigger
 from .context import Context
 from .mailer import MailError
 from .runlock import RunLock
+from .signer import SignerError
 from .tracker import TrackerError
 from .zendesk import ZendeskError
 
@@ -140,6 +141,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
         summary.error = f"the mail settings cannot work: {exc}"
     except ZendeskError as exc:
         summary.error = str(exc)
+    except SignerError as exc:  # a token removed or reset mid-run: the configuration, not the customers
+        summary.error = str(exc)
     finally:
         try:
             lock.release()
@@ -153,17 +156,20 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
 
 
 def _check_zendesk(ctx: Context) -> None:
-    """A token Zendesk refuses, or an API user who is not an agent, stops the run before any request. Zendesk
-    being down does not: each request then waits for it, and nothing is made."""
+    """A token Zendesk refuses, a wrong zendesk.url, or an API user who cannot add internal notes and tags stops
+    the run before any request. Zendesk being down does not: each request then waits for it, and nothing is made."""
+    from .zendesk import unusable_role
+
     try:
         me = ctx.zendesk.me()
     except ZendeskError as exc:
         if exc.config:
             raise
         return
-    if me.get("role") not in ("agent", "admin"):
-        raise ZendeskError(f"the Zendesk API user {me.get('email')} is a {me.get('role') or 'user'}, not an agent: it "
-                           "cannot read tickets or write internal notes; set zendesk.email to an agent", config=True)
+    why = unusable_role(me)
+    if why:
+        raise ZendeskError(f"the Zendesk API user {me.get('email')} {why}; set zendesk.email to an agent whose role "
+                           "may add private comments and edit tags", config=True)
 
 
 def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[str], None]) -> None:
@@ -180,6 +186,8 @@ def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[st
             result = Result(issue.iid, RETRYING, str(exc))
         except MailError:
             raise  # a configuration problem (the processor keeps the others): stop the run
+        except SignerError:
+            raise  # the token or its session is gone: every request would fail; none is counted
         except ZendeskError as exc:
             if exc.config:
                 raise

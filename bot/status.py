@@ -61,6 +61,8 @@ class Status:
     ticket_organization: str | None = None
     ticket_noted: bool | None = None     # the internal note on the ticket: None not wanted, False pending
     ticket_attempts: int = 0
+    ticket_gave_up: bool = False         # the note failed for good: a person posts it (a notice says how)
+    ticket_file: bool | None = None      # False: the note is posted without the file (its type is refused)
 
     @property
     def has_license(self) -> bool:

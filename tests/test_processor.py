@@ -382,3 +382,25 @@ def test_the_email_parses_back_as_sent(world):
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == "Your 10-day GitLab Ultimate trial license (ticket #512345)"
     assert messages.success_title("a@b.co", 3) == "[Success] - Created a license under a@b.co for 3 users"
+
+
+@pytest.mark.parametrize("status", [500, 403, 401])
+def test_gitlab_refusing_the_close_after_the_email_never_sends_a_second_one(world, monkeypatch, status):
+    """Issue 17: the emailed state is saved before any other outside call, so whatever GitLab answers next
+    (here: the retitle-and-close refused), every later run converges on the one email."""
+    world.tracker.file(filled())
+    real_edit = world.tracker.edit_issue
+    refusals = []
+
+    def edit(issue, edit):
+        if edit.state_event == "close" and not refusals:
+            refusals.append(status)
+            raise TrackerError(f"could not close: GitLab answered {status}", transient=status >= 500, status=status)
+        return real_edit(issue, edit)
+
+    monkeypatch.setattr(world.tracker, "edit_issue", edit)
+    with pytest.raises(TrackerError):
+        world.run()
+    assert len(world.mailer.sent) == 1 and world.status().step == "delivered"
+    assert outcomes(world.run()) == ["succeeded"]
+    assert world.issue().state == "closed" and len(world.mailer.sent) == 1 and refusals == [status]

@@ -50,7 +50,7 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             else:
                 status, body, headers = 404, {"error": "404 Not Found"}, {}
         except ApiError as exc:
-            status, body, headers = exc.status, exc.body, {}
+            status, body, headers = exc.status, exc.body, dict(getattr(exc, "headers", {}))
         except Exception as exc:  # noqa: BLE001
             status, body, headers = 500, {"message": f"500 Internal Server Error: {type(exc).__name__}: {exc}"}, {}
         if path.startswith("/api/v4/"):  # GitLab's calls; Zendesk's are counted apart
