@@ -108,6 +108,14 @@ def search(tracker: Tracker, record: Record, email: str, ticket_base_url: str,
     return found
 
 
+def damage_lines(record: Record) -> list[str]:
+    """What is wrong with the record, entry by entry: a lost or edited entry may be the license asked for."""
+    problems = record.problems()
+    return [f"warning: the record of issued licenses is damaged ({len(problems)} problem"
+            f"{'s' if len(problems) != 1 else ''}): a license recorded there may be missing from this list",
+            *(f"  {p.line()}" for p in problems)] if problems else []
+
+
 def download(record: Record, hits: list[Found], directory: Path, *, force: bool = False) -> list[tuple[Path, Recorded]]:
     """Write each license the record holds for these hits, under the name it was emailed with (plus the
     issue number when there are several). The key is the record's, already checked with the public key.

@@ -62,8 +62,17 @@ def process(issue: Issue, ctx: Context) -> Result:
     recorded = ctx.record.for_issue(issue.iid)
     if recorded is not None:
         return _follow_up(issue, note, status, recorded, ctx)
-    if status and status.step == HELD:
+    damage = ctx.record.damage()
+    if status and status.step == HELD and not (status.last_error or "").startswith(record.DAMAGED):
         return Result(issue.iid, SKIPPED, "held for a person: " + (status.last_error or ""))
+    if damage:  # a lost or edited entry could be this ticket's or address's license: nobody may tell it is not
+        why = (f"{record.DAMAGED} ({damage}), so the bot cannot tell whether this ticket or address already has a "
+               "license; it waits until a person restores the entry (license-bot doctor names it)")
+        if status and status.step == HELD and status.last_error == why:
+            return Result(issue.iid, SKIPPED, "held for a person: " + why)
+        return _hold(issue, note, status, ctx, why)
+    if status and status.step == HELD:
+        status = None  # held only while the record was damaged: judged afresh now that it checks out
     if status and status.has_license:
         return _hold(issue, note, status, ctx, f"the status note names license {status.license_id}, but the bot's "
                      "record holds no license for this issue, so the bot cannot tell what was sent")

@@ -165,6 +165,9 @@ class Tracker(Protocol):
     def member_level(self, group: str, user_id: int) -> int: ...
     def label_events(self, iid: int) -> list[LabelEvent]: ...
     def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None: ...
+    def bot_issues(self) -> list[Issue]: ...
+    def open_entry(self, title: str, description: str, landed) -> Issue: ...
+    def not_confidential(self, iids: list[int]) -> list[Issue]: ...
     def comments(self, iid: int) -> list[Note]: ...
     def add_note(self, iid: int, body: str, landed) -> Note: ...
     def search_issues(self, text: str, in_: str = "title,description", state: str = "all") -> list[Issue]: ...
@@ -190,8 +193,8 @@ class GitLabTracker:
     def __init__(self, config: Config, token: str | None, *, max_retries: int = 3,
                  session: requests.Session | None = None):
         if not token:
-            raise TrackerError("GITLAB_TOKEN is not set: create a project access token with the api scope "
-                               "(Reporter or above) and store it as a masked CI variable")
+            raise TrackerError("GITLAB_TOKEN is not set: create a personal access token with the api scope for the "
+                               "bot's own user (README, \"The token\") and store it as a masked CI variable")
         self.config = config
         self.calls = CallCounter()
         session = session or requests.Session()
@@ -257,6 +260,39 @@ class GitLabTracker:
                            username=(e.get("user") or {}).get("username") or "", action=e.get("action") or "",
                            label=(e.get("label") or {}).get("name") or "",
                            created_at=_time(e.get("created_at")) or _EPOCH) for e in data]
+
+    def bot_issues(self) -> list[Issue]:
+        """Every issue the bot's own user opened, oldest first: the record's entries (and the old record
+        issue). Issues filter by author (notes cannot), so this costs one call per 100 licenses."""
+        return self._list(author_id=self.me()["id"], state="all", order_by="created_at", sort="asc")
+
+    def open_entry(self, title: str, description: str, landed) -> Issue:
+        """Open a confidential issue once, then close it (a record entry is done, not work): after a failed
+        POST that may have landed, `landed(issues)` looks for it among the bot's issues before posting again."""
+        data = {"title": title, "description": description, "confidential": True}
+        for attempt in range(self.max_retries + 1):
+            try:
+                created = self.project.issues.create(data, retry_transient_errors=False)
+                issue = Issue.from_api(created.attributes)
+                break
+            except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+                error = self._translate(exc, "write the record entry")
+                if not error.transient or attempt == self.max_retries:
+                    raise error from None
+            existing = landed(self.bot_issues())
+            if existing is not None:
+                issue = existing
+                break
+        return self.edit_issue(issue, IssueEdit(state_event="close")) if issue.state == "opened" else issue
+
+    def not_confidential(self, iids: list[int]) -> list[Issue]:
+        """Those of these issues anyone may read (not confidential): one call per 100 issues."""
+        found: list[Issue] = []
+        for start in range(0, len(iids), 100):
+            chunk = set(iids[start:start + 100])
+            found += [i for i in self._list(iids=sorted(chunk), confidential="false", state="all")
+                      if i.iid in chunk and not i.confidential]
+        return found
 
     def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
         """The iid of the record issue: the oldest issue the bot's own user opened (nobody else can
@@ -381,7 +417,16 @@ class GitLabTracker:
             def lookup() -> int:
                 member = members.get(user_id, max_retries=self.max_retries).attributes
                 return int(member.get("access_level") or 0) if member.get("state", "active") == "active" else 0
-            self._levels[key] = self._call(lookup, f"check membership of group {group}", absent={404: 0})
+            try:
+                self._levels[key] = self._call(lookup, f"check membership of group {group}", absent={404: 0})
+            except TrackerError as exc:
+                if exc.status == 403:  # GroupPolicy: a private group's members are for those with access to it
+                    raise TrackerError(
+                        f"the bot's token may read group {group} but not its members (403): GitLab shows a private "
+                        f"group's members only to members of that group. A project access token's user can never "
+                        f"join a group; use a dedicated user's (or a service account's) personal access token, a "
+                        f"member of {group} (README, \"The token\")", status=403) from None
+                raise
         return self._levels[key]
 
     def group(self, group: str) -> dict[str, Any]:

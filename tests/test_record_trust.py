@@ -1,0 +1,239 @@
+"""Issue 16, findings 6 and 8, as the people below the bot would do them, each with their own token over real
+HTTP against the sandbox, on GitLab Free and Premium: the record of issued licenses cannot be rewritten,
+re-ordered or thinned without the bot noticing, stays confidential, and the token the README prescribes can
+check membership where a project access token cannot.
+
+GitLab facts these tests rely on (each checked in gitlabhq/gitlabhq):
+- Reporters and above edit any issue's description and confidentiality: ProjectPolicy
+  (`app/policies/project_policy.rb`) enables `update_issue` and `admin_issue` for `reporter_access` (and
+  `planner_access`).
+- Deleting an issue takes `destroy_issue`: ProjectPolicy enables it for `planner_access` and `owner_access`
+  only, so a Maintainer is refused (403) and a Planner or Owner may.
+- Notes can be listed only by `order_by` (created_at, updated_at), `sort` and `activity_filter`
+  (`lib/api/notes.rb`): no author filter, so comments on one issue cost a call per 100 whoever wrote them;
+  issues filter by `author_id` (`lib/api/issues.rb`, IssuesFinder).
+- A private group's members are readable only by those with access to the group (GroupPolicy
+  `can_read_group_member?`: `!(private? && access_level == NO_ACCESS)`), while `read_group` is also granted to
+  members of a project inside it (`has_projects`): a project access token's user (a member of its project
+  only, and never of a group: gitlab-org/gitlab#408091) reads the group and is answered 403 for its members;
+  a group it cannot read at all answers 404.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+
+from bot import config as config_mod
+from bot import doctor
+from bot.sandbox import SandboxServer
+
+from .e2e import Bot, client, mail, request_text, status_notes
+from .test_find_doctor import _secrets, cli
+
+
+@pytest.fixture(params=["free", "premium"])
+def twin(request, tmp_path, key_pair):
+    with SandboxServer(edition=request.param) as server:
+        bot = Bot(server.url, server.smtp_port, tmp_path, *key_pair)
+        bot.write_config()
+        yield server, bot
+
+
+def file(url, n, token="alice-token", **fields):
+    return client(url, token).issues.create({"title": f"Emergency license {n}",
+                                             "description": request_text(n, **fields)})
+
+
+def entries(url, token="bot-token") -> list:
+    """The record's entry issues, oldest first, as that user sees them."""
+    issues = client(url, token).issues.list(author_username="license-bot", state="all", order_by="created_at",
+                                            sort="asc", get_all=True)
+    return [i for i in issues if "license-bot:record-entry" in (i.description or "")]
+
+
+def checks(bot, token="bot-token", environ=None) -> dict:
+    config = config_mod.load(bot.config_path, environ={})
+    return {c.name: c for c in doctor.check(config, _secrets(bot, gitlab_token=token), environ=environ or {})}
+
+
+def http(url: str, path: str, token: str, method: str = "GET") -> int:
+    request = urllib.request.Request(f"{url}/api/v4{path}", method=method, headers={"PRIVATE-TOKEN": token})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def held_note(url, iid) -> str:
+    return status_notes(client(url, "bot-token").issues.get(iid))[0].body
+
+
+# --- finding 6: record entries can be edited and deleted ----------------------------------------------------
+
+def test_6_a_maintainer_who_re_points_and_back_dates_an_entry_gets_the_request_held_not_a_second_license(twin):
+    server, bot = twin
+    first = file(server.url, 1)
+    assert bot.run().returncode == 0
+    (entry,) = entries(server.url)
+    original = entry.description
+    # maya (Maintainer) re-points the entry to another ticket and back-dates it, with her own token: GitLab
+    # lets any Reporter edit a description, and the issue's author stays the bot.
+    as_maya = client(server.url, "maya-token").issues.get(entry.iid)
+    as_maya.description = original.replace('"ticket_id":512001', '"ticket_id":999999').replace(
+        '"made_on":"20', '"made_on":"19')
+    as_maya.save()
+    assert client(server.url, "bot-token").issues.get(entry.iid).author["username"] == "license-bot"
+
+    second = file(server.url, 2, ticket="512001", email="admin1@customer1.example.com")  # the same ticket and email
+    result = bot.run()
+    assert result.returncode == 0 and f"#{second.iid} failed: held for a person" in result.stdout
+    note = held_note(server.url, second.iid)
+    assert "the record of issued licenses is damaged" in note and f"record entry issue #{entry.iid}" in note
+    assert "edited after the bot wrote it" in note
+    assert len(mail(server.url)) == 1  # the first request's email only
+
+    record = checks(bot)["record of issued licenses"]
+    assert record.ok is False and f"record entry issue #{entry.iid}" in record.detail and "Restore" in record.fix
+    found = cli(bot, "find", "admin1@customer1.example.com")  # lists the held request, and says what may be missing
+    assert f"record entry issue #{entry.iid}" in found.stderr and "may be missing from this list" in found.stderr
+    nothing = cli(bot, "find", "someone.else@example.com")  # "nothing found" would be a claim it cannot make
+    assert nothing.returncode == 1 and "a lost entry may be this address's license" in nothing.stderr
+
+    as_maya.description = original  # a person restores it from the issue's history: the hold lifts
+    as_maya.save()
+    assert bot.run().returncode == 0
+    assert f"ticket 512001 already got a license in #{first.iid}" in held_note(server.url, second.iid)
+    assert len(mail(server.url)) == 1 and checks(bot)["record of issued licenses"].ok
+
+
+def test_6_a_maintainer_cannot_delete_an_entry_and_a_planners_deletion_holds_the_same_ticket_and_email(twin):
+    server, bot = twin
+    file(server.url, 1)
+    assert bot.run().returncode == 0
+    file(server.url, 2)
+    assert bot.run().returncode == 0
+    one, two = entries(server.url)
+    path = f"/projects/support%2Finternal-requests/issues/{one.iid}"
+    assert http(server.url, path, "maya-token", "DELETE") == 403  # Maintainer: no destroy_issue
+    assert http(server.url, path, "pete-token", "DELETE") == 204  # Planner: destroy_issue
+
+    again = file(server.url, 3, ticket="512001", email="admin1@customer1.example.com")  # the same day
+    result = bot.run()
+    assert result.returncode == 0 and f"#{again.iid} failed: held for a person" in result.stdout
+    note = held_note(server.url, again.iid)
+    assert f"record entry 2 (issue #{two.iid})" in note and "entry 1, the one it follows, is missing" in note
+    assert len(mail(server.url)) == 2  # requests 1 and 2; never a second license for ticket 512001
+    detail = checks(bot)["record of issued licenses"].detail
+    assert f"record entry 2 (issue #{two.iid})" in detail and "entry 1" in detail
+
+
+def test_6_an_entry_copied_over_another_is_detected(twin):
+    server, bot = twin
+    for n in (1, 2):
+        file(server.url, n)
+        assert bot.run().returncode == 0
+    one, two = entries(server.url)
+    as_maya = client(server.url, "maya-token").issues.get(one.iid)
+    as_maya.description = two.description  # entry 2's text copied over entry 1
+    as_maya.save()
+    detail = checks(bot)["record of issued licenses"].detail
+    assert "is a copy of entry 2" in detail and "entry 1, the one it follows, is missing" in detail
+
+
+def test_6_a_developer_who_makes_the_record_non_confidential_is_undone_by_the_next_run_and_doctor_says_so(twin):
+    server, bot = twin
+    request = file(server.url, 1)
+    assert bot.run().returncode == 0
+    (entry,) = entries(server.url)
+    path = f"/projects/support%2Finternal-requests/issues/{entry.iid}"
+    assert http(server.url, path, "dave-token") == 404  # a Guest cannot see a confidential issue
+    for iid in (entry.iid, request.iid):  # alice (Developer) makes the entry and the served request public
+        as_alice = client(server.url, "alice-token").issues.get(iid)
+        as_alice.confidential = False
+        as_alice.save()
+    assert http(server.url, path, "dave-token") == 200  # ... and now every Guest reads the key
+    exposed = checks(bot)["license keys confidential"]
+    assert exposed.ok is False and f"#{entry.iid}" in exposed.detail and f"#{request.iid}" in exposed.detail
+
+    file(server.url, 2)
+    result = bot.run()
+    assert result.returncode == 0
+    assert f"#{entry.iid} holds a license key but someone made it non-confidential" in result.stdout
+    assert http(server.url, path, "dave-token") == 404
+    assert client(server.url, "bot-token").issues.get(request.iid).confidential
+    assert checks(bot)["license keys confidential"].ok
+
+
+def test_6_reading_the_record_costs_calls_per_license_not_per_foreign_comment(twin):
+    server, bot = twin
+    file(server.url, 1)
+    assert bot.run().returncode == 0
+    (entry,) = entries(server.url)
+    issue = server.sandbox.state["projects"][0]["issues"][entry.iid - 1]
+    issue["notes"] += [{"id": 100000 + n, "body": f"spam {n}", "author_id": 2, "system": False,
+                        "created_at": issue["created_at"], "updated_at": issue["created_at"]} for n in range(1000)]
+    before = len(server.sandbox.requests)
+    file(server.url, 2)
+    assert bot.run().returncode == 0
+    reads = [p for m, p, _ in server.sandbox.requests[before:] if m == "GET" and "/notes" in p
+             and f"/issues/{entry.iid}/" in p]
+    assert reads == []  # 1,000 comments on the entry are never read
+
+
+# --- finding 8: the token the README prescribes can check membership ----------------------------------------
+
+def test_8_a_project_access_token_reads_the_group_but_not_its_members(twin):
+    server, _ = twin
+    assert http(server.url, "/groups/support", "tracker-bot-token") == 200  # a project inside it: read_group
+    assert http(server.url, "/groups/support/members/1", "tracker-bot-token") == 403  # read_group_member denied
+    assert http(server.url, "/groups/hidden/members/1", "tracker-bot-token") == 404  # cannot read the group
+    assert http(server.url, "/groups/support-managers/members/7", "tracker-bot-token") == 200  # internal group
+    assert http(server.url, "/groups/support/members/1", "support-bot-token") == 200  # group access token's user
+    assert http(server.url, "/groups/support%2Femea/members/4", "support-bot-token") == 200  # and its subgroups
+
+
+def test_8_doctor_refuses_a_project_access_token_with_the_fix_and_the_run_stops_before_any_request(twin):
+    server, bot = twin
+    groups = checks(bot, "tracker-bot-token")["requester and approver groups"]
+    assert groups.ok is False
+    assert "may read group support but not its members (403)" in groups.detail
+    assert "project access token's user can never join a group" in groups.detail
+    request = file(server.url, 1)
+    result = _run_as(bot, "tracker-bot-token")
+    assert result.returncode == 1 and "not its members (403)" in result.stderr
+    assert status_notes(client(server.url, "bot-token").issues.get(request.iid)) == []  # untouched
+    assert mail(server.url) == []
+
+
+@pytest.mark.parametrize("token", ["bot-token", "support-bot-token"])
+def test_8_a_dedicated_users_or_a_group_access_tokens_user_reads_members_and_serves_requests(twin, token):
+    server, bot = twin
+    groups = checks(bot, token)["requester and approver groups"]
+    assert groups.ok and "members of support, support-managers" in groups.detail
+    request = file(server.url, 1)
+    result = _run_as(bot, token)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert client(server.url, "bot-token").issues.get(request.iid).state == "closed" and len(mail(server.url)) == 1
+
+
+def _run_as(bot, token):
+    import subprocess
+
+    return subprocess.run(bot.command(), capture_output=True, text=True, env={**bot.env(), "GITLAB_TOKEN": token},
+                          timeout=120)
+
+
+def test_the_record_entry_is_json_that_names_every_field_it_signs(twin):
+    server, bot = twin
+    file(server.url, 1)
+    assert bot.run().returncode == 0
+    (entry,) = entries(server.url)
+    data = json.loads(re.search(r"license-bot:record-entry (\{.*\}) -->", entry.description).group(1))
+    assert {"license_id", "sha256", "email", "user_count", "ticket_id", "issue_iid", "made_on", "expires_on",
+            "seq", "prev", "sig"} <= set(data) and data["seq"] == 1 and entry.confidential and entry.state == "closed"
