@@ -368,7 +368,10 @@ def _schedule_checks(env: Mapping[str, str], tracker: GitLabTracker | None) -> l
     try:
         schedules = tracker.pipeline_schedules(env["CI_PROJECT_ID"])
     except BotError as exc:
-        return [Check(name, False, str(exc), "give the token's user the Developer role in the bot's project")]
+        return [Check(name, False, str(exc), f"give the token's user the Reporter role in the bot's project "
+                                             f"{env['CI_PROJECT_ID']}, which runs the schedule (a project access "
+                                             "token of the tracker cannot reach another project: README, \"The "
+                                             "token\")")]
     good = [s for s in schedules if s.get("active") and (s.get("owner") or {}).get("state", "active") == "active"]
     if good:
         owner = (good[0].get("owner") or {}).get("username", "?")

@@ -237,3 +237,15 @@ def test_the_record_entry_is_json_that_names_every_field_it_signs(twin):
     data = json.loads(re.search(r"license-bot:record-entry (\{.*\}) -->", entry.description).group(1))
     assert {"license_id", "sha256", "email", "user_count", "ticket_id", "issue_iid", "made_on", "expires_on",
             "seq", "prev", "sig"} <= set(data) and data["seq"] == 1 and entry.confidential and entry.state == "closed"
+
+
+def test_8_the_schedule_check_reads_the_bots_own_project_when_it_is_not_the_tracker(twin):
+    # GET /projects/:id/pipeline_schedules needs read_pipeline_schedule (lib/api/ci/pipeline_schedules.rb),
+    # which ProjectPolicy gives to reporter_access; a private project answers 404 to non-members.
+    server, bot = twin
+    in_ci = {"GITLAB_CI": "true", "CI_PROJECT_ID": "2"}  # support/license-bot runs the bot, the tracker is 1
+    schedule = checks(bot, environ=in_ci)["schedule"]
+    assert schedule.ok and "@mike (active)" in schedule.detail
+    refused = checks(bot, "tracker-bot-token", environ=in_ci)["schedule"]
+    assert refused.ok is False and "Reporter role in the bot's project 2" in refused.fix
+    assert "project access token of the tracker cannot reach another project" in refused.fix

@@ -394,10 +394,11 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
     @route("GET", r"/api/v4/projects/([^/]+)/pipeline_schedules")
     def pipeline_schedules(self, ref):
         """The schedule that runs the bot: `active`, and its `owner` (GitLab deactivates a schedule whose
-        owner is blocked or removed)."""
+        owner is blocked or removed). Listing needs `read_pipeline_schedule`, which ProjectPolicy gives to
+        `reporter_access` (lib/api/ci/pipeline_schedules.rb)."""
         user = self.me()
         project = self.sandbox.project(ref, user)
-        self.sandbox.require(project, user, DEVELOPER)
+        self.sandbox.require(project, user, REPORTER)
         schedules = project.setdefault("pipeline_schedules", [
             {"id": 1, "description": "License Bot", "ref": "main", "cron": "*/10 * * * *", "cron_timezone": "UTC",
              "active": True, "owner_id": 7}])

@@ -76,6 +76,11 @@ def seed_state() -> dict[str, Any]:
                 ["license-request", "license-request::processing", "license-request::success",
                  "license-request::failed", "license-request-override"], start=1)],
             "issues": [], "uploads": {}, "files": {},
+        }, {
+            # The bot's own project (its CI and schedule), apart from the tracker: the bot's user is a Reporter.
+            "id": 2, "path": "license-bot", "path_with_namespace": "support/license-bot", "group_id": 1,
+            "name": "license-bot", "visibility": "private", "default_branch": "main", "members": {"3": REPORTER},
+            "labels": [], "issues": [], "uploads": {}, "files": {},
         }],
         "next_id": {"issue": 1, "note": 1, "label": 6, "upload": 1},
         "mail": [],
