@@ -249,3 +249,45 @@ def test_8_the_schedule_check_reads_the_bots_own_project_when_it_is_not_the_trac
     refused = checks(bot, "tracker-bot-token", environ=in_ci)["schedule"]
     assert refused.ok is False and "Reporter role in the bot's project 2" in refused.fix
     assert "project access token of the tracker cannot reach another project" in refused.fix
+
+
+def test_6_old_unsigned_entries_count_until_the_first_run_moves_them_into_the_signed_chain(twin):
+    """Decided for the entries the code before signing wrote (comments on one record issue): verified by
+    their keys as before and reported as unchained, then migrated once by the first run that makes a license;
+    from then on the old issue, and the comments anyone adds to it, are never read again."""
+    from datetime import date
+
+    from bot import keys
+    from bot import license as lic_mod
+    from bot.record import ISSUE_TITLE, Entry, entry_note
+
+    server, bot = twin
+    private = keys.load_private_key(bot.private_key.read_bytes())
+    lic = lic_mod.build_trial("old@example.org", 40, date.today(), lic_mod.TrialTerms())
+    key = lic_mod.sign(lic, private, date.today(), boundary=lic_mod.DEFAULT_BOUNDARY)
+    old = Entry(lic_mod.license_id(key), lic_mod.fingerprint(key), 77, "u", "old@example.org", 40, 513000,
+                "https://gitlab.zendesk.com/agent/tickets/513000", date.today().isoformat(), str(lic.expires_at),
+                "f.gitlab-license")
+    as_bot = client(server.url, "bot-token")
+    legacy = as_bot.issues.create({"title": ISSUE_TITLE, "description": "the old record", "confidential": True})
+    legacy.notes.create({"body": entry_note(old, key)})  # as the old code wrote it: unsigned
+    legacy.notes.create({"body": "a comment by someone else"})
+    before = checks(bot)["record of issued licenses"]
+    assert before.ok and "1 older unsigned entries" in before.detail and f"#{legacy.iid}" in before.detail
+
+    refused = file(server.url, 1, ticket="513000")  # the old entry's ticket still counts
+    served = file(server.url, 2)
+    assert bot.run().returncode == 0
+    assert "ticket 513000 already got a license in #77" in held_note(server.url, refused.iid)
+    assert client(server.url, "bot-token").issues.get(served.iid).state == "closed"
+    chain = [json.loads(re.search(r"license-bot:record-entry (\{.*\}) -->", i.description).group(1))
+             for i in entries(server.url)]
+    assert [(e["seq"], e["email"], bool(e["legacy_note"])) for e in chain] == [
+        (1, "old@example.org", True), (2, "admin2@customer2.example.com", False)]
+    assert chain[0]["prev"] == f"legacy:#{legacy.iid}:1"
+    after = checks(bot)["record of issued licenses"]
+    assert after.ok and after.detail == "2 licenses, every entry signed and chained"
+    mark = len(server.sandbox.requests)
+    file(server.url, 3)
+    assert bot.run().returncode == 0
+    assert not [p for _, p, _ in server.sandbox.requests[mark:] if f"/issues/{legacy.iid}/notes" in p]
