@@ -122,3 +122,24 @@ def test_old_unsigned_entries_are_read_as_before_then_moved_into_the_chain_once(
     world.tracker.new_run()
     later = Record(world.tracker, [private_key.public_key()])
     assert len(later.entries()) == 2 and later.unchained() == [] and world.tracker.api_calls == 1  # no comments read
+
+
+def test_a_run_signing_in_the_token_writes_record_entries_that_verify(softhsm, sandbox, tmp_path, vector):  # noqa: F811
+    """The PKCS#11 path end to end: the record entry is signed by the key in SoftHSM, and checks out with its
+    public half; doctor's record check agrees."""
+    from .e2e import client, request_text
+    from .test_pkcs11 import _cli, _config
+
+    config = _config(tmp_path, "vector", sandbox.url, sandbox.smtp_port)
+    client(sandbox.url).issues.create({"title": "x", "description": request_text(1)})
+    assert _cli(config, "run").returncode == 0
+    issues = client(sandbox.url, "bot-token").issues.list(author_username="license-bot", state="all", get_all=True)
+    checked = audit([_as_issue(i) for i in issues], [vector["public"]])
+    assert checked.problems == () and [r.entry.seq for r in checked.entries] == [1]
+    assert signed_by(checked.entries[0].entry, checked.entries[0].signature, [vector["public"]])
+
+
+def _as_issue(api_issue):
+    from bot.tracker import Issue
+
+    return Issue.from_api(api_issue.attributes)
