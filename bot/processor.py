@@ -70,7 +70,12 @@ def process(issue: Issue, ctx: Context) -> Result:
                "license; it waits until a person restores the entry (license-bot doctor names it)")
         if status and status.step == HELD and status.last_error == why:
             return Result(issue.iid, SKIPPED, "held for a person: " + why)
-        return _hold(issue, note, status, ctx, why)
+        # Not labelled failed (a failed request is not looked at again until it changes): once the record
+        # checks out again, the next run judges it.
+        base = status or Status(step=HELD, description_sha256=description_hash(issue.description),
+                                judged_at=ctx.now.isoformat(), author=issue.author_username)
+        _save(issue, note, base.with_(step=HELD, last_error=why), ctx)
+        return Result(issue.iid, FAILED, f"held for a person: {why}", (("license", why),))
     if status and status.step == HELD:
         status = None  # held only while the record was damaged: judged afresh now that it checks out
     if status and status.has_license:

@@ -143,3 +143,24 @@ def _as_issue(api_issue):
     from bot.tracker import Issue
 
     return Issue.from_api(api_issue.attributes)
+
+
+def test_a_request_held_for_a_damaged_record_is_judged_once_it_checks_out_even_hours_later(config, private_key):
+    from datetime import timedelta
+
+    world = World(config, private_key)
+    world.tracker.file(filled())
+    assert outcomes(world.run()) == ["succeeded"]
+    (entry,) = world.tracker.entry_issues()
+    original = entry.description
+    world.tracker.issues[entry.iid] = replace(entry, description=original.replace('"user_count":250',
+                                                                                  '"user_count":25'))
+    world.tracker.file(filled(ticket="600001", email_="other@example.org"))
+    assert outcomes(world.run()) == ["failed"]
+    assert world.status(2).step == "held" and f"record entry issue #{entry.iid}" in world.note(2).body
+    assert "license-request::failed" not in world.issue(2).labels  # else it would not be looked at again
+    writes = len(world.tracker.writes)
+    assert outcomes(world.run()) == ["skipped"] and len(world.tracker.writes) == writes  # nothing written again
+    world.tracker.issues[entry.iid] = replace(entry, description=original)  # a person restores the entry
+    assert outcomes(world.run(now=NOW + timedelta(hours=5))) == ["succeeded"]
+    assert len(world.mailer.sent) == 2

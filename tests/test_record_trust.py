@@ -102,6 +102,7 @@ def test_6_a_maintainer_who_re_points_and_back_dates_an_entry_gets_the_request_h
     assert record.ok is False and f"record entry issue #{entry.iid}" in record.detail and "Restore" in record.fix
     found = cli(bot, "find", "admin1@customer1.example.com")  # lists the held request, and says what may be missing
     assert f"record entry issue #{entry.iid}" in found.stderr and "may be missing from this list" in found.stderr
+    assert f"#{first.iid}  NOT IN THE RECORD" in found.stdout and "NOT MADE BY THE BOT" not in found.stdout
     nothing = cli(bot, "find", "someone.else@example.com")  # "nothing found" would be a claim it cannot make
     assert nothing.returncode == 1 and "a lost entry may be this address's license" in nothing.stderr
 
