@@ -158,9 +158,9 @@ def main() -> int:
         ratio = idle_time / baseline
         print(f"idle run / import baseline   : {ratio:8.2f}   (target <= 1.5)")
         read_calls, old_calls, licenses = record_read(bot, url, args.foreign_comments)
-        print(f"record read, {args.foreign_comments} foreign comments: {read_calls:4d}   API calls for {licenses} "
-              f"licenses (target <= {licenses // 100 + 2}); the same comments on the old single record issue: "
-              f"{old_calls} calls")
+        print(f"record read, {args.foreign_comments} foreign comments on an entry: {read_calls} API calls for "
+              f"{licenses} licenses (target <= {licenses // 100 + 2}); the same comments on one issue read as the "
+              f"old record issue was: {old_calls} calls, plus one per 100 licenses")
         met = (kinds["per request"] / max(ok, 1) <= 6 and idle_calls <= 2 and ok / wall >= 20 and ratio <= 1.5
                and ok == args.requests and too_many == 0 and read_calls <= licenses // 100 + 2)
         print("targets met" if met else "TARGETS MISSED")
