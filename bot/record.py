@@ -341,9 +341,14 @@ class Record:
             if self._audit.legacy_pending and self._audit.legacy_iid is not None:
                 me = self.tracker.me()["id"]
                 migrated = {r.entry.legacy_note for r in self._audit.entries}
-                self._legacy = [replace(r, where=self._audit.legacy_iid) for r in
-                                read(self.tracker.comments(self._audit.legacy_iid), me, self.trusted)
+                found = read(self.tracker.comments(self._audit.legacy_iid), me, self.trusted)
+                self._legacy = [replace(r, where=self._audit.legacy_iid) for r in found
                                 if r.entry.legacy_note not in migrated]
+                if not found:  # the old record issue was opened for an entry: none left is an erased first entry
+                    self._audit = replace(self._audit, problems=(*self._audit.problems, Problem(
+                        f"record entry issue #{self._audit.legacy_iid}", "holds no record entry, and no old entries "
+                        "either: its description or its comments were erased (an Owner may delete it if it is an "
+                        "old record issue that never held one)")))
         return self._audit
 
     def entries(self) -> list[Recorded]:

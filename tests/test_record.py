@@ -164,3 +164,10 @@ def test_a_request_held_for_a_damaged_record_is_judged_once_it_checks_out_even_h
     world.tracker.issues[entry.iid] = replace(entry, description=original)  # a person restores the entry
     assert outcomes(world.run(now=NOW + timedelta(hours=5))) == ["succeeded"]
     assert len(world.mailer.sent) == 2
+
+
+def test_erasing_the_only_entry_does_not_pass_it_off_as_an_empty_old_record_issue(vector):
+    tracker, (one,) = _chain(vector, 1)
+    tracker.issues[one.iid] = replace(one, description="License Bot: record of issued licenses")
+    problems = Record(tracker, [vector["public"]]).problems()
+    assert [p.where for p in problems] == [f"record entry issue #{one.iid}"] and "erased" in problems[0].what
