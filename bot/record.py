@@ -285,13 +285,12 @@ def audit(issues: Sequence[Issue], trusted) -> Audit:
 
 def _chain_problems(good: list[Recorded]) -> list[Problem]:
     """Each signed entry names the digest of the one before it: a name nobody answers to is a deleted or
-    changed entry; the same entry twice is a copy; an entry older than its predecessor was moved."""
+    changed entry (an entry's text copied over another's leaves the other missing); an entry older than its
+    predecessor was moved. Two runs that overlapped may write the same entry twice, or two entries after the
+    same one: both are genuine, and neither is a gap."""
     problems = []
     by_digest: dict[str, Recorded] = {}
     for r in good:
-        if r.digest in by_digest:
-            problems.append(Problem(f"record entry issue #{r.where}", f"is a copy of entry {r.entry.seq} (issue "
-                                                                       f"#{by_digest[r.digest].where})"))
         by_digest.setdefault(r.digest, r)
     for r in good:
         e = r.entry

@@ -171,3 +171,17 @@ def test_erasing_the_only_entry_does_not_pass_it_off_as_an_empty_old_record_issu
     tracker.issues[one.iid] = replace(one, description="License Bot: record of issued licenses")
     problems = Record(tracker, [vector["public"]]).problems()
     assert [p.where for p in problems] == [f"record entry issue #{one.iid}"] and "erased" in problems[0].what
+
+
+def test_two_overlapping_runs_writing_the_same_entry_or_two_after_the_same_one_is_no_damage(vector):
+    """Runs can overlap if the run lock is broken: the same license recorded twice (the same signed text) and
+    two licenses both chained after the same entry are genuine, not a gap: no request is held for them."""
+    tracker, issues = _chain(vector, 2)
+    _issue(tracker, issues[1].description, 910)  # entry 2 written again by an overlapping run
+    fork, key = _entry(vector["private"], 7, email="fork@example.org", ticket=7)
+    first = audit([issues[0]], [vector["public"]]).entries[0]
+    fork = replace(fork, seq=2, prev=first.digest)
+    _issue(tracker, entry_note(fork, key, sign(fork, FileSigner(vector["private"]))), 911)
+    checked = audit(tracker.bot_issues(), [vector["public"]])
+    assert checked.problems == () and sorted(r.entry.email for r in checked.entries) == [
+        "c1@example.org", "c2@example.org", "fork@example.org"]

@@ -144,7 +144,7 @@ def test_6_an_entry_copied_over_another_is_detected(twin):
     as_maya.description = two.description  # entry 2's text copied over entry 1
     as_maya.save()
     detail = checks(bot)["record of issued licenses"].detail
-    assert "is a copy of entry 2" in detail and "entry 1, the one it follows, is missing" in detail
+    assert f"record entry 2 (issue #{two.iid})" in detail and "entry 1, the one it follows, is missing" in detail
 
 
 def test_6_a_developer_who_makes_the_record_non_confidential_is_undone_by_the_next_run_and_doctor_says_so(twin):
