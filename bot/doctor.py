@@ -252,6 +252,11 @@ def _record_checks(config: Config, secrets: Secrets, tracker: GitLabTracker | No
                       "until it is repaired every new request is held for a person. Restore each entry's description "
                       "from its issue's history (Edited > Compare with previous version), or, if an entry is gone, "
                       "find its license in the requests' status notes and decide by hand")
+    elif not entries and tracker.labelled(config.requests.success_label):
+        first = Check(names[0], True, f"the record (issues opened by @{tracker.me()['username']}) is empty, yet "
+                      f"issues are labelled {config.requests.success_label}: if the bot's token was changed to another "
+                      "user, the licenses the old user recorded are not seen, and could be made again",
+                      "list the old user in requests.record_authors (README, \"The token\")", warn=True)
     else:
         legacy = (f"; {len(old)} older unsigned entries on the old record issue #{record.audit().legacy_iid} are "
                   "checked by their keys only and are moved into the chain by the next run that makes a license"

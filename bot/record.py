@@ -139,6 +139,7 @@ class Audit:
     entries: tuple[Recorded, ...]
     problems: tuple[Problem, ...]
     legacy_iid: int | None = None      # the old record issue, if any
+    legacy_author: int = 0             # the bot user who opened it: only its comments are old entries
     legacy_pending: bool = False       # its comments still need reading (not, or not wholly, migrated)
     exposed: tuple[Issue, ...] = ()       # bot-opened issues that are not confidential: anyone could read the keys
     open_entries: tuple[Issue, ...] = ()  # entry issues left open (a crash before closing them, or a person)
@@ -244,9 +245,9 @@ def audit(issues: Sequence[Issue], trusted) -> Audit:
     ordered = sorted(issues, key=lambda i: (i.created_at, i.iid))
     parsed = [(issue, _parse(issue.description)) for issue in ordered]
     problems: list[Problem] = []
-    legacy_iid = None
+    legacy_iid, legacy_author = None, 0
     if parsed and (parsed[0][1] is None or parsed[0][1][0].seq == 0):
-        legacy_iid = parsed[0][0].iid  # the old record issue: the bot opened it before any entry
+        legacy_iid, legacy_author = parsed[0][0].iid, parsed[0][0].author_id  # opened before any entry
         parsed = parsed[1:]
     good: list[Recorded] = []
     for issue, item in parsed:
@@ -280,7 +281,7 @@ def audit(issues: Sequence[Issue], trusted) -> Audit:
     exposed = tuple(i for i in ordered if not i.confidential)
     entry_iids = {r.where for r in kept}
     open_entries = tuple(i for i in ordered if i.iid in entry_iids and i.state == "opened")
-    return Audit(kept, tuple(problems), legacy_iid, legacy_pending, exposed, open_entries)
+    return Audit(kept, tuple(problems), legacy_iid, legacy_author, legacy_pending, exposed, open_entries)
 
 
 def _chain_problems(good: list[Recorded]) -> list[Problem]:
@@ -338,9 +339,8 @@ class Record:
         if self._audit is None:
             self._audit = audit(self.tracker.bot_issues(), self.trusted)
             if self._audit.legacy_pending and self._audit.legacy_iid is not None:
-                me = self.tracker.me()["id"]
                 migrated = {r.entry.legacy_note for r in self._audit.entries}
-                found = read(self.tracker.comments(self._audit.legacy_iid), me, self.trusted)
+                found = read(self.tracker.comments(self._audit.legacy_iid), self._audit.legacy_author, self.trusted)
                 self._legacy = [replace(r, where=self._audit.legacy_iid) for r in found
                                 if r.entry.legacy_note not in migrated]
                 if not found:  # the old record issue was opened for an entry: none left is an erased first entry

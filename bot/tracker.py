@@ -262,9 +262,15 @@ class GitLabTracker:
                            created_at=_time(e.get("created_at")) or _EPOCH) for e in data]
 
     def bot_issues(self) -> list[Issue]:
-        """Every issue the bot's own user opened, oldest first: the record's entries (and the old record
-        issue). Issues filter by author (notes cannot), so this costs one call per 100 licenses."""
-        return self._list(author_id=self.me()["id"], state="all", order_by="created_at", sort="asc")
+        """Every issue the bot's own user opened (and `requests.record_authors`, the bot's users before a
+        token change), oldest first: the record's entries (and the old record issue). Issues filter by author
+        (notes cannot), so this costs one call per 100 licenses."""
+        found = {i.iid: i for i in self._list(author_id=self.me()["id"], state="all", order_by="created_at",
+                                                sort="asc")}
+        for name in self.config.requests.record_authors:
+            found.update((i.iid, i) for i in self._list(author_username=name, state="all", order_by="created_at",
+                                                         sort="asc"))
+        return sorted(found.values(), key=lambda i: (i.created_at, i.iid))
 
     def open_entry(self, title: str, description: str, landed) -> Issue:
         """Open a confidential issue once, then close it (a record entry is done, not work): after a failed
@@ -284,6 +290,12 @@ class GitLabTracker:
                 issue = existing
                 break
         return self.edit_issue(issue, IssueEdit(state_event="close")) if issue.state == "opened" else issue
+
+    def labelled(self, label: str) -> bool:
+        """Whether any issue, open or closed, carries the label: one call."""
+        return self._call(lambda: bool(self.project.issues.list(labels=[label], state="all", per_page=1,
+                                                                get_all=False, max_retries=self.max_retries)),
+                          "list issues")
 
     def not_confidential(self, iids: list[int]) -> list[Issue]:
         """Those of these issues anyone may read (not confidential): one call per 100 issues."""

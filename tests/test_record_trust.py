@@ -292,3 +292,25 @@ def test_6_old_unsigned_entries_count_until_the_first_run_moves_them_into_the_si
     file(server.url, 3)
     assert bot.run().returncode == 0
     assert not [p for _, p, _ in server.sandbox.requests[mark:] if f"/issues/{legacy.iid}/notes" in p]
+
+
+def test_8_changing_the_token_to_another_user_keeps_the_record_once_the_old_user_is_listed(twin):
+    """Moving from one token kind to another changes the bot's user: the record is the issues the bot's user
+    opened, so doctor warns while it looks empty, and `requests.record_authors` keeps the old entries."""
+    server, bot = twin
+    first = file(server.url, 1)
+    assert bot.run().returncode == 0  # recorded by license-bot
+    warned = checks(bot, "support-bot-token")["record of issued licenses"]
+    assert warned.ok and warned.warn and "requests.record_authors" in warned.fix
+    bot.write_config(requests={"record_authors": ["license-bot"]})
+    assert checks(bot, "support-bot-token")["record of issued licenses"].detail.startswith("1 license,")
+
+    again = file(server.url, 2, ticket="512001")
+    assert _run_as(bot, "support-bot-token").returncode == 0
+    notes = client(server.url, "bot-token").issues.get(again.iid).notes.list(get_all=True)
+    assert any(f"ticket 512001 already got a license in #{first.iid}" in n.body for n in notes)
+    file(server.url, 3)
+    assert _run_as(bot, "support-bot-token").returncode == 0  # support-bot's entry chains after license-bot's
+    record = checks(bot, "support-bot-token")["record of issued licenses"]
+    assert record.ok and record.detail == "2 licenses, every entry signed and chained"
+    assert len(mail(server.url)) == 2
