@@ -33,7 +33,7 @@ class DryRunTracker:
     def edit_issue(self, issue: Issue, edit: IssueEdit) -> Issue:
         payload = edit.payload()
         if payload:
-            fields = ", ".join(f"{k}={v!r}" for k, v in payload.items())
+            fields = ", ".join(f"{k}={_without_key(v) if k == 'description' else v!r}" for k, v in payload.items())
             self._say(f"would edit issue {issue.ref}: {fields}")
         return edit.applied_to(issue)
 

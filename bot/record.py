@@ -15,7 +15,9 @@ Why this shape (GitLab facts, each pinned by a test that cites its source):
   Reporter may edit an issue's description. So nothing is trusted for who wrote it alone: an edited entry
   fails its signature, a deleted or moved one leaves a gap in the chain (each entry names the digest of the
   one before it), and either is reported (`doctor`, `find`) and holds every request the bot has not yet
-  licensed for a person: the bot cannot tell which ticket or address the lost entry covered.
+  licensed for a person: the bot cannot tell which ticket or address the lost entry covered. An edited
+  entry that a later one follows is rebuilt from its request's status note and restored by the next run
+  (`repairs`): the later entry's `prev` proves the rebuilt text is the one the bot wrote.
 - Deleting an issue takes the Owner role (`destroy_issue`), not Maintainer.
 - Listing issues filters by `author_id`; listing notes cannot filter by author (`lib/api/notes.rb`:
   `order_by`, `sort`, `activity_filter` only). So reading the record costs one call per 100 licenses,
@@ -133,6 +135,14 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Damaged:
+    """An entry issue whose text does not check out, and the request it says it is for (a hint only)."""
+
+    iid: int
+    request_iid: int | None
+
+
+@dataclass(frozen=True)
 class Audit:
     """What the bot-opened issues say, checked: the verified entries in chain order, and every problem."""
 
@@ -143,6 +153,7 @@ class Audit:
     legacy_pending: bool = False       # its comments still need reading (not, or not wholly, migrated)
     exposed: tuple[Issue, ...] = ()       # bot-opened issues that are not confidential: anyone could read the keys
     open_entries: tuple[Issue, ...] = ()  # entry issues left open (a crash before closing them, or a person)
+    damaged: tuple[Damaged, ...] = ()
 
     @property
     def head(self) -> Recorded | None:
@@ -250,8 +261,10 @@ def audit(issues: Sequence[Issue], trusted) -> Audit:
         legacy_iid, legacy_author = parsed[0][0].iid, parsed[0][0].author_id  # opened before any entry
         parsed = parsed[1:]
     good: list[Recorded] = []
+    damaged: list[Damaged] = []
     for issue, item in parsed:
         where = f"record entry issue #{issue.iid}"
+        damaged.append(Damaged(issue.iid, item[0].issue_iid if item else None))  # taken back if it checks out
         if item is None:
             problems.append(Problem(where, "holds no readable record entry: its description was changed or erased "
                                            "after the bot wrote it"))
@@ -268,6 +281,7 @@ def audit(issues: Sequence[Issue], trusted) -> Audit:
                                            " the key was changed"))
             continue
         good.append(Recorded(entry, key_text, lic, signature, issue.iid))
+        damaged.pop()
     good.sort(key=lambda r: (r.entry.seq, r.where))
     problems += _chain_problems(good)
     legacy_pending = legacy_iid is not None
@@ -281,7 +295,8 @@ def audit(issues: Sequence[Issue], trusted) -> Audit:
     exposed = tuple(i for i in ordered if not i.confidential)
     entry_iids = {r.where for r in kept}
     open_entries = tuple(i for i in ordered if i.iid in entry_iids and i.state == "opened")
-    return Audit(kept, tuple(problems), legacy_iid, legacy_author, legacy_pending, exposed, open_entries)
+    return Audit(kept, tuple(problems), legacy_iid, legacy_author, legacy_pending, exposed, open_entries,
+                 tuple(damaged))
 
 
 def _chain_problems(good: list[Recorded]) -> list[Problem]:
@@ -368,6 +383,49 @@ class Record:
         """Old entries not yet migrated into the signed chain (read from the old record issue)."""
         self.entries()
         return list(self._legacy)
+
+    def repairs(self) -> list[tuple[int, str]]:
+        """(entry issue, the text the bot wrote there) for each edited entry the bot can rebuild and prove.
+
+        The fields come from the request's status note (the bot's own note: only a Maintainer may edit it)
+        and the place from the entries around it; the rebuilt entry is signed again (PKCS#1 v1.5 signs the
+        same bytes the same way) and counts only if its digest is the one the next entry names, so it is
+        the very text the bot wrote. The newest entry has no next one: it waits for a person."""
+        audit_, out = self.audit(), []
+        if self.signer is None:
+            return out
+        by_place = sorted(audit_.entries, key=lambda r: r.where)
+        for damaged in audit_.damaged:
+            after = next((r for r in by_place if r.where > damaged.iid), None)
+            before = next((r for r in reversed(by_place) if r.where < damaged.iid), None)
+            if damaged.request_iid is None or after is None or (before.entry.seq if before else 0) + 2 != \
+                    after.entry.seq:
+                continue
+            rebuilt = self._rebuild(damaged.request_iid, after.entry.seq - 1, before.digest if before else "")
+            if rebuilt is not None and rebuilt.digest == after.entry.prev:
+                out.append((damaged.iid, entry_note(rebuilt.entry, rebuilt.key_text, rebuilt.signature)))
+        return out
+
+    def _rebuild(self, request_iid: int, seq: int, prev: str) -> Recorded | None:
+        from . import status as status_mod
+
+        note = self.tracker.status_note(request_iid)
+        state = status_mod.read(note.body) if note else None
+        key_text = status_mod.key_text(note.body) if note else None
+        if state is None or not state.has_license or not key_text or not state.persisted_at:
+            return None
+        request = self.tracker.get_issue(request_iid)
+        entry = Entry(license_id=state.license_id or "", sha256=state.license_sha256 or "", issue_iid=request_iid,
+                      issue_url=request.web_url, email=state.email or "", user_count=state.user_count or 0,
+                      ticket_id=state.ticket_id, ticket_url=state.ticket_url, made_on=state.persisted_at[:10],
+                      expires_on=state.expires_at or "", file_name=state.file_name or "",
+                      upload_markdown=state.upload_markdown or "", seq=seq, prev=prev)
+        lic = verify(entry, key_text, self.trusted)  # the key in the note must be the license it names
+        return Recorded(entry, key_text, lic, sign(entry, self.signer)) if lic is not None else None
+
+    def reload(self) -> None:
+        """Read the record again (after the run repaired it)."""
+        self._audit, self._entries, self._legacy = None, None, []
 
     def exposed(self) -> list[Issue]:
         """Issues holding a key that anyone may read: entry issues (and the old record issue) and the requests

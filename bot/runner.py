@@ -121,10 +121,18 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
 
 
 def _keep_keys_confidential(ctx: Context, say: Callable[[str], None]) -> None:
-    """Every issue that holds a key confidential again, and entries closed, whoever changed them (a
-    Developer may make any issue non-confidential: then a Guest reads the keys)."""
+    """Edited record entries the bot can prove restored; every issue that holds a key confidential again, and
+    entries closed, whoever changed them (a Developer may make any issue non-confidential: then a Guest reads
+    the keys)."""
     from .tracker import IssueEdit
 
+    repairs = ctx.record.repairs()
+    for iid, text in repairs:  # an edited entry the bot proved it can rebuild: restored, so nothing waits
+        ctx.tracker.edit_issue(ctx.tracker.get_issue(iid), IssueEdit(description=text))
+        say(f"#{iid} is a record entry someone edited: restored to the text the bot wrote (proven by the next "
+            "entry's digest)")
+    if repairs:
+        ctx.record.reload()
     for issue in ctx.record.exposed():
         ctx.tracker.edit_issue(issue, IssueEdit(confidential=True))
         say(f"{issue.ref} holds a license key but someone made it non-confidential: made confidential again")

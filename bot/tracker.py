@@ -119,11 +119,14 @@ class IssueEdit:
     state_event: str | None = None
     confidential: bool | None = None
     assignee_ids: tuple[int, ...] | None = None
+    description: str | None = None  # only ever the bot's own text (a record entry it restores)
 
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if self.title is not None:
             data["title"] = self.title
+        if self.description is not None:
+            data["description"] = self.description
         if self.add_labels:
             data["add_labels"] = ",".join(self.add_labels)
         if self.remove_labels:
@@ -143,6 +146,7 @@ class IssueEdit:
         state = {"close": "closed", "reopen": "opened"}.get(self.state_event or "", issue.state)
         return Issue(**{**issue.__dict__, "labels": tuple(labels), "state": state,
                         "title": self.title if self.title is not None else issue.title,
+                        "description": self.description if self.description is not None else issue.description,
                         "confidential": issue.confidential if self.confidential is None else self.confidential,
                         "assignee_ids": issue.assignee_ids if self.assignee_ids is None else self.assignee_ids})
 

@@ -185,3 +185,15 @@ def test_two_overlapping_runs_writing_the_same_entry_or_two_after_the_same_one_i
     checked = audit(tracker.bot_issues(), [vector["public"]])
     assert checked.problems == () and sorted(r.entry.email for r in checked.entries) == [
         "c1@example.org", "c2@example.org", "fork@example.org"]
+
+
+def test_a_dry_run_shows_a_record_repair_without_the_key(vector):
+    from bot.dryrun import DryRunTracker
+    from bot.tracker import IssueEdit
+
+    entry, key = _entry(vector["private"])
+    tracker, (one,) = _chain(vector, 1)
+    printed: list[str] = []
+    DryRunTracker(tracker, printed.append).edit_issue(one, IssueEdit(description=entry_note(entry, key)))
+    assert len(printed) == 1 and "would edit issue #901: description=" in printed[0]
+    assert key not in printed[0] and "[the license key:" in printed[0]

@@ -314,3 +314,26 @@ def test_8_changing_the_token_to_another_user_keeps_the_record_once_the_old_user
     record = checks(bot, "support-bot-token")["record of issued licenses"]
     assert record.ok and record.detail == "2 licenses, every entry signed and chained"
     assert len(mail(server.url)) == 2
+
+
+def test_6_an_edited_entry_the_bot_can_prove_is_restored_by_the_next_run_and_nothing_waits(twin):
+    """A Reporter can edit any description. For an entry with a later one, the bot rebuilds it from the
+    request's status note (its own note) and its place, and proves it by the next entry's digest: restored, so
+    an edit by anyone below Maintainer holds nothing. The newest entry has no proof: it is held (above)."""
+    server, bot = twin
+    for n in (1, 2):
+        file(server.url, n)
+        assert bot.run().returncode == 0
+    one, _ = entries(server.url)
+    original = one.description
+    as_maya = client(server.url, "maya-token").issues.get(one.iid)
+    as_maya.description = original.replace('"ticket_id":512001', '"ticket_id":999999')
+    as_maya.save()
+    assert checks(bot)["record of issued licenses"].ok is False
+
+    again = file(server.url, 3, ticket="512001")  # the edited entry's real ticket
+    result = bot.run()
+    assert result.returncode == 0 and f"#{one.iid} is a record entry someone edited: restored" in result.stdout
+    assert client(server.url, "bot-token").issues.get(one.iid).description.strip() == original.strip()
+    assert "ticket 512001 already got a license in #1" in held_note(server.url, again.iid)
+    assert len(mail(server.url)) == 2 and checks(bot)["record of issued licenses"].ok
