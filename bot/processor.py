@@ -395,7 +395,7 @@ def _status_of(recorded: record.Recorded, issue: Issue, status: Status | None, c
                       license_id=e.license_id, license_sha256=e.sha256, email=e.email, user_count=e.user_count,
                       ticket_url=e.ticket_url, ticket_id=e.ticket_id, issued_at=lic.issued_at.isoformat(),
                       expires_at=e.expires_on, file_name=e.file_name, upload_markdown=e.upload_markdown,
-                      persisted_at=base.persisted_at or e.made_on)
+                      persisted_at=base.persisted_at or e.made_on, record_digest=recorded.digest)
 
 
 def _save(issue: Issue, note: Note | None, status: Status, ctx: Context, key_text: str | None = None) -> Note:

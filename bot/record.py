@@ -16,8 +16,8 @@ Why this shape (GitLab facts, each pinned by a test that cites its source):
   fails its signature, a deleted or moved one leaves a gap in the chain (each entry names the digest of the
   one before it), and either is reported (`doctor`, `find`) and holds every request the bot has not yet
   licensed for a person: the bot cannot tell which ticket or address the lost entry covered. An edited
-  entry that a later one follows is rebuilt from its request's status note and restored by the next run
-  (`repairs`): the later entry's `prev` proves the rebuilt text is the one the bot wrote.
+  entry is rebuilt from its request's status note and restored by the next run (`repairs`): the next
+  entry's `prev`, or for the newest the digest the status note kept, proves it is the text the bot wrote.
 - Deleting an issue takes the Owner role (`destroy_issue`), not Maintainer.
 - Listing issues filters by `author_id`; listing notes cannot filter by author (`lib/api/notes.rb`:
   `order_by`, `sort`, `activity_filter` only). So reading the record costs one call per 100 licenses,
@@ -389,8 +389,8 @@ class Record:
 
         The fields come from the request's status note (the bot's own note: only a Maintainer may edit it)
         and the place from the entries around it; the rebuilt entry is signed again (PKCS#1 v1.5 signs the
-        same bytes the same way) and counts only if its digest is the one the next entry names, so it is
-        the very text the bot wrote. The newest entry has no next one: it waits for a person."""
+        same bytes the same way) and counts only if its digest is the one the next entry names, or, for the
+        newest entry, the one the status note kept: so it is the very text the bot wrote."""
         audit_, out = self.audit(), []
         if self.signer is None:
             return out
@@ -398,15 +398,16 @@ class Record:
         for damaged in audit_.damaged:
             after = next((r for r in by_place if r.where > damaged.iid), None)
             before = next((r for r in reversed(by_place) if r.where < damaged.iid), None)
-            if damaged.request_iid is None or after is None or (before.entry.seq if before else 0) + 2 != \
-                    after.entry.seq:
+            seq = (before.entry.seq if before else 0) + 1
+            if damaged.request_iid is None or (after is not None and after.entry.seq != seq + 1):
                 continue
-            rebuilt = self._rebuild(damaged.request_iid, after.entry.seq - 1, before.digest if before else "")
-            if rebuilt is not None and rebuilt.digest == after.entry.prev:
-                out.append((damaged.iid, entry_note(rebuilt.entry, rebuilt.key_text, rebuilt.signature)))
+            rebuilt = self._rebuild(damaged.request_iid, seq, before.digest if before else "")
+            if rebuilt is not None and rebuilt[0].digest == (after.entry.prev if after else rebuilt[1]):
+                out.append((damaged.iid, entry_note(rebuilt[0].entry, rebuilt[0].key_text, rebuilt[0].signature)))
         return out
 
-    def _rebuild(self, request_iid: int, seq: int, prev: str) -> Recorded | None:
+    def _rebuild(self, request_iid: int, seq: int, prev: str) -> tuple[Recorded, str | None] | None:
+        """The entry rebuilt from the request's status note, and the entry digest that note kept."""
         from . import status as status_mod
 
         note = self.tracker.status_note(request_iid)
@@ -421,7 +422,7 @@ class Record:
                       expires_on=state.expires_at or "", file_name=state.file_name or "",
                       upload_markdown=state.upload_markdown or "", seq=seq, prev=prev)
         lic = verify(entry, key_text, self.trusted)  # the key in the note must be the license it names
-        return Recorded(entry, key_text, lic, sign(entry, self.signer)) if lic is not None else None
+        return (Recorded(entry, key_text, lic, sign(entry, self.signer)), state.record_digest) if lic else None
 
     def reload(self) -> None:
         """Read the record again (after the run repaired it)."""

@@ -61,6 +61,7 @@ class Status:
     ticket_organization: str | None = None
     ticket_noted: bool | None = None     # the internal note on the ticket: None not wanted, False pending
     ticket_attempts: int = 0
+    record_digest: str | None = None     # the license's record entry, as the bot wrote it (restores an edited one)
 
     @property
     def has_license(self) -> bool:

@@ -325,7 +325,7 @@ def _final(world) -> dict:
     issue, status = world.issue(), world.status()
     return {"title": issue.title, "state": issue.state, "labels": set(issue.labels),
             "confidential": issue.confidential,
-            "status": replace(status, upload_markdown=None),
+            "status": replace(status, upload_markdown=None, record_digest=None),  # both name the upload
             "key": status_mod.key_text(world.note().body)}
 
 

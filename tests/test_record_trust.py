@@ -76,7 +76,7 @@ def held_note(url, iid) -> str:
 
 # --- finding 6: record entries can be edited and deleted ----------------------------------------------------
 
-def test_6_a_maintainer_who_re_points_and_back_dates_an_entry_gets_the_request_held_not_a_second_license(twin):
+def test_6_a_maintainer_who_re_points_and_back_dates_an_entry_is_undone_and_the_same_ticket_is_refused(twin):
     server, bot = twin
     first = file(server.url, 1)
     assert bot.run().returncode == 0
@@ -89,13 +89,35 @@ def test_6_a_maintainer_who_re_points_and_back_dates_an_entry_gets_the_request_h
         '"made_on":"20', '"made_on":"19')
     as_maya.save()
     assert client(server.url, "bot-token").issues.get(entry.iid).author["username"] == "license-bot"
+    record = checks(bot)["record of issued licenses"]
+    assert record.ok is False and f"record entry issue #{entry.iid}" in record.detail
+    assert "edited after the bot wrote it" in record.detail
 
     second = file(server.url, 2, ticket="512001", email="admin1@customer1.example.com")  # the same ticket and email
+    result = bot.run()
+    # The request's status note (the bot's own) kept the entry's digest: the rebuilt, re-signed entry is
+    # proven to be the text the bot wrote, and is written back.
+    assert result.returncode == 0 and f"#{entry.iid} is a record entry someone edited: restored" in result.stdout
+    assert client(server.url, "bot-token").issues.get(entry.iid).description.strip() == original.strip()
+    assert f"ticket 512001 already got a license in #{first.iid}" in held_note(server.url, second.iid)
+    assert len(mail(server.url)) == 1 and checks(bot)["record of issued licenses"].ok
+
+
+def test_6_an_erased_entry_holds_the_same_ticket_and_email_for_a_person_until_it_is_restored(twin):
+    server, bot = twin
+    first = file(server.url, 1)
+    assert bot.run().returncode == 0
+    (entry,) = entries(server.url)
+    original = entry.description
+    as_maya = client(server.url, "maya-token").issues.get(entry.iid)
+    as_maya.description = "nothing to see here"  # no request named: the bot cannot rebuild it
+    as_maya.save()
+
+    second = file(server.url, 2, ticket="512001", email="admin1@customer1.example.com")
     result = bot.run()
     assert result.returncode == 0 and f"#{second.iid} failed: held for a person" in result.stdout
     note = held_note(server.url, second.iid)
     assert "the record of issued licenses is damaged" in note and f"record entry issue #{entry.iid}" in note
-    assert "edited after the bot wrote it" in note
     assert len(mail(server.url)) == 1  # the first request's email only
 
     record = checks(bot)["record of issued licenses"]
