@@ -359,3 +359,25 @@ def test_6_an_edited_entry_the_bot_can_prove_is_restored_by_the_next_run_and_not
     assert client(server.url, "bot-token").issues.get(one.iid).description.strip() == original.strip()
     assert "ticket 512001 already got a license in #1" in held_note(server.url, again.iid)
     assert len(mail(server.url)) == 2 and checks(bot)["record of issued licenses"].ok
+
+
+def test_6_the_webhook_a_confidentiality_change_fires_restores_it_at_once(twin):
+    """GitLab sends an issue event when someone changes an issue (the bot ignores only its own events), so a
+    webhook-triggered run for the changed entry restores it without waiting for a request."""
+    import subprocess
+
+    server, bot = twin
+    file(server.url, 1)
+    assert bot.run().returncode == 0
+    (entry,) = entries(server.url)
+    as_alice = client(server.url, "alice-token").issues.get(entry.iid)
+    as_alice.confidential = False
+    as_alice.save()
+    event = {"object_kind": "issue", "event_type": "issue", "user": {"username": "alice"},
+             "project": {"path_with_namespace": "support/internal-requests"},
+             "object_attributes": {"iid": entry.iid, "action": "update"}}
+    env = {**bot.env(), "CI_PIPELINE_SOURCE": "trigger", "TRIGGER_PAYLOAD": json.dumps(event)}
+    result = subprocess.run(bot.command(), capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"#{entry.iid} holds a license key but someone made it non-confidential" in result.stdout
+    assert client(server.url, "bot-token").issues.get(entry.iid).confidential
