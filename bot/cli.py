@@ -353,11 +353,14 @@ def cmd_find(args: argparse.Namespace) -> int:
         print(f"license-bot: error: could not search: {exc}", file=sys.stderr)
         return find.COULD_NOT_SEARCH
     written = find.download(record, hits, Path(args.download), force=args.force) if args.download else []
+    damaged = find.damage_lines(record)
+    for line in damaged:
+        print(line, file=sys.stderr)
     if args.json:
-        print(json.dumps({"email": email, "found": find.to_json(hits),
+        print(json.dumps({"email": email, "found": find.to_json(hits), "record_problems": damaged,
                           "downloads": [{"iid": r.entry.issue_iid, "path": str(p), "license_id": r.entry.license_id}
                                         for p, r in written]}, indent=2))
-        return find.FOUND if hits else find.NOTHING
+        return find.FOUND if hits else find.COULD_NOT_SEARCH if damaged else find.NOTHING
     for title, kind in (("Licenses", find.LICENSE), ("Not made by the bot", find.NOT_THE_BOTS),
                         ("Open requests", find.OPEN)):
         group = [h for h in hits if h.kind == kind]
@@ -368,6 +371,10 @@ def cmd_find(args: argparse.Namespace) -> int:
     for path, r in written:
         print(f"wrote {path}: license {r.entry.license_id} for {r.license.email}, {r.license.user_count} users, "
               f"expires {r.license.expires_at}; it decodes with the public key")
+    if not hits and damaged:
+        print(f"nothing found for {email} among the record entries that check out, but the record is damaged (above):"
+              " a lost entry may be this address's license", file=sys.stderr)
+        return find.COULD_NOT_SEARCH
     if not hits:
         print(f"nothing found for {email}: no license in the bot's record and no open request. If the customer "
               "needs a license, file a new request.")

@@ -47,6 +47,7 @@ class RequestsConfig:
     approver_groups: tuple[str, ...] = ("support-managers",)
     approver_users: tuple[str, ...] = ()
     min_access_level: int = 20
+    record_authors: tuple[str, ...] = ()  # earlier bot users whose record entries still count (a changed token)
 
     @property
     def min_access_name(self) -> str:
@@ -322,6 +323,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
         approver_groups=r.strings("approver_groups", ("support-managers",)),
         approver_users=r.strings("approver_users", ()),
         min_access_level=ACCESS_LEVELS[r.choice("min_access_level", "reporter", tuple(ACCESS_LEVELS))],
+        record_authors=r.strings("record_authors", ()),
     )
     r.done()
 

@@ -46,7 +46,7 @@ class Context:
         """The record of issued licenses, read once per run (made when first asked: an idle run never is)."""
         from .record import Record
 
-        return Record(self.tracker, self.signer.public_key())
+        return Record(self.tracker, self.signer.public_key(), self.signer)
 
     @property
     def today(self) -> date:

@@ -86,7 +86,8 @@ def check(config: Config, secrets: Secrets, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     today = today or datetime.now(timezone.utc).date()
     gitlab_checks, tracker = _gitlab_checks(config, secrets, today)
-    return [*gitlab_checks, _key_check(config, secrets, env), _smtp_check(config, secrets),
+    return [*gitlab_checks, _key_check(config, secrets, env), *_record_checks(config, secrets, tracker),
+            _smtp_check(config, secrets),
             _slack_check(config, secrets), *_zendesk_checks(config, secrets), *_ci_checks(env, ci_file),
             *_schedule_checks(env, tracker)]
 
@@ -98,7 +99,8 @@ def _gitlab_checks(config: Config, secrets: Secrets, today: date) -> tuple[list[
         tracker = GitLabTracker(config, secrets.gitlab_token, max_retries=1)
         me = tracker.me()
     except BotError as exc:
-        fix = ("create a project access token with the api scope (Reporter or above) and set GITLAB_TOKEN"
+        fix = ("create a personal access token with the api scope for the bot's own user (README, \"The token\") "
+               "and set GITLAB_TOKEN"
                if "token" in str(exc).lower() else "check gitlab.url (or GITLAB_URL) and the network")
         return ([Check(first, False, str(exc), fix)]
                 + [Check(n, None, "needs GitLab, which could not be reached") for n in _GITLAB_PROBES], None)
@@ -132,7 +134,7 @@ def _token(name, tracker, me, config, today) -> Check:
         return Check(name, None, "GitLab does not say this token's scopes and expiry")
     scopes = info.get("scopes") or []
     expires = date.fromisoformat(info["expires_at"]) if info.get("expires_at") else None
-    fix = "make a new project access token with the api scope and replace GITLAB_TOKEN"
+    fix = "make a new personal access token with the api scope for the bot's user and replace GITLAB_TOKEN"
     if "api" not in scopes:
         return Check(name, False, f"the token has scopes {', '.join(scopes) or 'none'}, not api", fix)
     if info.get("revoked") or info.get("active") is False or (expires and expires <= today):
@@ -150,8 +152,8 @@ def _groups(name, tracker, me, config, today) -> Check:
     r = config.requests
     groups = sorted({*r.requester_groups, *r.approver_groups})
     for group in groups:
-        tracker.group(group)  # raises with the group's name and the fix
-    return Check(name, True, f"the bot can read {', '.join(groups)}" if groups else "none configured")
+        tracker.member_level(group, me["id"])  # reads the group, then a member: each raises with the fix
+    return Check(name, True, f"the bot can read the members of {', '.join(groups)}" if groups else "none configured")
 
 
 def _role(name, tracker, me, config, today) -> Check:
@@ -220,6 +222,55 @@ def _key_check(config: Config, secrets: Secrets, env: Mapping[str, str]) -> Chec
                      "Hold it in an HSM or key service and set license.signer: pkcs11 (README, \"The signing key in "
                      "a token\")", warn=True)
     return Check(name, True, f"{kind} signs, and its signatures check out with {path}")
+
+
+def _record_checks(config: Config, secrets: Secrets, tracker: GitLabTracker | None) -> list[Check]:
+    """The record of issued licenses: every entry signed and chained (which entry, and what is wrong), and
+    every issue holding a key confidential."""
+    from .record import Record
+
+    names = ("record of issued licenses", "license keys confidential")
+    if tracker is None:
+        return [Check(n, None, "needs GitLab, which could not be reached") for n in names]
+    path = secrets.public_key_file or config.license.public_key_file
+    try:
+        record = Record(tracker, keys.load_public_key(path)) if path else None
+    except BotError as exc:
+        record, why = None, str(exc)
+    else:
+        why = "no public key is configured (LICENSE_PUBLIC_KEY_FILE or license.public_key_file)"
+    if record is None:
+        return [Check(n, None, why) for n in names]
+    try:
+        entries, problems, old = record.entries(), record.problems(), record.unchained()
+        exposed = record.exposed()
+    except BotError as exc:
+        return [Check(n, False, str(exc), "see the message") for n in names]
+    if problems:
+        first = Check(names[0], False, f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: "
+                      + "; ".join(p.line() for p in problems),
+                      "until it is repaired every new request is held for a person. Restore each entry's description "
+                      "from its issue's history (Edited > Compare with previous version), or, if an entry is gone, "
+                      "find its license in the requests' status notes and decide by hand")
+    elif not entries and tracker.labelled(config.requests.success_label):
+        first = Check(names[0], True, f"the record (issues opened by @{tracker.me()['username']}) is empty, yet "
+                      f"issues are labelled {config.requests.success_label}: if the bot's token was changed to another "
+                      "user, the licenses the old user recorded are not seen, and could be made again",
+                      "list the old user in requests.record_authors (README, \"The token\")", warn=True)
+    else:
+        legacy = (f"; {len(old)} older unsigned entries on the old record issue #{record.audit().legacy_iid} are "
+                  "checked by their keys only and are moved into the chain by the next run that makes a license"
+                  if old else "")
+        first = Check(names[0], True, f"{len(entries)} license{'s' if len(entries) != 1 else ''}, every entry signed "
+                                      f"and chained{legacy}")
+    if exposed:
+        second = Check(names[1], False, "not confidential: " + ", ".join(i.ref for i in exposed)
+                       + ": any Guest can read the license keys there",
+                       "the next run with a request to process makes them confidential again; to close the gap now, "
+                       "set each one confidential (issue sidebar > Confidentiality)")
+    else:
+        second = Check(names[1], True, "every record entry and every request holding a key is confidential")
+    return [first, second]
 
 
 def _smtp_check(config: Config, secrets: Secrets) -> Check:
@@ -347,7 +398,10 @@ def _schedule_checks(env: Mapping[str, str], tracker: GitLabTracker | None) -> l
     try:
         schedules = tracker.pipeline_schedules(env["CI_PROJECT_ID"])
     except BotError as exc:
-        return [Check(name, False, str(exc), "give the token's user the Developer role in the bot's project")]
+        return [Check(name, False, str(exc), f"give the token's user the Reporter role in the bot's project "
+                                             f"{env['CI_PROJECT_ID']}, which runs the schedule (a project access "
+                                             "token of the tracker cannot reach another project: README, \"The "
+                                             "token\")")]
     good = [s for s in schedules if s.get("active") and (s.get("owner") or {}).get("state", "active") == "active"]
     if good:
         owner = (good[0].get("owner") or {}).get("username", "?")

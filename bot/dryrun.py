@@ -6,6 +6,7 @@ What is printed is exactly what a real run would write, because the real code pa
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from email.message import EmailMessage
 
 from . import record
@@ -32,7 +33,7 @@ class DryRunTracker:
     def edit_issue(self, issue: Issue, edit: IssueEdit) -> Issue:
         payload = edit.payload()
         if payload:
-            fields = ", ".join(f"{k}={v!r}" for k, v in payload.items())
+            fields = ", ".join(f"{k}={_without_key(v) if k == 'description' else v!r}" for k, v in payload.items())
             self._say(f"would edit issue {issue.ref}: {fields}")
         return edit.applied_to(issue)
 
@@ -42,18 +43,13 @@ class DryRunTracker:
         self._say(f"would {verb} issue #{iid}:\n{shown}")
         return Note(id=note_id or -1, body=body)
 
-    def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
-        iid = self._tracker.record_issue()
-        if iid is None and create:
-            self._say("would open the record issue (the bot's record of issued licenses)")
-            return -1
-        return iid
-
-    def add_note(self, iid: int, body: str, landed) -> Note:
-        entry = record.parse_entry(body)
-        what = f"license {entry[0].license_id} for {entry[0].email}" if entry else "a comment"
-        self._say(f"would record {what} on the record issue #{iid}")
-        return Note(id=-1, body=body)
+    def open_entry(self, title: str, description: str, landed) -> Issue:
+        entry = record.parse_entry(description)
+        what = f"license {entry[0].license_id} for {entry[0].email}" if entry else "an issue"
+        self._say(f"would record {what} in a new confidential record entry issue, signed and chained")
+        now = datetime.now(timezone.utc)
+        return Issue(iid=-1, title=title, description=description, state="closed", labels=(), author_username="",
+                     author_id=0, confidential=True, web_url="", created_at=now, updated_at=now)
 
     def create_label(self, name: str, color: str, description: str) -> bool:
         self._say(f"would create label {name} (the run lock)")

@@ -21,6 +21,7 @@ from .tracker import Tracker
 
 FOUND, NOTHING, COULD_NOT_SEARCH = 0, 3, 1
 LICENSE, OPEN, NOT_THE_BOTS = "license", "open", "not made by the bot"
+DAMAGED = "not in the record, which is damaged"  # the state of a look-alike while the record does not check out
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class Found:
                     f"      ticket {self.ticket_url}  issue {self.url}"]
         if self.kind == OPEN:
             return [f"#{self.iid}  open request, filed {self.date}: {messages.plain(self.state)}", f"      {self.url}"]
+        if self.state == DAMAGED:
+            return [f"#{self.iid}  NOT IN THE RECORD: {self.title!r}; the record is damaged, so this may be a license "
+                    "whose entry was lost: check its status note before sending anything", f"      {self.url}"]
         return [f"#{self.iid}  NOT MADE BY THE BOT: {self.title!r} holds no license in the bot's record; "
                 "do not send anything from it", f"      {self.url}"]
 
@@ -88,7 +92,8 @@ def search(tracker: Tracker, record: Record, email: str, ticket_base_url: str,
         parsed = messages.parse_success_title(issue.title)
         if parsed and same_address(parsed[0], email) and issue.iid not in recorded:
             found.append(Found(NOT_THE_BOTS, issue.iid, issue.web_url, issue.title, issue.created_at.date().isoformat(),
-                               parsed[0], parsed[1], None, None, None, "no license in the bot's record"))
+                               parsed[0], parsed[1], None, None, None,
+                               DAMAGED if record.problems() else "no license in the bot's record"))
     for issue in tracker.open_requests():
         parsed = request.parse(issue.description, ticket_base_url)
         if issue.iid in recorded or not parsed.email or not same_address(parsed.email, email):
@@ -107,6 +112,14 @@ def search(tracker: Tracker, record: Record, email: str, ticket_base_url: str,
         found.append(Found(OPEN, issue.iid, issue.web_url, issue.title, issue.created_at.date().isoformat(),
                            parsed.email, parsed.user_count, ticket_url, None, None, reason))
     return found
+
+
+def damage_lines(record: Record) -> list[str]:
+    """What is wrong with the record, entry by entry: a lost or edited entry may be the license asked for."""
+    problems = record.problems()
+    return [f"warning: the record of issued licenses is damaged ({len(problems)} problem"
+            f"{'s' if len(problems) != 1 else ''}): a license recorded there may be missing from this list",
+            *(f"  {p.line()}" for p in problems)] if problems else []
 
 
 def download(record: Record, hits: list[Found], directory: Path, *, force: bool = False) -> list[tuple[Path, Recorded]]:

@@ -62,8 +62,22 @@ def process(issue: Issue, ctx: Context) -> Result:
     recorded = ctx.record.for_issue(issue.iid)
     if recorded is not None:
         return _follow_up(issue, note, status, recorded, ctx)
-    if status and status.step == HELD:
+    damage = ctx.record.damage()
+    if status and status.step == HELD and not (status.last_error or "").startswith(record.DAMAGED):
         return Result(issue.iid, SKIPPED, "held for a person: " + (status.last_error or ""))
+    if damage:  # a lost or edited entry could be this ticket's or address's license: nobody may tell it is not
+        why = (f"{record.DAMAGED} ({damage}), so the bot cannot tell whether this ticket or address already has a "
+               "license; it waits until a person restores the entry (license-bot doctor names it)")
+        if status and status.step == HELD and status.last_error == why:
+            return Result(issue.iid, SKIPPED, "held for a person: " + why)
+        # Not labelled failed (a failed request is not looked at again until it changes): once the record
+        # checks out again, the next run judges it.
+        base = status or Status(step=HELD, description_sha256=description_hash(issue.description),
+                                judged_at=ctx.now.isoformat(), author=issue.author_username)
+        _save(issue, note, base.with_(step=HELD, last_error=why), ctx)
+        return Result(issue.iid, FAILED, f"held for a person: {why}", (("license", why),))
+    if status and status.step == HELD:
+        status = None  # held only while the record was damaged: judged afresh now that it checks out
     if status and status.has_license:
         return _hold(issue, note, status, ctx, f"the status note names license {status.license_id}, but the bot's "
                      "record holds no license for this issue, so the bot cannot tell what was sent")
@@ -426,7 +440,7 @@ def _status_of(recorded: record.Recorded, issue: Issue, status: Status | None, c
                       license_id=e.license_id, license_sha256=e.sha256, email=e.email, user_count=e.user_count,
                       ticket_url=e.ticket_url, ticket_id=e.ticket_id, issued_at=lic.issued_at.isoformat(),
                       expires_at=e.expires_on, file_name=e.file_name, upload_markdown=e.upload_markdown,
-                      persisted_at=base.persisted_at or e.made_on)
+                      persisted_at=base.persisted_at or e.made_on, record_digest=recorded.digest)
 
 
 def _save(issue: Issue, note: Note | None, status: Status, ctx: Context, key_text: str | None = None) -> Note:

@@ -1,28 +1,51 @@
 """The record of issued licenses: the one proof that a license exists. Every rule and command asks it.
 
-Every license the bot makes is written here *before* it is emailed: one comment per license, by the
-bot's own user, on one confidential issue that the bot's user opened (the record issue). An entry
-counts only if the bot's user wrote it and it carries a key that decodes with the signing public key
-and matches the entry's license id, SHA-256, email and user count. Titles, labels and descriptions are
-never proof: anyone who can file an issue can write a `[Success]` title or set a label; nobody but the
-bot can write as the bot, and nobody but the key's holder can make a key that decodes.
+Every license the bot makes is written here *before* it is emailed: one confidential issue per license,
+opened by the bot's own user (an *entry issue*), whose description holds a line for people, the key, and
+the entry as hidden JSON. An entry counts only if
 
-Why one record issue instead of searching the requests: GitLab's issue search is full-text (a ticket
-written as a URL is not found by its number), any Reporter can remove a label, and a description can
-be edited after the fact. Reading the record's comments is exact, costs one call per 100 licenses
-per run, and is append-only for everyone below Maintainer.
+- the bot's user opened the issue (nobody else can open one as the bot);
+- the entry carries a signature by the signing key (through the same `Signer`, so an HSM key signs it
+  too) over every field it holds: license id, key SHA-256, email, users, ticket, issue, dates, file,
+  its number in the chain and the digest of the entry before it;
+- its key decodes with a trusted public key and is the one the entry describes.
 
-The entry format (`entry_note`, `parse_entry`, `verify`) is pure; `Record` reads and appends through
-the tracker.
+Why this shape (GitLab facts, each pinned by a test that cites its source):
+- A Maintainer may edit anyone's comment, the author staying the bot (`admin_note`), and delete it; any
+  Reporter may edit an issue's description. So nothing is trusted for who wrote it alone: an edited entry
+  fails its signature, a deleted or moved one leaves a gap in the chain (each entry names the digest of the
+  one before it), and either is reported (`doctor`, `find`) and holds every request the bot has not yet
+  licensed for a person: the bot cannot tell which ticket or address the lost entry covered. An edited
+  entry is rebuilt from its request's status note and restored by the next run (`repairs`): the next
+  entry's `prev`, or for the newest the digest the status note kept, proves it is the text the bot wrote.
+- Deleting an issue takes the Owner role (`destroy_issue`), not Maintainer.
+- Listing issues filters by `author_id`; listing notes cannot filter by author (`lib/api/notes.rb`:
+  `order_by`, `sort`, `activity_filter` only). So reading the record costs one call per 100 licenses,
+  whatever anyone writes on the entries; the old single record issue cost one call per 100 comments of
+  anyone's.
+
+Entries written before signing (comments on the old record issue, verified by the key alone) are migrated
+once, at the first run that records a license: each becomes a signed entry (`legacy_note` names its
+comment), the first one naming the old issue and how many it had. Until then they are read as before and
+reported as unchained.
+
+The entry format and the audit of the chain are pure; `Record` reads and appends through the tracker.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import date
 from typing import TYPE_CHECKING
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import license as lic_mod
 from .policy import PriorLicense
@@ -30,20 +53,20 @@ from .policy import PriorLicense
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from .tracker import Note, Tracker
+    from .signer import Signer
+    from .tracker import Issue, Note, Tracker
 
-ISSUE_TITLE = "License Bot: record of issued licenses (written by the bot; do not edit)"
-ISSUE_DESCRIPTION = (
-    "Every emergency license License Bot makes is recorded here as one comment by the bot, before it is "
-    "emailed. The bot reads these comments to keep one license per ticket and one per email within the "
-    "cooldown, and `license-bot find` reads them to retrieve a lost license.\n\n"
-    "Only comments written by the bot's own user, whose key decodes with the signing public key, count. "
-    "Deleting one does not let a request get a second license, but it hides a license from `find`: "
-    "please leave them alone.\n")
+ISSUE_TITLE = "License Bot: record of issued licenses (written by the bot; do not edit)"  # the old record issue
+ENTRY_TITLE = "License Bot record: license {license_id} (written and signed by the bot; do not edit)"
 
 _ENTRY_MARKER = "<!-- license-bot:record-entry "
 _ENTRY_RE = re.compile(r"<!-- license-bot:record-entry (\{[^<>]*\}) -->")
 _KEY_RE = re.compile(r"-+BEGIN [A-Z ]+ LICENSE-+\n[A-Za-z0-9+/=\n]*?-+END [A-Z ]+ LICENSE-+")
+# What is signed is a SHA-256 under this prefix: never the bytes of another of the key's uses (the key
+# material probe in bot/signer.py, doctor's probe, a license's AES key), so no signature here can stand in
+# for one of those.
+_SIGNED_AS = b"license-bot record entry v1\0"
+DAMAGED = "the record of issued licenses is damaged"  # how a hold for it starts, so it lifts once repaired
 
 
 @dataclass(frozen=True)
@@ -62,6 +85,9 @@ class Entry:
     expires_on: str     # YYYY-MM-DD
     file_name: str
     upload_markdown: str = ""
+    seq: int = 0        # its place in the chain, from 1; 0: an old, unsigned entry
+    prev: str = ""      # the digest of entry seq-1; for entry 1 "" or "legacy:#IID:COUNT" (the old record issue)
+    legacy_note: int = 0  # the comment of the old record issue this entry was migrated from
 
     @property
     def issue_ref(self) -> str:
@@ -71,6 +97,15 @@ class Entry:
         return PriorLicense(self.issue_ref, self.issue_url, self.email, self.ticket_id,
                             date.fromisoformat(self.made_on))
 
+    def payload(self) -> bytes:
+        """Every field, canonically: what the signature covers."""
+        return json.dumps(asdict(self), sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
+
+    def describe(self) -> str:
+        ticket = f"ticket {self.ticket_id}" if self.ticket_id is not None else "no ticket"
+        return (f"license {self.license_id} for {self.email}, {self.user_count} users, {ticket}, issue "
+                f"{self.issue_ref}, made {self.made_on}")
+
 
 @dataclass(frozen=True)
 class Recorded:
@@ -79,20 +114,70 @@ class Recorded:
     entry: Entry
     key_text: str
     license: lic_mod.License
+    signature: str = ""  # base64; "" for an old, unsigned entry
+    where: int = 0       # the entry issue's iid (the old record issue's, for an unmigrated entry)
+
+    @property
+    def digest(self) -> str:
+        """What the next entry names as `prev`: the entry and its signature."""
+        return hashlib.sha256(self.entry.payload() + b"\0" + self.signature.encode()).hexdigest()
 
 
-def entry_note(entry: Entry, key_text: str) -> str:
-    """The record comment: a line for people, the key, and the entry as hidden JSON."""
-    data = json.dumps(asdict(entry), sort_keys=True, ensure_ascii=True, separators=(",", ":"))
-    data = data.replace("<", "\\u003c").replace(">", "\\u003e")  # no value can end the comment
+@dataclass(frozen=True)
+class Problem:
+    """An entry the bot cannot trust, or one missing from the chain: which, and what is wrong."""
+
+    where: str
+    what: str
+
+    def line(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """An entry issue whose text does not check out, and the request it says it is for (a hint only)."""
+
+    iid: int
+    request_iid: int | None
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What the bot-opened issues say, checked: the verified entries in chain order, and every problem."""
+
+    entries: tuple[Recorded, ...]
+    problems: tuple[Problem, ...]
+    legacy_iid: int | None = None      # the old record issue, if any
+    legacy_author: int = 0             # the bot user who opened it: only its comments are old entries
+    legacy_pending: bool = False       # its comments still need reading (not, or not wholly, migrated)
+    exposed: tuple[Issue, ...] = ()       # bot-opened issues that are not confidential: anyone could read the keys
+    open_entries: tuple[Issue, ...] = ()  # entry issues left open (a crash before closing them, or a person)
+    damaged: tuple[Damaged, ...] = ()
+
+    @property
+    def head(self) -> Recorded | None:
+        return _head(list(self.entries))
+
+
+def entry_note(entry: Entry, key_text: str, signature: str = "") -> str:
+    """The entry's text: a line for people, the key, and the entry (with its signature) as hidden JSON."""
+    data = {**asdict(entry), **({"sig": signature} if signature else {})}
+    text = json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e")  # no value can end the comment
     ticket = f"ticket {entry.ticket_id}" if entry.ticket_id is not None else "no ticket"
     return (f"License `{entry.license_id}` for {entry.email}, {entry.user_count} users, {ticket}, made "
             f"{entry.made_on} for {entry.issue_ref}, expires {entry.expires_on}. {entry.upload_markdown}\n\n"
-            f"```\n{key_text.strip()}\n```\n\n{_ENTRY_MARKER}{data} -->\n")
+            f"```\n{key_text.strip()}\n```\n\n{_ENTRY_MARKER}{text} -->\n")
 
 
 def parse_entry(body: str) -> tuple[Entry, str] | None:
-    """The entry and key a record comment holds; None for anything else."""
+    """The entry and key a record text holds; None for anything else."""
+    parsed = _parse(body)
+    return (parsed[0], parsed[1]) if parsed else None
+
+
+def _parse(body: str) -> tuple[Entry, str, str] | None:
     match = _ENTRY_RE.search(body or "")
     key = _KEY_RE.search(body or "")
     if not match or not key:
@@ -101,27 +186,56 @@ def parse_entry(body: str) -> tuple[Entry, str] | None:
         data = json.loads(match.group(1))
         known = {f.name for f in fields(Entry)}
         entry = Entry(**{k: v for k, v in data.items() if k in known})
-        int(entry.issue_iid), date.fromisoformat(entry.made_on), date.fromisoformat(entry.expires_on)
-    except (ValueError, TypeError):
+        int(entry.issue_iid), int(entry.seq), date.fromisoformat(entry.made_on), date.fromisoformat(entry.expires_on)
+        signature = str(data.get("sig") or "")
+    except (ValueError, TypeError, AttributeError):
         return None
-    return entry, key.group(0)
+    return entry, key.group(0), signature
 
 
-def verify(entry: Entry, key_text: str, public_key: rsa.RSAPublicKey) -> lic_mod.License | None:
-    """The license, if the key decodes with the public key and is the one the entry describes."""
+def sign(entry: Entry, signer: Signer) -> str:
+    """The entry's signature (base64): PKCS#1 v1.5 over a SHA-256 of every field, as `Signer.sign_raw` makes
+    it, so a key in an HSM signs entries as it signs licenses."""
+    return base64.b64encode(signer.sign_raw(hashlib.sha256(_SIGNED_AS + entry.payload()).digest())).decode()
+
+
+def signed_by(entry: Entry, signature: str, trusted: Sequence[rsa.RSAPublicKey]) -> bool:
+    """Whether a trusted public key made this signature over exactly these fields."""
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    digest = hashlib.sha256(_SIGNED_AS + entry.payload()).digest()
+    for key in trusted:
+        try:
+            if key.recover_data_from_signature(raw, padding.PKCS1v15(), None) == digest:
+                return True
+        except (InvalidSignature, ValueError):
+            continue
+    return False
+
+
+def verify(entry: Entry, key_text: str, trusted: rsa.RSAPublicKey | Sequence[rsa.RSAPublicKey]
+           ) -> lic_mod.License | None:
+    """The license, if the key decodes with a trusted public key and is the one the entry describes."""
     if lic_mod.fingerprint(key_text) != entry.sha256 or lic_mod.license_id(key_text) != entry.license_id:
         return None
-    try:
-        lic = lic_mod.decode(key_text, public_key)
-    except lic_mod.LicenseError:
-        return None
-    if (lic.email or "").casefold() != entry.email.casefold() or lic.user_count != entry.user_count:
-        return None
-    return lic
+    for public_key in _keys(trusted):
+        try:
+            lic = lic_mod.decode(key_text, public_key)
+        except lic_mod.LicenseError:
+            continue
+        if (lic.email or "").casefold() == entry.email.casefold() and lic.user_count == entry.user_count:
+            return lic
+    return None
 
 
-def read(notes: list[Note], bot_user_id: int, public_key: rsa.RSAPublicKey) -> list[Recorded]:
-    """The verified entries among a record issue's comments, oldest first, one per license id."""
+def _keys(trusted) -> tuple:
+    return tuple(trusted) if isinstance(trusted, (list, tuple)) else (trusted,)
+
+
+def read(notes: list[Note], bot_user_id: int, trusted) -> list[Recorded]:
+    """The verified old (unsigned) entries among the old record issue's comments, oldest first, one per id."""
     found: dict[str, Recorded] = {}
     for note in notes:
         if note.author_id != bot_user_id:
@@ -129,10 +243,93 @@ def read(notes: list[Note], bot_user_id: int, public_key: rsa.RSAPublicKey) -> l
         parsed = parse_entry(note.body)
         if parsed is None or parsed[0].license_id in found:
             continue
-        lic = verify(*parsed, public_key)
+        lic = verify(*parsed, trusted)
         if lic is not None:
-            found[parsed[0].license_id] = Recorded(parsed[0], parsed[1], lic)
+            found[parsed[0].license_id] = Recorded(replace(parsed[0], legacy_note=note.id), parsed[1], lic)
     return list(found.values())
+
+
+def audit(issues: Sequence[Issue], trusted) -> Audit:
+    """Check every issue the bot's user opened, oldest first: each is an entry that must verify and link to
+    the one before it, except the old record issue (the oldest, if older than every signed entry)."""
+    trusted = _keys(trusted)
+    ordered = sorted(issues, key=lambda i: (i.created_at, i.iid))
+    parsed = [(issue, _parse(issue.description)) for issue in ordered]
+    problems: list[Problem] = []
+    legacy_iid, legacy_author = None, 0
+    if parsed and (parsed[0][1] is None or parsed[0][1][0].seq == 0):
+        legacy_iid, legacy_author = parsed[0][0].iid, parsed[0][0].author_id  # opened before any entry
+        parsed = parsed[1:]
+    good: list[Recorded] = []
+    damaged: list[Damaged] = []
+    for issue, item in parsed:
+        where = f"record entry issue #{issue.iid}"
+        damaged.append(Damaged(issue.iid, item[0].issue_iid if item else None))  # taken back if it checks out
+        if item is None:
+            problems.append(Problem(where, "holds no readable record entry: its description was changed or erased "
+                                           "after the bot wrote it"))
+            continue
+        entry, key_text, signature = item
+        if entry.seq < 1 or not signature or not signed_by(entry, signature, trusted):
+            problems.append(Problem(where, f"its entry ({entry.describe()}) does not carry the bot's signature over "
+                                           "what it says now: it was edited after the bot wrote it, so none of it "
+                                           "is trusted"))
+            continue
+        lic = verify(entry, key_text, trusted)
+        if lic is None:
+            problems.append(Problem(where, f"entry {entry.seq}'s key is not the license it names ({entry.license_id}):"
+                                           " the key was changed"))
+            continue
+        good.append(Recorded(entry, key_text, lic, signature, issue.iid))
+        damaged.pop()
+    good.sort(key=lambda r: (r.entry.seq, r.where))
+    problems += _chain_problems(good)
+    legacy_pending = legacy_iid is not None
+    root = next((r for r in good if r.entry.seq == 1), None)
+    if root is not None and root.entry.prev.startswith("legacy:"):
+        count = int(root.entry.prev.rsplit(":", 1)[-1] or 0)
+        legacy_pending = sum(1 for r in good if r.entry.legacy_note) < count
+    elif root is not None and legacy_iid is not None:
+        legacy_pending = False  # a fresh chain with an older bot issue that is not an old record issue
+    kept = tuple(_first_of_each(good))
+    exposed = tuple(i for i in ordered if not i.confidential)
+    entry_iids = {r.where for r in kept}
+    open_entries = tuple(i for i in ordered if i.iid in entry_iids and i.state == "opened")
+    return Audit(kept, tuple(problems), legacy_iid, legacy_author, legacy_pending, exposed, open_entries,
+                 tuple(damaged))
+
+
+def _chain_problems(good: list[Recorded]) -> list[Problem]:
+    """Each signed entry names the digest of the one before it: a name nobody answers to is a deleted or
+    changed entry (an entry's text copied over another's leaves the other missing); an entry older than its
+    predecessor was moved. Two runs that overlapped may write the same entry twice, or two entries after the
+    same one: both are genuine, and neither is a gap."""
+    problems = []
+    by_digest: dict[str, Recorded] = {}
+    for r in good:
+        by_digest.setdefault(r.digest, r)
+    for r in good:
+        e = r.entry
+        if e.seq == 1:
+            continue
+        before = by_digest.get(e.prev)
+        if before is None or before.entry.seq != e.seq - 1:
+            problems.append(Problem(f"record entry {e.seq} (issue #{r.where})", f"entry {e.seq - 1}, the one it "
+                                    "follows, is missing or was changed: the license it held cannot be checked"))
+        elif before.where > r.where:
+            problems.append(Problem(f"record entry {e.seq} (issue #{r.where})", f"it is older than entry "
+                                    f"{e.seq - 1} (issue #{before.where}) that it follows: the entries were moved"))
+    return problems
+
+
+def _first_of_each(good: list[Recorded]) -> list[Recorded]:
+    seen: set[str] = set()
+    out = []
+    for r in good:
+        if r.entry.license_id not in seen:
+            seen.add(r.entry.license_id)
+            out.append(r)
+    return out
 
 
 def same_address(a: str, b: str) -> bool:
@@ -141,19 +338,102 @@ def same_address(a: str, b: str) -> bool:
 
 
 class Record:
-    """The record as one run sees it: read once (lazily), then kept in step with what the run adds."""
+    """The record as one run sees it: read once (lazily), then kept in step with what the run adds.
 
-    def __init__(self, tracker: Tracker, public_key: rsa.RSAPublicKey):
-        self.tracker, self.public_key = tracker, public_key
+    `trusted` is the public key (or keys) an entry's signature and key must check out with; `signer`
+    writes new entries (None for `find` and `doctor`, which only read)."""
+
+    def __init__(self, tracker: Tracker, trusted, signer: Signer | None = None):
+        self.tracker, self.trusted, self.signer = tracker, _keys(trusted), signer
+        self._audit: Audit | None = None
+        self._legacy: list[Recorded] = []
         self._entries: list[Recorded] | None = None
         self.added: list[Entry] = []  # what this run recorded
 
+    def audit(self) -> Audit:
+        if self._audit is None:
+            self._audit = audit(self.tracker.bot_issues(), self.trusted)
+            if self._audit.legacy_pending and self._audit.legacy_iid is not None:
+                migrated = {r.entry.legacy_note for r in self._audit.entries}
+                found = read(self.tracker.comments(self._audit.legacy_iid), self._audit.legacy_author, self.trusted)
+                self._legacy = [replace(r, where=self._audit.legacy_iid) for r in found
+                                if r.entry.legacy_note not in migrated]
+                if not found:  # the old record issue was opened for an entry: none left is an erased first entry
+                    self._audit = replace(self._audit, problems=(*self._audit.problems, Problem(
+                        f"record entry issue #{self._audit.legacy_iid}", "holds no record entry, and no old entries "
+                        "either: its description or its comments were erased (an Owner may delete it if it is an "
+                        "old record issue that never held one)")))
+        return self._audit
+
     def entries(self) -> list[Recorded]:
         if self._entries is None:
-            iid = self.tracker.record_issue()
-            me = self.tracker.me()["id"]
-            self._entries = read(self.tracker.comments(iid), me, self.public_key) if iid is not None else []
+            audit_ = self.audit()
+            ids = {r.entry.license_id for r in audit_.entries}
+            self._entries = [*(r for r in self._legacy if r.entry.license_id not in ids), *audit_.entries]
         return self._entries
+
+    def problems(self) -> tuple[Problem, ...]:
+        return self.audit().problems
+
+    def damage(self) -> str:
+        """'' when every entry checks out; else the problems, for a hold and its note."""
+        return "; ".join(p.line() for p in self.problems())
+
+    def unchained(self) -> list[Recorded]:
+        """Old entries not yet migrated into the signed chain (read from the old record issue)."""
+        self.entries()
+        return list(self._legacy)
+
+    def repairs(self) -> list[tuple[int, str]]:
+        """(entry issue, the text the bot wrote there) for each edited entry the bot can rebuild and prove.
+
+        The fields come from the request's status note (the bot's own note: only a Maintainer may edit it)
+        and the place from the entries around it; the rebuilt entry is signed again (PKCS#1 v1.5 signs the
+        same bytes the same way) and counts only if its digest is the one the next entry names, or, for the
+        newest entry, the one the status note kept: so it is the very text the bot wrote."""
+        audit_, out = self.audit(), []
+        if self.signer is None:
+            return out
+        by_place = sorted(audit_.entries, key=lambda r: r.where)
+        for damaged in audit_.damaged:
+            after = next((r for r in by_place if r.where > damaged.iid), None)
+            before = next((r for r in reversed(by_place) if r.where < damaged.iid), None)
+            seq = (before.entry.seq if before else 0) + 1
+            if damaged.request_iid is None or (after is not None and after.entry.seq != seq + 1):
+                continue
+            rebuilt = self._rebuild(damaged.request_iid, seq, before.digest if before else "")
+            if rebuilt is not None and rebuilt[0].digest == (after.entry.prev if after else rebuilt[1]):
+                out.append((damaged.iid, entry_note(rebuilt[0].entry, rebuilt[0].key_text, rebuilt[0].signature)))
+        return out
+
+    def _rebuild(self, request_iid: int, seq: int, prev: str) -> tuple[Recorded, str | None] | None:
+        """The entry rebuilt from the request's status note, and the entry digest that note kept."""
+        from . import status as status_mod
+
+        note = self.tracker.status_note(request_iid)
+        state = status_mod.read(note.body) if note else None
+        key_text = status_mod.key_text(note.body) if note else None
+        if state is None or not state.has_license or not key_text or not state.persisted_at:
+            return None
+        request = self.tracker.get_issue(request_iid)
+        entry = Entry(license_id=state.license_id or "", sha256=state.license_sha256 or "", issue_iid=request_iid,
+                      issue_url=request.web_url, email=state.email or "", user_count=state.user_count or 0,
+                      ticket_id=state.ticket_id, ticket_url=state.ticket_url, made_on=state.persisted_at[:10],
+                      expires_on=state.expires_at or "", file_name=state.file_name or "",
+                      upload_markdown=state.upload_markdown or "", seq=seq, prev=prev)
+        lic = verify(entry, key_text, self.trusted)  # the key in the note must be the license it names
+        return (Recorded(entry, key_text, lic, sign(entry, self.signer)), state.record_digest) if lic else None
+
+    def reload(self) -> None:
+        """Read the record again (after the run repaired it)."""
+        self._audit, self._entries, self._legacy = None, None, []
+
+    def exposed(self) -> list[Issue]:
+        """Issues holding a key that anyone may read: entry issues (and the old record issue) and the requests
+        whose notes hold a license, made non-confidential by someone (any Reporter may). One call per 100."""
+        bot = list(self.audit().exposed)
+        requests = sorted({r.entry.issue_iid for r in self.entries()})
+        return bot + self.tracker.not_confidential(requests) if requests else bot
 
     def for_issue(self, iid: int) -> Recorded | None:
         """The license made for an issue (the first, if a person's mistake ever made two)."""
@@ -169,21 +449,48 @@ class Record:
                 and (ticket_id is None or r.entry.ticket_id == ticket_id)]
 
     def add(self, entry: Entry, key_text: str) -> Recorded:
-        """Record a license before it is sent. Idempotent: an entry already there is not written again."""
-        existing = next((r for r in self.entries() if r.entry.license_id == entry.license_id), None)
+        """Record a license before it is sent. Idempotent: an entry already there is not written again.
+        Old unsigned entries are migrated into the chain first, so the new entry follows them."""
+        existing = next((r for r in self.entries() if r.entry.license_id == entry.license_id
+                         and r.entry.seq > 0), None)
         if existing is not None:
             return existing
-        lic = verify(entry, key_text, self.public_key)
+        if self.signer is None:
+            raise RuntimeError("this record was opened to read only")  # pragma: no cover - a programming error
+        count = len(self._legacy)
+        for old in list(self._legacy):
+            self._append(replace(old.entry, seq=0, prev=""), old.key_text, legacy=count)
+            self._legacy.remove(old)
+        migrated = next((r for r in self.entries() if r.entry.license_id == entry.license_id), None)
+        return migrated or self._append(entry, key_text)
+
+    def _append(self, entry: Entry, key_text: str, legacy: int = 0) -> Recorded:
+        lic = verify(entry, key_text, self.trusted)
         if lic is None:
             raise lic_mod.LicenseError(f"license {entry.license_id} does not match its own record entry")
-        iid = self.tracker.record_issue(create=(ISSUE_TITLE, ISSUE_DESCRIPTION))
-        me = self.tracker.me()["id"]
+        head = _head(self.entries())
+        if head is None:
+            audit_ = self.audit()
+            prev = f"legacy:#{audit_.legacy_iid}:{legacy}" if legacy and audit_.legacy_iid is not None else ""
+            entry = replace(entry, seq=1, prev=prev)
+        else:
+            entry = replace(entry, seq=head.entry.seq + 1, prev=head.digest)
+        signature = sign(entry, self.signer)
+        body = entry_note(entry, key_text, signature)
 
-        def landed(notes: list[Note]) -> Note | None:
-            mine = ((n, parse_entry(n.body)) for n in notes if n.author_id == me)
-            return next((n for n, parsed in mine if parsed and parsed[0].license_id == entry.license_id), None)
-        self.tracker.add_note(iid, entry_note(entry, key_text), landed)
-        recorded = Recorded(entry, key_text, lic)
-        self.entries().append(recorded)
-        self.added.append(entry)
+        def landed(issues: list[Issue]) -> Issue | None:
+            return next((i for i in issues if (p := _parse(i.description)) and p[0].license_id == entry.license_id
+                         and p[0].seq == entry.seq), None)
+        issue = self.tracker.open_entry(ENTRY_TITLE.format(license_id=entry.license_id), body, landed)
+        recorded = Recorded(entry, key_text, lic, signature, issue.iid)
+        entries = self.entries()
+        entries[:] = [r for r in entries if r.entry.license_id != entry.license_id]
+        entries.append(recorded)
+        if not legacy:
+            self.added.append(entry)
         return recorded
+
+
+def _head(entries: list[Recorded]) -> Recorded | None:
+    signed = [r for r in entries if r.entry.seq > 0]
+    return max(signed, key=lambda r: (r.entry.seq, r.where)) if signed else None

@@ -127,13 +127,15 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
                 say(summary.note)
                 return summary
             issues = find()  # again: what another run wrote before we held the lock must be seen
-            for group in {*ctx.config.requests.requester_groups, *ctx.config.requests.approver_groups}:
-                tracker.group(group)  # unreadable: a configuration error, before any request is touched
+            for group in sorted({*ctx.config.requests.requester_groups, *ctx.config.requests.approver_groups}):
+                # a group, or its members, the token cannot read: a configuration error, before any request
+                tracker.member_level(group, tracker.me()["id"])
             ctx.mailer.check()  # mail settings that cannot work stop the run here, not at a customer
             if ctx.zendesk is not None:
                 _check_zendesk(ctx)
         summary.found = len(issues)
         if issues:
+            _keep_keys_confidential(ctx, say)
             _process_all(issues, ctx, summary, say)
     except TrackerError as exc:
         summary.error = str(exc)
@@ -153,6 +155,26 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
             summary.recorded = [entry.license_id for entry in ctx.record.added]
         summary.error = ctx.scrub(summary.error) if summary.error else None
     return summary
+
+
+def _keep_keys_confidential(ctx: Context, say: Callable[[str], None]) -> None:
+    """Edited record entries the bot can prove restored; every issue that holds a key confidential again, and
+    entries closed, whoever changed them (a Developer may make any issue non-confidential: then a Guest reads
+    the keys)."""
+    from .tracker import IssueEdit
+
+    repairs = ctx.record.repairs()
+    for iid, text in repairs:  # an edited entry the bot proved it can rebuild: restored, so nothing waits
+        ctx.tracker.edit_issue(ctx.tracker.get_issue(iid), IssueEdit(description=text))
+        say(f"#{iid} is a record entry someone edited: restored to the text the bot wrote (proven by the next "
+            "entry's digest)")
+    if repairs:
+        ctx.record.reload()
+    for issue in ctx.record.exposed():
+        ctx.tracker.edit_issue(issue, IssueEdit(confidential=True))
+        say(f"{issue.ref} holds a license key but someone made it non-confidential: made confidential again")
+    for issue in ctx.record.audit().open_entries:
+        ctx.tracker.edit_issue(issue, IssueEdit(state_event="close"))
 
 
 def _check_zendesk(ctx: Context) -> None:

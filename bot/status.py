@@ -63,6 +63,7 @@ class Status:
     ticket_attempts: int = 0
     ticket_gave_up: bool = False         # the note failed for good: a person posts it (a notice says how)
     ticket_file: bool | None = None      # False: the note is posted without the file (its type is refused)
+    record_digest: str | None = None     # the license's record entry, as the bot wrote it (restores an edited one)
 
     @property
     def has_license(self) -> bool:

@@ -119,11 +119,14 @@ class IssueEdit:
     state_event: str | None = None
     confidential: bool | None = None
     assignee_ids: tuple[int, ...] | None = None
+    description: str | None = None  # only ever the bot's own text (a record entry it restores)
 
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if self.title is not None:
             data["title"] = self.title
+        if self.description is not None:
+            data["description"] = self.description
         if self.add_labels:
             data["add_labels"] = ",".join(self.add_labels)
         if self.remove_labels:
@@ -143,6 +146,7 @@ class IssueEdit:
         state = {"close": "closed", "reopen": "opened"}.get(self.state_event or "", issue.state)
         return Issue(**{**issue.__dict__, "labels": tuple(labels), "state": state,
                         "title": self.title if self.title is not None else issue.title,
+                        "description": self.description if self.description is not None else issue.description,
                         "confidential": issue.confidential if self.confidential is None else self.confidential,
                         "assignee_ids": issue.assignee_ids if self.assignee_ids is None else self.assignee_ids})
 
@@ -165,6 +169,9 @@ class Tracker(Protocol):
     def member_level(self, group: str, user_id: int) -> int: ...
     def label_events(self, iid: int) -> list[LabelEvent]: ...
     def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None: ...
+    def bot_issues(self) -> list[Issue]: ...
+    def open_entry(self, title: str, description: str, landed) -> Issue: ...
+    def not_confidential(self, iids: list[int]) -> list[Issue]: ...
     def comments(self, iid: int) -> list[Note]: ...
     def add_note(self, iid: int, body: str, landed) -> Note: ...
     def search_issues(self, text: str, in_: str = "title,description", state: str = "all") -> list[Issue]: ...
@@ -190,8 +197,8 @@ class GitLabTracker:
     def __init__(self, config: Config, token: str | None, *, max_retries: int = 3,
                  session: requests.Session | None = None):
         if not token:
-            raise TrackerError("GITLAB_TOKEN is not set: create a project access token with the api scope "
-                               "(Reporter or above) and store it as a masked CI variable")
+            raise TrackerError("GITLAB_TOKEN is not set: create a personal access token with the api scope for the "
+                               "bot's own user (README, \"The token\") and store it as a masked CI variable")
         self.config = config
         self.calls = CallCounter()
         session = session or requests.Session()
@@ -257,6 +264,51 @@ class GitLabTracker:
                            username=(e.get("user") or {}).get("username") or "", action=e.get("action") or "",
                            label=(e.get("label") or {}).get("name") or "",
                            created_at=_time(e.get("created_at")) or _EPOCH) for e in data]
+
+    def bot_issues(self) -> list[Issue]:
+        """Every issue the bot's own user opened (and `requests.record_authors`, the bot's users before a
+        token change), oldest first: the record's entries (and the old record issue). Issues filter by author
+        (notes cannot), so this costs one call per 100 licenses."""
+        found = {i.iid: i for i in self._list(author_id=self.me()["id"], state="all", order_by="created_at",
+                                                sort="asc")}
+        for name in self.config.requests.record_authors:
+            found.update((i.iid, i) for i in self._list(author_username=name, state="all", order_by="created_at",
+                                                         sort="asc"))
+        return sorted(found.values(), key=lambda i: (i.created_at, i.iid))
+
+    def open_entry(self, title: str, description: str, landed) -> Issue:
+        """Open a confidential issue once, then close it (a record entry is done, not work): after a failed
+        POST that may have landed, `landed(issues)` looks for it among the bot's issues before posting again."""
+        data = {"title": title, "description": description, "confidential": True}
+        for attempt in range(self.max_retries + 1):
+            try:
+                created = self.project.issues.create(data, retry_transient_errors=False)
+                issue = Issue.from_api(created.attributes)
+                break
+            except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+                error = self._translate(exc, "write the record entry")
+                if not error.transient or attempt == self.max_retries:
+                    raise error from None
+            existing = landed(self.bot_issues())
+            if existing is not None:
+                issue = existing
+                break
+        return self.edit_issue(issue, IssueEdit(state_event="close")) if issue.state == "opened" else issue
+
+    def labelled(self, label: str) -> bool:
+        """Whether any issue, open or closed, carries the label: one call."""
+        return self._call(lambda: bool(self.project.issues.list(labels=[label], state="all", per_page=1,
+                                                                get_all=False, max_retries=self.max_retries)),
+                          "list issues")
+
+    def not_confidential(self, iids: list[int]) -> list[Issue]:
+        """Those of these issues anyone may read (not confidential): one call per 100 issues."""
+        found: list[Issue] = []
+        for start in range(0, len(iids), 100):
+            chunk = set(iids[start:start + 100])
+            found += [i for i in self._list(iids=sorted(chunk), confidential="false", state="all")
+                      if i.iid in chunk and not i.confidential]
+        return found
 
     def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
         """The iid of the record issue: the oldest issue the bot's own user opened (nobody else can
@@ -381,7 +433,16 @@ class GitLabTracker:
             def lookup() -> int:
                 member = members.get(user_id, max_retries=self.max_retries).attributes
                 return int(member.get("access_level") or 0) if member.get("state", "active") == "active" else 0
-            self._levels[key] = self._call(lookup, f"check membership of group {group}", absent={404: 0})
+            try:
+                self._levels[key] = self._call(lookup, f"check membership of group {group}", absent={404: 0})
+            except TrackerError as exc:
+                if exc.status == 403:  # GroupPolicy: a private group's members are for those with access to it
+                    raise TrackerError(
+                        f"the bot's token may read group {group} but not its members (403): GitLab shows a private "
+                        f"group's members only to members of that group. A project access token's user can never "
+                        f"join a group; use a dedicated user's (or a service account's) personal access token, a "
+                        f"member of {group} (README, \"The token\")", status=403) from None
+                raise
         return self._levels[key]
 
     def group(self, group: str) -> dict[str, Any]:

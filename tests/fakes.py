@@ -135,6 +135,31 @@ class FakeTracker:
             self._cache["record"] = self.record_iid
         return self._cache["record"]
 
+    def bot_issues(self) -> list[Issue]:
+        self.api_calls += 1
+        if self.fail_record:
+            raise TrackerError(f"could not list issues: GitLab answered {self.fail_record}",
+                               transient=self.fail_record >= 500, status=self.fail_record)
+        mine = (i for i in self.issues.values() if i.author_id == self.bot_id)
+        return sorted(mine, key=lambda i: (i.created_at, i.iid))
+
+    def entry_issues(self) -> list[Issue]:
+        """The record's entry issues (a test helper)."""
+        return [i for i in self.bot_issues() if "license-bot:record-entry" in i.description]
+
+    def open_entry(self, title: str, description: str, landed) -> Issue:
+        self.api_calls += 2  # open, then close
+        iid = max((i for i in self.issues if i >= 900), default=899) + 1  # out of the way of the tests' iids
+        issue = self.file(description, author=self.bot_user, author_id=self.bot_id, labels=(), title=title, iid=iid)
+        self.issues[iid] = issue = replace(issue, state="closed", closed_at=NOW)
+        self.writes.append(("record", iid, description))
+        self.crash.effect()
+        return issue
+
+    def not_confidential(self, iids: list[int]) -> list[Issue]:
+        self.api_calls += -(-len(iids) // 100)
+        return [self.issues[i] for i in iids if i in self.issues and not self.issues[i].confidential]
+
     def add_note(self, iid: int, body: str, landed) -> Note:
         self.api_calls += 1
         note = Note(id=1000 * iid + len(self.notes[iid]) + 1, body=body, author_username=self.bot_user,

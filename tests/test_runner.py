@@ -175,8 +175,8 @@ def test_a_dry_run_prints_exactly_the_writes_a_real_run_makes_and_makes_none(con
              "label+": "would create label license-bot-run-lock", "label-": "would delete label license-bot-run-lock",
              "record-issue": "would open the record issue", "record": "would record license"}
     expected = [kinds[kind] for kind, _, _ in real_t.writes]
-    expected.insert(5, "would email")        # after the lock, upload, record issue, record and claim
-    expected.insert(8, "would post to Slack")  # after the note and the close
+    expected.insert(4, "would email")  # after the lock, upload, record entry and claim
+    expected.insert(7, "would post to Slack")  # after the note and the close
     assert [next(p for p in expected if line.startswith(p)) for line in printed] == expected
     tracker_lines = [p for p in printed if not p.startswith(("would email", "would post"))]
     for (kind, _, what), line in zip(real_t.writes, tracker_lines, strict=True):

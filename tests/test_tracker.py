@@ -234,7 +234,7 @@ def test_unreachable_gitlab_is_transient_and_names_no_secret(config):
 
 
 def test_missing_token_says_how_to_make_one(config):
-    with pytest.raises(TrackerError, match="project access token with the api scope"):
+    with pytest.raises(TrackerError, match="personal access token with the api scope for the bot.s own user"):
         GitLabTracker(config, None)
 
 
@@ -247,18 +247,24 @@ def test_requests_carry_the_token_only_in_the_header(tracker, mocked):
 
 
 def test_a_record_entry_whose_post_landed_before_a_502_is_not_posted_again(config, tracker, mocked, vector):
+    from dataclasses import replace
+
     from bot import license as lic_mod
-    from bot.record import Entry, Record, entry_note
+    from bot.record import Entry, Record, entry_note, sign
+    from bot.signer import FileSigner
 
     lic = lic_mod.build_trial("ops@example.org", 7, date(2026, 11, 27), lic_mod.TrialTerms())
     key = lic_mod.sign(lic, vector["private"], date(2026, 11, 27), boundary=lic_mod.DEFAULT_BOUNDARY)
     entry = Entry(lic_mod.license_id(key), lic_mod.fingerprint(key), 3, "u", "ops@example.org", 7, 5, "t",
                   "2026-11-27", str(lic.expires_at), "f.gitlab-license")
+    signer = FileSigner(vector["private"])
+    chained = replace(entry, seq=1)  # the first entry of the chain
+    body = entry_note(chained, key, sign(chained, signer))  # PKCS#1 v1.5 is deterministic: the same text
     mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
-    mocked.get(f"{PROJECT}/issues", json=[issue_json(1, author={"id": 99})])  # the record issue exists
-    mocked.get(f"{PROJECT}/issues/1/notes", json=[])  # the first read: no entries yet
-    mocked.post(f"{PROJECT}/issues/1/notes", status=502, json={"message": "502"})
-    mocked.get(f"{PROJECT}/issues/1/notes", json=[_note(7, entry_note(entry, key))])  # it had landed
-    record = Record(tracker, vector["public"])
-    assert record.add(entry, key).entry == entry
+    mocked.get(f"{PROJECT}/issues", json=[])  # the first read: no entries yet
+    mocked.post(f"{PROJECT}/issues", status=502, json={"message": "502"})
+    mocked.get(f"{PROJECT}/issues", json=[issue_json(4, author={"id": 99}, description=body)])  # it had landed
+    mocked.put(f"{PROJECT}/issues/4", json=issue_json(4, author={"id": 99}, description=body, state="closed"))
+    record = Record(tracker, vector["public"], signer)
+    assert record.add(entry, key).entry == chained
     assert len([c for c in mocked.calls if c.request.method == "POST"]) == 1

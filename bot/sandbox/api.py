@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from . import search
 from .model import Sandbox
 from .routing import ROUTES, route
-from .store import DEVELOPER, GUEST, MAINTAINER, REPORTER, ApiError, _label_list, _now, mail_json
+from .store import DEVELOPER, GUEST, MAINTAINER, OWNER, PLANNER, REPORTER, ApiError, _label_list, _now, mail_json
 from .zendesk import ZendeskRoutes
 
 # --- HTTP --------------------------------------------------------------------------------------------------
@@ -165,19 +165,24 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
 
     @route("GET", r"/api/v4/groups/([^/]+)/members/all")
     def list_group_members(self, ref):
-        members = self.sandbox.group_members_all(self.sandbox.group(ref, self.me()))
+        user = self.me()
+        members = self.sandbox.group_members_all(self.sandbox.group_members_readable(self.sandbox.group(ref, user),
+                                                                                    user))
         return self.paginate([self._member_json(uid, lvl) for uid, lvl in members.items()])
 
     @route("GET", r"/api/v4/groups/([^/]+)/members/all/(\d+)")
     def get_group_member(self, ref, user_id):
-        members = self.sandbox.group_members_all(self.sandbox.group(ref, self.me()))
+        user = self.me()
+        members = self.sandbox.group_members_all(self.sandbox.group_members_readable(self.sandbox.group(ref, user),
+                                                                                    user))
         if user_id not in members:
             raise ApiError(404, "404 Not found")
         return 200, self._member_json(user_id, members[user_id]), {}
 
     @route("GET", r"/api/v4/groups/([^/]+)/members/(\d+)")
     def get_direct_group_member(self, ref, user_id):
-        g = self.sandbox.group(ref, self.me())
+        user = self.me()
+        g = self.sandbox.group_members_readable(self.sandbox.group(ref, user), user)
         if user_id not in g["members"]:
             raise ApiError(404, "404 Not found")  # inherited and shared members are not direct members
         return 200, self._member_json(user_id, g["members"][user_id]), {}
@@ -246,6 +251,11 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             issues = [i for i in issues if not any(lb in i["labels"] for lb in unwanted)]
         if q.get("author_id"):
             issues = [i for i in issues if str(i["author_id"]) == q["author_id"]]
+        iids = parse_qs(urlsplit(self.path).query).get("iids[]")  # Issues API: iids[] and confidential filter
+        if iids:
+            issues = [i for i in issues if str(i["iid"]) in iids]
+        if q.get("confidential") in ("true", "false"):
+            issues = [i for i in issues if i["confidential"] == (q["confidential"] == "true")]
         if q.get("author_username"):
             issues = [i for i in issues if self.sandbox.user(i["author_id"])["username"] == q["author_username"]]
         for key, field in (("updated_after", "updated_at"), ("created_after", "created_at")):
@@ -284,6 +294,19 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         project = self.sandbox.project(ref, user)
         issue = self.sandbox.edit_issue(project, self.sandbox.issue(project, iid, user), user, self.body())
         return 200, self.sandbox.issue_json(project, issue), {}
+
+    @route("DELETE", r"/api/v4/projects/([^/]+)/issues/(\d+)")
+    def delete_issue(self, ref, iid):
+        """Deleting an issue takes `destroy_issue`: the Planner role or Owner (ProjectPolicy), never a
+        Reporter, Developer or Maintainer; the issue's author may not either (IssuePolicy)."""
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        issue = self.sandbox.issue(project, iid, user)
+        if self.sandbox.access(project, user) not in (PLANNER, OWNER):
+            raise ApiError(403, "403 Forbidden")
+        project["issues"].remove(issue)
+        project["deleted_issues"] = project.get("deleted_issues", 0) + 1  # iids are never given again
+        return 204, b"", {}
 
     @route("GET", r"/api/v4/projects/([^/]+)/issues/(\d+)/notes")
     def list_notes(self, ref, iid):
@@ -371,10 +394,11 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
     @route("GET", r"/api/v4/projects/([^/]+)/pipeline_schedules")
     def pipeline_schedules(self, ref):
         """The schedule that runs the bot: `active`, and its `owner` (GitLab deactivates a schedule whose
-        owner is blocked or removed)."""
+        owner is blocked or removed). Listing needs `read_pipeline_schedule`, which ProjectPolicy gives to
+        `reporter_access` (lib/api/ci/pipeline_schedules.rb)."""
         user = self.me()
         project = self.sandbox.project(ref, user)
-        self.sandbox.require(project, user, DEVELOPER)
+        self.sandbox.require(project, user, REPORTER)
         schedules = project.setdefault("pipeline_schedules", [
             {"id": 1, "description": "License Bot", "ref": "main", "cron": "*/10 * * * *", "cron_timezone": "UTC",
              "active": True, "owner_id": 7}])

@@ -10,7 +10,7 @@ author and to Reporters and above (IssuePolicy).
 
 from __future__ import annotations
 
-from .store import GUEST, OWNER, REPORTER, ApiError
+from .store import GUEST, OWNER, PLANNER, ApiError
 
 
 class Permissions:
@@ -43,6 +43,15 @@ class Permissions:
             return True
         return any(p["group_id"] == group["id"] and str(user["id"]) in p["members"] for p in self.state["projects"])
 
+    def group_members_readable(self, group: dict, user: dict) -> dict:
+        """A group whose members the user may read: `read_group_member` needs `read_group` and is denied on
+        a private group to anyone without access to the group itself (GroupPolicy `can_read_group_member?`:
+        `!(private? && access_level == NO_ACCESS)`), so a member of a project inside it (a project access
+        token's user, say) reads the group but is answered 403 for its members."""
+        if group["visibility"] == "private" and str(user["id"]) not in self.group_members_all(group):
+            raise ApiError(403, "403 Forbidden")
+        return group
+
     def group(self, ref: str, user: dict) -> dict:
         g = self.group_by_ref(ref)
         if g is None or not self.can_read_group(g, user):
@@ -70,7 +79,9 @@ class Permissions:
         raise ApiError(404, "404 Issue Not Found")
 
     def can_see(self, project: dict, issue: dict, user: dict) -> bool:
-        return not issue["confidential"] or issue["author_id"] == user["id"] or self.access(project, user) >= REPORTER
+        # Planners and Reporters and above read confidential issues (ProjectPolicy: planner_access and
+        # reporter_access both enable read_confidential_issues); Planner (15) is the only level between.
+        return not issue["confidential"] or issue["author_id"] == user["id"] or self.access(project, user) >= PLANNER
 
     def require(self, project: dict, user: dict, level: int) -> None:
         if self.access(project, user) < level:

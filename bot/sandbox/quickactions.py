@@ -105,7 +105,8 @@ class IssueWrites:
         if not title:
             raise ApiError(400, {"title": ["can't be blank"]})
         now = _now()
-        issue = {"id": 1000 + self.next_id("issue"), "iid": len(project["issues"]) + 1, "title": title,
+        iid = len(project["issues"]) + project.get("deleted_issues", 0) + 1  # a deleted issue's iid is never reused
+        issue = {"id": 1000 + self.next_id("issue"), "iid": iid, "title": title,
                  "description": "", "state": "opened", "labels": [], "author_id": user["id"],
                  "confidential": bool(data.get("confidential")), "assignee_ids": [], "created_at": now,
                  "updated_at": now, "closed_at": None, "notes": []}

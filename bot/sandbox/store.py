@@ -18,9 +18,16 @@ from email import policy as email_policy
 from pathlib import Path
 from typing import Any
 
-GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
+GUEST, PLANNER, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 15, 20, 30, 40, 50
 TOKENS = {"alice-token": "alice", "mallory-token": "mallory", "bot-token": "license-bot", "emil-token": "emil",
-          "carol-token": "carol", "dave-token": "dave", "mike-token": "mike"}
+          "carol-token": "carol", "dave-token": "dave", "mike-token": "mike", "maya-token": "maya",
+          "pete-token": "pete", "tracker-bot-token": "tracker-bot", "support-bot-token": "support-bot"}
+# Token kinds, as GitLab makes them: `license-bot` is a dedicated user with a personal access token (a
+# service account is the same: it has the memberships it is given); `tracker-bot` is the bot user of a
+# project access token of the tracker, a member of that one project and never of a group
+# (gitlab-org/gitlab#408091); `support-bot` is the bot user of a group access token of `support`, a member
+# of that group (and so of its subgroups and projects).
+KINDS = {"tracker-bot": "project_bot", "support-bot": "group_bot"}
 PROJECT_PATH = "support/internal-requests"
 
 
@@ -31,10 +38,13 @@ def _now() -> str:
 def seed_state() -> dict[str, Any]:
     names = [("alice", "Alice Support"), ("mallory", "Mallory Outsider"), ("license-bot", "License Bot"),
              ("emil", "Emil EMEA"), ("carol", "Carol Contractor"), ("dave", "Dave Guest"),
-             ("mike", "Mike Manager")]
+             ("mike", "Mike Manager"), ("maya", "Maya Maintainer"), ("pete", "Pete Planner"),
+             ("tracker-bot", "project_1_bot"), ("support-bot", "group_1_bot")]
     users = [{"id": n, "username": u, "name": name, "token": f"{u}-token", "state": "active"}
              for n, (u, name) in enumerate(names, start=1)]
     users[2]["token"] = "bot-token"
+    for user in users:
+        user["kind"] = KINDS.get(user["username"], "human")
 
     def group(gid, path, parent, visibility, members, shared=()):
         full = path if parent is None else f"support/{path}"
@@ -47,7 +57,8 @@ def seed_state() -> dict[str, Any]:
             # alice: Developer of support (so an inherited member of support/emea); dave: a Guest of support;
             # mike: Developer of support; carol reaches support only through contractors, shared with it.
             # The bot's user is a Reporter of support, as a deployment's would be, so it can read support/emea.
-            group(1, "support", None, "private", {1: DEVELOPER, 3: REPORTER, 6: GUEST, 7: DEVELOPER},
+            # support-bot (11) is its group access token's user, a Reporter.
+            group(1, "support", None, "private", {1: DEVELOPER, 3: REPORTER, 6: GUEST, 7: DEVELOPER, 11: REPORTER},
                   shared=[(3, DEVELOPER)]),
             group(2, "emea", 1, "private", {4: DEVELOPER}),
             group(3, "contractors", None, "internal", {5: DEVELOPER}),
@@ -57,13 +68,19 @@ def seed_state() -> dict[str, Any]:
         "projects": [{
             "id": 1, "path": "internal-requests", "path_with_namespace": PROJECT_PATH, "group_id": 1,
             "name": "internal-requests", "visibility": "private", "default_branch": "main",
-            # alice is in through the group; mallory, emil and the bot are direct members.
-            "members": {"2": GUEST, "3": MAINTAINER, "4": GUEST},
+            # alice is in through the group; mallory, emil and the bot are direct members; maya is a Maintainer,
+            # pete a Planner; tracker-bot is the user of the project's own access token (Maintainer).
+            "members": {"2": GUEST, "3": MAINTAINER, "4": GUEST, "8": MAINTAINER, "9": PLANNER, "10": MAINTAINER},
             # The labels `license-bot setup` creates: GitLab's /label applies only labels that exist.
             "labels": [{"id": n, "name": name, "color": "#6699cc", "description": None} for n, name in enumerate(
                 ["license-request", "license-request::processing", "license-request::success",
                  "license-request::failed", "license-request-override"], start=1)],
             "issues": [], "uploads": {}, "files": {},
+        }, {
+            # The bot's own project (its CI and schedule), apart from the tracker: the bot's user is a Reporter.
+            "id": 2, "path": "license-bot", "path_with_namespace": "support/license-bot", "group_id": 1,
+            "name": "license-bot", "visibility": "private", "default_branch": "main", "members": {"3": REPORTER},
+            "labels": [], "issues": [], "uploads": {}, "files": {},
         }],
         "next_id": {"issue": 1, "note": 1, "label": 6, "upload": 1},
         "mail": [],
