@@ -15,9 +15,12 @@ from bot.sandbox import SandboxServer
 from .e2e import PROJECT, client
 
 
-def raw(url: str, path: str, token: str | None = "alice-token", method: str = "GET", data: bytes | None = None):
-    request = urllib.request.Request(f"{url}{path}", method=method, data=data,
-                                     headers={"PRIVATE-TOKEN": token} if token else {})
+def raw(url: str, path: str, token: str | None = "alice-token", method: str = "GET", data: bytes | None = None,
+        headers: dict | None = None, json_body: bool = False):
+    headers = {**({"PRIVATE-TOKEN": token} if token else {}), **(headers or {})}
+    if json_body:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(f"{url}{path}", method=method, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()

@@ -211,47 +211,103 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             raise ApiError(404, "404 Not found")  # inherited and shared members are not direct members
         return 200, self._member_json(user_id, g["members"][user_id]), {}
 
+    # Labels: a project sees its own and its groups' (labels.py); rename and delete reach only its own.
     @route("GET", r"/api/v4/projects/([^/]+)/labels")
     def list_labels(self, ref):
         project = self.sandbox.project(ref, self.me())
-        return self.paginate(project["labels"])
+        return self.paginate([self.sandbox.label_json(lb, project) for lb in self.sandbox.available_labels(project)])
+
+    def _new_label(self, owner: dict, available: list[dict]) -> tuple[int, dict, dict]:
+        data = self.body()
+        name = (data.get("name") or "").strip()
+        if not name or not re.fullmatch(r"#[0-9a-fA-F]{6}", data.get("color") or ""):
+            raise ApiError(400, {"name": ["can't be blank"]} if not name else {"color": ["must be a valid color"]})
+        if any(lb["name"] == name for lb in available):
+            raise ApiError(409, "Label already exists")
+        label = {"id": self.sandbox.next_id("label"), "name": name, "color": data["color"],
+                 "description": data.get("description")}
+        owner["labels"].append(label)
+        return 201, label, {}
 
     @route("POST", r"/api/v4/projects/([^/]+)/labels")
     def create_label(self, ref):
         user = self.me()
         project = self.sandbox.project(ref, user)
         self.sandbox.require(project, user, REPORTER)
-        data = self.body()
-        name = (data.get("name") or "").strip()
-        if not name or not re.fullmatch(r"#[0-9a-fA-F]{6}", data.get("color") or ""):
-            raise ApiError(400, {"name": ["can't be blank"]} if not name else {"color": ["must be a valid color"]})
-        if any(lb["name"] == name for lb in project["labels"]):
-            raise ApiError(409, "Label already exists")
-        label = {"id": self.sandbox.next_id("label"), "name": name, "color": data["color"],
-                 "description": data.get("description")}
-        project["labels"].append(label)
-        return 201, label, {}
-
-    def _label(self, project: dict, ref: str) -> dict:
-        for label in project["labels"]:
-            if ref in (str(label["id"]), label["name"]):
-                return label
-        raise ApiError(404, "404 Label Not Found")
+        status, label, headers = self._new_label(project, self.sandbox.available_labels(project))
+        return status, self.sandbox.label_json(label, project), headers
 
     @route("GET", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
     def get_label(self, ref, name):
-        return 200, self._label(self.sandbox.project(ref, self.me()), name), {}
+        project = self.sandbox.project(ref, self.me())
+        label = self.sandbox.find_label(self.sandbox.available_labels(project), name)
+        return 200, self.sandbox.label_json(label, project), {}
 
-    @route("DELETE", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
-    def delete_label(self, ref, name):
+    def _own_project_label(self, ref: str, name: str | None) -> tuple[dict, dict]:
         user = self.me()
         project = self.sandbox.project(ref, user)
         self.sandbox.require(project, user, REPORTER)
-        label = self._label(project, name)
-        project["labels"].remove(label)
-        for issue in project["issues"]:
-            if label["name"] in issue["labels"]:
-                issue["labels"].remove(label["name"])
+        data = self.body()
+        ref_ = name if name is not None else str(data.get("label_id") or data.get("name") or "")
+        return project, self.sandbox.find_label(project["labels"], ref_)  # group labels: 404 here
+
+    @route("PUT", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
+    def update_label(self, ref, name):
+        project, label = self._own_project_label(ref, name)
+        label = self.sandbox.rename_label(project, False, label, self.body())
+        return 200, self.sandbox.label_json(label, project), {}
+
+    @route("PUT", r"/api/v4/projects/([^/]+)/labels")
+    def update_label_by_body(self, ref):  # the deprecated form: label_id or name in the body
+        return self.update_label(ref, None)
+
+    @route("DELETE", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
+    def delete_label(self, ref, name):
+        project, label = self._own_project_label(ref, name)
+        self.sandbox.remove_label(project, False, label)
+        return 204, b"", {}
+
+    @route("DELETE", r"/api/v4/projects/([^/]+)/labels")
+    def delete_label_by_body(self, ref):
+        return self.delete_label(ref, None)
+
+    def _group_for_labels(self, ref: str, write: bool) -> dict:
+        user = self.me()
+        group = self.sandbox.group(ref, user)
+        if write and self.sandbox.group_members_all(group).get(str(user["id"]), 0) < REPORTER:
+            raise ApiError(403, "403 Forbidden")
+        group.setdefault("labels", [])
+        return group
+
+    def _group_available(self, group: dict) -> list[dict]:
+        return [lb for g in self.sandbox.group_chain(group["id"]) for lb in g.setdefault("labels", [])]
+
+    @route("GET", r"/api/v4/groups/([^/]+)/labels")
+    def list_group_labels(self, ref):
+        group = self._group_for_labels(ref, write=False)
+        return self.paginate([self.sandbox.label_json(lb) for lb in self._group_available(group)])
+
+    @route("POST", r"/api/v4/groups/([^/]+)/labels")
+    def create_group_label(self, ref):
+        group = self._group_for_labels(ref, write=True)
+        status, label, headers = self._new_label(group, self._group_available(group))
+        return status, self.sandbox.label_json(label), headers
+
+    @route("GET", r"/api/v4/groups/([^/]+)/labels/([^/]+)")
+    def get_group_label(self, ref, name):
+        group = self._group_for_labels(ref, write=False)
+        return 200, self.sandbox.label_json(self.sandbox.find_label(self._group_available(group), name)), {}
+
+    @route("PUT", r"/api/v4/groups/([^/]+)/labels/([^/]+)")
+    def update_group_label(self, ref, name):
+        group = self._group_for_labels(ref, write=True)
+        label = self.sandbox.find_label(group["labels"], name)
+        return 200, self.sandbox.label_json(self.sandbox.rename_label(group, True, label, self.body())), {}
+
+    @route("DELETE", r"/api/v4/groups/([^/]+)/labels/([^/]+)")
+    def delete_group_label(self, ref, name):
+        group = self._group_for_labels(ref, write=True)
+        self.sandbox.remove_label(group, True, self.sandbox.find_label(group["labels"], name))
         return 204, b"", {}
 
     @route("GET", r"/api/v4/projects/([^/]+)/issues")
@@ -418,7 +474,7 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         issue = self.sandbox.issue(project, iid, user)
         events = [{"id": e["id"], "user": self.sandbox.user_json(self.sandbox.user(e["user_id"])),
                    "created_at": e["created_at"], "resource_type": "Issue", "resource_id": issue["id"],
-                   "label": {**e["label"], "color": "#6699cc", "description": None}, "action": e["action"]}
+                   "label": self.sandbox.label_event_json(e), "action": e["action"]}
                   for e in issue.get("label_events", [])]
         return self.paginate(events)
 

@@ -1,0 +1,117 @@
+"""The twin at each point a trust decision relies on: label rows and their history, group labels, who may
+edit whose comment, what a Guest's writes do, the rate limiter's body, `/version`, confidential issues.
+Each test cites where GitLab's source (gitlabhq/gitlabhq) decides the behaviour it pins."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from .e2e import client
+from .test_sandbox import raw
+
+
+def api(url, path, token="alice-token", method="GET", form=None, body=None):
+    """One call; `form` is sent form-encoded (as curl -d / Grape read it), `body` as JSON."""
+    data, headers = None, {}
+    if form is not None:
+        data = "&".join(f"{quote(k)}={quote(str(v))}" for k, v in form).encode()
+    elif body is not None:
+        data = json.dumps(body).encode()
+    status, _, out = raw(url, path, token=token, method=method, data=data, headers=headers,
+                         json_body=body is not None)
+    return status, (json.loads(out) if out else None)
+
+
+def events(url, iid, token="bot-token"):
+    return api(url, f"/api/v4/projects/1/issues/{iid}/resource_label_events", token)[1]
+
+
+# --- 1. label rows, their history, group labels -------------------------------------------------------------
+
+def test_label_events_show_a_renamed_label_by_its_new_name_and_a_deleted_one_as_null(sandbox):
+    """Finding: the twin kept each event's label name from event time and kept deleted labels' events, so a
+    check on label history passed on the twin while a Reporter could rewrite it on GitLab. GitLab shows the
+    label's current row (`lib/api/entities/resource_label_event.rb`: `expose :label, using:
+    Entities::LabelBasic`) and nulls the reference when the label is deleted (CreateResourceLabelEvents
+    migration: `t.references :label, foreign_key: { on_delete: :nullify }`)."""
+    issue = client(sandbox.url, "bot-token").issues.create({"title": "x", "labels": "license-request-override"})
+    issue.labels = ["license-request", "license-request::processing"]
+    issue.save()
+    assert [(e["action"], e["label"]["name"]) for e in events(sandbox.url, issue.iid)] == [
+        ("add", "license-request-override"), ("add", "license-request"), ("add", "license-request::processing"),
+        ("remove", "license-request-override")]
+    # carol (Developer) renames the override label away and deletes the processing label
+    assert api(sandbox.url, "/api/v4/projects/1/labels/license-request-override", "carol-token", "PUT",
+               form=[("new_name", "old-override")])[0] == 200
+    assert api(sandbox.url, f"/api/v4/projects/1/labels/{quote('license-request::processing', safe='')}",
+               "carol-token", "DELETE")[0] == 204
+    after = events(sandbox.url, issue.iid)
+    assert [(e["action"], e["label"] and e["label"]["name"]) for e in after] == [
+        ("add", "old-override"), ("add", "license-request"), ("add", None), ("remove", "old-override")]
+    assert client(sandbox.url).issues.get(issue.iid).labels == ["license-request"]
+    # re-creating a label of the deleted name makes a new row: the old events stay null
+    client(sandbox.url, "carol-token").labels.create({"name": "license-request::processing", "color": "#ff0000"})
+    assert events(sandbox.url, issue.iid)[2]["label"] is None
+
+
+def test_label_rename_routes_by_id_by_name_and_the_deprecated_body_form(sandbox):
+    """`PUT /projects/:id/labels/:label_id` takes an id or a name; `PUT /projects/:id/labels` takes `label_id`
+    or `name` in the body (`lib/api/labels.rb`); with nothing to change Grape answers 400 (`at_least_one_of`
+    in `lib/api/helpers/label_helpers.rb`). Renaming to a taken name is a validation error."""
+    project = client(sandbox.url, "bot-token")
+    issue = project.issues.create({"title": "x", "labels": "license-request"})
+    label = project.labels.get("license-request")
+    label.new_name = "by-object"
+    label.save()  # python-gitlab: PUT /projects/1/labels/<id>
+    assert project.issues.get(issue.iid).labels == ["by-object"]
+    assert api(sandbox.url, f"/api/v4/projects/1/labels/{label.id}", "bot-token", "PUT",
+               body={"new_name": "by-id"})[1]["name"] == "by-id"
+    assert api(sandbox.url, "/api/v4/projects/1/labels", "bot-token", "PUT",
+               form=[("name", "by-id"), ("new_name", "by-body")])[1]["name"] == "by-body"
+    status, answer = api(sandbox.url, "/api/v4/projects/1/labels/by-body", "bot-token", "PUT", form=[])
+    assert status == 400 and "at least one parameter must be provided" in answer["error"]
+    status, answer = api(sandbox.url, "/api/v4/projects/1/labels/by-body", "bot-token", "PUT",
+                         form=[("new_name", "license-request-override")])
+    assert (status, answer) == (400, {"message": {"title": ["has already been taken"]}})
+    assert api(sandbox.url, "/api/v4/projects/1/labels/by-body", "mallory-token", "PUT",
+               form=[("new_name", "guest")])[0] == 403  # Guests manage no labels
+    assert api(sandbox.url, "/api/v4/projects/1/labels", "bot-token", "DELETE", form=[("name", "by-body")])[0] == 204
+    assert project.issues.get(issue.iid).labels == []
+
+
+def test_group_labels_are_inherited_in_lookups_but_not_deletable_through_the_project(sandbox):
+    """Finding: the twin had no group labels, so a group label shadowing the lock label went unseen. GitLab:
+    a project's labels include its groups' (`find_label`/`get_labels` use `available_labels_for` with
+    ancestors); creating a project label of a group label's name answers 409 (`create_label`); the
+    project's PUT and DELETE look at project labels only (`include_ancestor_groups: false` in `update_label`
+    and `delete_label`, `lib/api/helpers/label_helpers.rb`), so they answer 404."""
+    lock = quote("license-bot-run-lock", safe="")
+    # carol reaches support through the contractors share as a Developer: enough to make a group label
+    status, made = api(sandbox.url, "/api/v4/groups/support/labels", "carol-token", "POST",
+                       form=[("name", "license-bot-run-lock"), ("color", "#ff0000")])
+    assert status == 201
+    assert api(sandbox.url, "/api/v4/groups/support/labels", "mallory-token", "POST",
+               form=[("name", "g"), ("color", "#ff0000")])[0] == 403  # mallory: a Guest of a project in it
+    names = {lb["name"]: lb["is_project_label"] for lb in api(sandbox.url, "/api/v4/projects/1/labels")[1]}
+    assert names["license-bot-run-lock"] is False and names["license-request"] is True
+    status, got = api(sandbox.url, f"/api/v4/projects/1/labels/{lock}", "bot-token")
+    assert (status, got["id"], got["is_project_label"]) == (200, made["id"], False)
+    assert api(sandbox.url, "/api/v4/projects/1/labels", "bot-token", "POST",
+               form=[("name", "license-bot-run-lock"), ("color", "#00ff00")]) == \
+        (409, {"message": "Label already exists"})
+    assert api(sandbox.url, f"/api/v4/projects/1/labels/{lock}", "bot-token", "DELETE") == \
+        (404, {"message": "404 Label Not Found"})
+    assert api(sandbox.url, f"/api/v4/projects/1/labels/{lock}", "bot-token", "PUT",
+               form=[("new_name", "x")])[0] == 404
+    # a group label applies to the project's issues; its rename shows there, its deletion removes it
+    issue = client(sandbox.url, "bot-token").issues.create({"title": "x", "labels": "license-bot-run-lock"})
+    assert api(sandbox.url, f"/api/v4/groups/support/labels/{lock}", "carol-token", "PUT",
+               form=[("new_name", "renamed")])[0] == 200
+    assert client(sandbox.url).issues.get(issue.iid).labels == ["renamed"]
+    assert events(sandbox.url, issue.iid)[0]["label"]["name"] == "renamed"
+    assert api(sandbox.url, "/api/v4/groups/support/labels/renamed", "carol-token", "DELETE")[0] == 204
+    assert client(sandbox.url).issues.get(issue.iid).labels == []
+    assert events(sandbox.url, issue.iid)[0]["label"] is None
+    assert api(sandbox.url, "/api/v4/groups/support/labels", "dave-token", "POST",
+               form=[("name", "g"), ("color", "#ff0000")])[0] == 403  # dave is a Guest of support
