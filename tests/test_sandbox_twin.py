@@ -115,3 +115,83 @@ def test_group_labels_are_inherited_in_lookups_but_not_deletable_through_the_pro
     assert events(sandbox.url, issue.iid)[0]["label"] is None
     assert api(sandbox.url, "/api/v4/groups/support/labels", "dave-token", "POST",
                form=[("name", "g"), ("color", "#ff0000")])[0] == 403  # dave is a Guest of support
+
+
+# --- 2. who may edit whose comment ---------------------------------------------------------------------------
+
+def test_maintainers_edit_and_delete_anyones_comment_and_the_author_stays(sandbox):
+    """Finding: the twin let only a note's author edit it, so a record entry the bot wrote looked immutable.
+    GitLab's `update_note`/`delete_note` need `admin_note` (`lib/api/helpers/notes_helpers.rb`), which
+    Maintainers and Owners hold for every comment (`doc/user/permissions.md`: "Edit comments (posted by any
+    user)"); the note keeps its author, and REST shows only `updated_at` (`Entities::Note`). Developers and
+    below get 403; system notes are not editable by anyone (`app/policies/note_policy.rb`: `~editable`)."""
+    sandbox.sandbox.state["projects"][0]["members"]["7"] = 40  # mike becomes a Maintainer of the project
+    issue = client(sandbox.url, "bot-token").issues.create({"title": "record", "confidential": True})
+    note = issue.notes.create({"body": "entry 1"})
+    path = f"/api/v4/projects/1/issues/{issue.iid}/notes/{note.id}"
+    for token in ("carol-token", "alice-token", "mallory-token"):  # Developer, Developer, Guest
+        assert api(sandbox.url, path, token, "PUT", form=[("body", "forged")])[0] in (403, 404), token
+        assert api(sandbox.url, path, token, "DELETE")[0] in (403, 404), token
+    assert api(sandbox.url, path, "carol-token", "PUT", form=[("body", "forged")])[0] == 403  # sees it, may not
+    status, edited = api(sandbox.url, path, "mike-token", "PUT", form=[("body", "forged by mike")])
+    assert status == 200 and edited["body"] == "forged by mike" and edited["author"]["username"] == "license-bot"
+    assert "updated_at" in edited and not {"last_edited_by", "last_edited_at", "updated_by"} & set(edited)
+    issue.labels = ["license-request"]
+    issue.save()
+    system = next(n for n in issue.notes.list(get_all=True) if n.system)
+    assert api(sandbox.url, f"/api/v4/projects/1/issues/{issue.iid}/notes/{system.id}", "bot-token", "PUT",
+               form=[("body", "x")])[0] == 403
+    assert api(sandbox.url, path, "mike-token", "DELETE")[0] == 204
+    assert [n.body for n in issue.notes.list(get_all=True) if not n.system] == []
+
+
+# --- 3. what a Guest's writes do ------------------------------------------------------------------------------
+
+def test_a_guest_applies_only_existing_labels_to_a_new_issue_and_creates_none(sandbox):
+    """Finding: the twin created any label a Guest named in `labels=`. GitLab resolves names through
+    `Labels::FindOrCreateService#find_or_create_label`, which creates a missing label only for a user with
+    `create_label` on the project (Reporter and up); a Guest's unknown names are dropped."""
+    guest = client(sandbox.url, "mallory-token").issues.create(
+        {"title": "g", "labels": "license-request,license-bot-run-lock,typo"})
+    assert guest.labels == ["license-request"]
+    names = {lb.name for lb in client(sandbox.url).labels.list(get_all=True)}
+    assert "license-bot-run-lock" not in names and "typo" not in names
+    reporter = client(sandbox.url, "alice-token").issues.create({"title": "r", "labels": "typo"})
+    assert reporter.labels == ["typo"]  # a Developer's unknown name becomes a label, as on GitLab
+
+
+def test_a_guest_authors_metadata_edits_are_answered_200_and_silently_ignored(sandbox):
+    """Finding: the twin answered a Guest author's label edit with 403 and applied their assignee and
+    confidentiality edits. GitLab drops labels, assignees and confidentiality from the update unless the
+    user may `set_issue_metadata`, which on an existing issue needs `admin_issue` (Reporter)
+    (`IssuableBaseService#filter_params`; `app/policies/issue_policy.rb`), and answers 200 with the issue
+    unchanged; the author may still edit the title and description (`assignee_or_author`)."""
+    issue = client(sandbox.url, "mallory-token").issues.create({"title": "mine", "description": "d"})
+    iid = issue.iid
+    status, answer = api(sandbox.url, f"/api/v4/projects/1/issues/{iid}", "mallory-token", "PUT", form=[
+        ("labels", "license-request-override"), ("add_labels", "license-request"), ("assignee_ids[]", "1"),
+        ("confidential", "true"), ("title", "new title"), ("description", "new text")])
+    assert status == 200
+    assert (answer["labels"], answer["assignees"], answer["confidential"]) == ([], [], False)
+    assert (answer["title"], answer["description"]) == ("new title", "new text")
+    assert events(sandbox.url, iid) == []
+    # a Reporter and up may (alice is a Developer)
+    status, answer = api(sandbox.url, f"/api/v4/projects/1/issues/{iid}", "alice-token", "PUT",
+                         form=[("add_labels", "license-request"), ("confidential", "true")])
+    assert (status, answer["labels"], answer["confidential"]) == (200, ["license-request"], True)
+
+
+def test_assignees_see_and_edit_a_confidential_issue(sandbox):
+    """Finding: the twin hid a confidential issue from its Guest assignee. GitLab lets the author, the
+    assignees and Reporters and up read it (`Issue#readable_by?` in `app/models/issue.rb`:
+    `assignees.include?(user)`), and its author and assignees update it (`app/policies/issuable_policy.rb`:
+    `assignee_or_author`); other Guests get 404."""
+    issue = client(sandbox.url, "bot-token").issues.create(
+        {"title": "secret", "confidential": True, "assignee_ids": [4]})  # emil: a Guest of the project
+    path = f"/api/v4/projects/1/issues/{issue.iid}"
+    assert api(sandbox.url, path, "emil-token")[0] == 200
+    assert [i["iid"] for i in api(sandbox.url, "/api/v4/projects/1/issues", "emil-token")[1]] == [issue.iid]
+    assert api(sandbox.url, path, "emil-token", "PUT", form=[("description", "edited by emil")])[1][
+        "description"] == "edited by emil"
+    assert api(sandbox.url, path, "mallory-token")[0] == 404
+    assert api(sandbox.url, "/api/v4/projects/1/issues", "mallory-token")[1] == []

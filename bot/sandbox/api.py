@@ -400,11 +400,8 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         user = self.me()
         project = self.sandbox.project(ref, user)
         issue = self.sandbox.issue(project, iid, user)
-        note = next((n for n in issue["notes"] if str(n["id"]) == note_id and not n["system"]), None)
-        if note is None:
-            raise ApiError(404, "404 Note Not Found")
-        if note["author_id"] != user["id"]:
-            raise ApiError(403, "403 Forbidden")
+        note = self._note(issue, note_id)
+        self._require_admin_note(project, note, user)
         note["body"], note["updated_at"] = self.body().get("body") or note["body"], _now()
         issue["updated_at"] = note["updated_at"]  # GitLab touches the issue when a note changes
         return 200, self.sandbox.note_json(issue, note), {}
@@ -417,16 +414,21 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
 
     @route("DELETE", r"/api/v4/projects/([^/]+)/issues/(\d+)/notes/(\d+)")
     def delete_note(self, ref, iid, note_id):
-        """Its author, or a Maintainer and above, may delete a comment (NotePolicy: admin_note)."""
         user = self.me()
         project = self.sandbox.project(ref, user)
         issue = self.sandbox.issue(project, iid, user)
         note = self._note(issue, note_id)
-        if note["author_id"] != user["id"]:
-            self.sandbox.require(project, user, MAINTAINER)
+        self._require_admin_note(project, note, user)
         issue["notes"].remove(note)
         issue["updated_at"] = _now()
         return 204, b"", {}
+
+    def _require_admin_note(self, project: dict, note: dict, user: dict) -> None:
+        """Editing and deleting a comment need `admin_note` (`lib/api/helpers/notes_helpers.rb`): its author
+        has it, and so do Maintainers and Owners for anyone's comment (ProjectPolicy; permissions doc "Edit
+        comments (posted by any user)"); nobody has it on a system note (NotePolicy: `~editable`)."""
+        if note["system"] or (note["author_id"] != user["id"] and self.sandbox.access(project, user) < MAINTAINER):
+            raise ApiError(403, "403 Forbidden")
 
     def _note(self, issue: dict, note_id: str) -> dict:
         note = next((n for n in issue["notes"] if str(n["id"]) == note_id), None)

@@ -5,7 +5,7 @@ through the project's group, its ancestors and groups shared with them (capped a
 `members/all` answers for inherited and shared members, `members/:id` for direct ones only (Group and
 project members API); a private group is readable by its members of any kind and by members of projects
 inside it, and answers 404 to everyone else (GroupPolicy); confidential issues are visible to their
-author and to Reporters and above (IssuePolicy).
+author, their assignees and to Reporters and above (IssuePolicy, `Issue#readable_by?`).
 """
 
 from __future__ import annotations
@@ -70,7 +70,12 @@ class Permissions:
         raise ApiError(404, "404 Issue Not Found")
 
     def can_see(self, project: dict, issue: dict, user: dict) -> bool:
-        return not issue["confidential"] or issue["author_id"] == user["id"] or self.access(project, user) >= REPORTER
+        """A confidential issue: its author, its assignees and Reporters and up (`Issue#readable_by?`:
+        `assignee_or_author?`; IssuePolicy `can_read_confidential`). Guests of a project and up see others."""
+        if not issue["confidential"]:
+            return project["visibility"] == "public" or self.access(project, user) >= GUEST
+        return user["id"] == issue["author_id"] or user["id"] in issue["assignee_ids"] or \
+            self.access(project, user) >= REPORTER
 
     def require(self, project: dict, user: dict, level: int) -> None:
         if self.access(project, user) < level:
