@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+import pytest
+
 from .e2e import client
 from .test_sandbox import raw
 
@@ -195,3 +197,124 @@ def test_assignees_see_and_edit_a_confidential_issue(sandbox):
         "description"] == "edited by emil"
     assert api(sandbox.url, path, "mallory-token")[0] == 404
     assert api(sandbox.url, "/api/v4/projects/1/issues", "mallory-token")[1] == []
+
+
+# --- 4. the rate limiter's body, /version and /metadata, the tier -----------------------------------------------
+
+def test_the_search_limiter_answers_429_with_gitlabs_nested_body():
+    """`render_api_error!({ error: 'This endpoint has been requested too many times. Try again later.' }, 429)`
+    (`lib/api/helpers/rate_limiter.rb`): the message is an object, not a string."""
+    from bot.sandbox import SandboxServer
+
+    with SandboxServer(search_rate_limit=1) as server:
+        assert api(server.url, "/api/v4/projects/1/issues?search=x")[0] == 200
+        assert api(server.url, "/api/v4/projects/1/issues?search=x") == (429, {"message": {
+            "error": "This endpoint has been requested too many times. Try again later."}})
+
+
+@pytest.mark.parametrize("edition,enterprise,suffix", [("premium", True, "-ee"), ("free", True, "-ee"),
+                                                       ("free", False, "")])
+def test_version_and_metadata_name_the_codebase_and_license_needs_an_admin(edition, enterprise, suffix):
+    """`/metadata` and the deprecated `/version` run one query (`lib/api/metadata.rb`): `enterprise` and the
+    `-ee` suffix say the EE codebase runs, which it does unlicensed (Free) too; the tier is in `GET /license`,
+    which only administrators may read (`ee/lib/api/license.rb`: `authenticated_as_admin!`) and CE lacks."""
+    from bot.sandbox import SandboxServer
+
+    with SandboxServer(edition=edition, enterprise=enterprise) as server:
+        version, metadata = api(server.url, "/api/v4/version")[1], api(server.url, "/api/v4/metadata")[1]
+        assert version == metadata and version["enterprise"] is enterprise and version["version"].endswith(suffix)
+        assert set(version["kas"]) == {"enabled", "externalUrl", "version"}
+        assert api(server.url, "/api/v4/license", "bot-token")[0] == (403 if enterprise else 404)
+        assert api(server.url, "/api/v4/metadata", None)[0] == 401
+
+
+def test_doctor_does_not_claim_scoped_labels_on_unlicensed_enterprise_edition(bot, tmp_path):
+    """Finding: doctor read `-ee` as a paid tier and said nothing of Free's rules on an unlicensed EE, which
+    behaves as Free (scoped labels do not replace each other; one assignee). It now says the tier is unknown
+    unless the token may read `/license`."""
+    from bot import config as config_mod
+    from bot import doctor
+    from bot.sandbox import SandboxServer
+
+    from .test_find_doctor import _secrets
+
+    for edition, enterprise in (("free", True), ("premium", True)):
+        with SandboxServer(edition=edition, enterprise=enterprise) as server:
+            bot.url = server.url
+            bot.write_config()
+            checks = {c.name: c for c in doctor.check(config_mod.load(bot.config_path, environ={}), _secrets(bot),
+                                                      environ={})}
+            detail = checks["GitLab version"].detail
+        assert "Enterprise Edition; its tier is unknown" in detail, detail
+        assert "if it is Free, scoped labels do not replace each other" in detail, detail
+
+
+# --- 5. routes and filters clients use ------------------------------------------------------------------------
+
+def test_project_members_direct_inherited_and_single(sandbox):
+    """`lib/api/members.rb`: `members` and `members/:user_id` answer for direct members, `members/all` and
+    `members/all/:user_id` also for members through the project's group and the groups shared with it."""
+    def usernames(path):
+        return [m["username"] for m in api(sandbox.url, path, "mallory-token")[1]]
+    assert usernames("/api/v4/projects/1/members") == ["mallory", "license-bot", "emil"]
+    assert usernames("/api/v4/projects/1/members/all") == ["alice", "mallory", "license-bot", "emil", "carol",
+                                                           "dave", "mike"]
+    assert api(sandbox.url, "/api/v4/projects/1/members/2")[1]["access_level"] == 10
+    assert api(sandbox.url, "/api/v4/projects/1/members/1")[0] == 404  # alice: through the group only
+    status, alice = api(sandbox.url, "/api/v4/projects/1/members/all/1")
+    assert (status, alice["username"], alice["access_level"]) == (200, "alice", 30)
+    assert api(sandbox.url, "/api/v4/projects/1/members/all/5")[1]["access_level"] == 30  # carol, shared
+    assert api(sandbox.url, "/api/v4/projects/1/members/all/99")[0] == 404
+    assert [m["username"] for m in api(sandbox.url, "/api/v4/groups/support/members", "bot-token")[1]] == [
+        "alice", "license-bot", "dave", "mike"]
+
+
+def test_issue_lists_filter_by_iids_assignee_and_confidentiality(sandbox):
+    """Finding: `iids[]`, `assignee_id` and `confidential` were ignored, so a client's narrow query listed
+    every issue. Issues API (`lib/api/issues.rb`, `IssuableFinder`): `iids` is an array, `assignee_id` takes
+    an id, `None` or `Any`, `confidential` a Boolean."""
+    project = client(sandbox.url, "bot-token")
+    project.issues.create({"title": "one", "assignee_ids": [1]})
+    project.issues.create({"title": "two", "confidential": True})
+    project.issues.create({"title": "three", "assignee_ids": [4]})
+
+    def titles(query):
+        status, issues = api(sandbox.url, f"/api/v4/projects/1/issues?{query}&sort=asc", "bot-token")
+        assert status == 200, (query, issues)
+        return [i["title"] for i in issues]
+    assert titles("iids[]=1&iids[]=3") == ["one", "three"]
+    assert titles("iids[]=2") == ["two"]
+    assert titles("assignee_id=1") == ["one"]
+    assert titles("assignee_id=None") == ["two"] and titles("assignee_id=any") == ["one", "three"]
+    assert titles("confidential=true") == ["two"] and titles("confidential=false") == ["one", "three"]
+    assert [i.title for i in project.issues.list(iids=[1, 2], get_all=True)] == ["two", "one"]  # python-gitlab
+    assert api(sandbox.url, "/api/v4/projects/1/issues?confidential=maybe", "bot-token") == \
+        (400, {"error": "confidential is invalid"})
+
+
+def test_form_encoded_arrays_are_read_as_grape_reads_them(sandbox):
+    """Finding: `assignee_ids[]=1&assignee_ids[]=4` was dropped with a 200. Rack reads `name[]` as an array,
+    and GitLab's `assignee_ids` also takes "1,4" (`CommaSeparatedToIntegerArray`); `labels` takes a comma
+    list or an array (`CommaSeparatedToArray`)."""
+    status, made = api(sandbox.url, "/api/v4/projects/1/issues", "bot-token", "POST", form=[
+        ("title", "arrays"), ("assignee_ids[]", "1"), ("assignee_ids[]", "4"),
+        ("labels[]", "license-request"), ("labels[]", "license-request-override")])
+    assert status == 201 and [a["username"] for a in made["assignees"]] == ["alice", "emil"]
+    assert made["labels"] == ["license-request", "license-request-override"]
+    status, edited = api(sandbox.url, f"/api/v4/projects/1/issues/{made['iid']}", "bot-token", "PUT",
+                         form=[("assignee_ids", "4,1")])
+    assert status == 200 and [a["username"] for a in edited["assignees"]] == ["emil", "alice"]
+    assert api(sandbox.url, f"/api/v4/projects/1/issues/{made['iid']}", "bot-token", "PUT",
+               form=[("assignee_ids", "alice")]) == (400, {"error": "assignee_ids is invalid"})
+
+
+@pytest.mark.parametrize("query,error", [("per_page=abc", "per_page is invalid"), ("page=x1", "page is invalid")])
+def test_a_non_numeric_page_parameter_is_grapes_400_not_a_500(sandbox, query, error):
+    """Finding: `per_page=abc` was a 500 carrying a Python exception text. GitLab's pagination params are
+    Integers; Grape's coercion failure is 400 `{"error": "per_page is invalid"}` (`rescue_from
+    Grape::Exceptions::Base` in `lib/api/api.rb`)."""
+    for path in ("/api/v4/projects/1/issues", "/api/v4/projects/1/labels", "/api/v4/projects/1/members/all"):
+        assert api(sandbox.url, f"{path}?{query}") == (400, {"error": error})
+    status, _, body = raw(sandbox.url, "/api/v4/projects/1/issues", method="POST", data=b"{not json",
+                          json_body=True)
+    assert status == 400 and b"Error" not in body and b"Traceback" not in body

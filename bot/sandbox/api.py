@@ -39,7 +39,7 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         if not self._read_body():
             return
         parts = urlsplit(self.path)
-        self.query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        self.query, self.query_lists = _params(parse_qs(parts.query, keep_blank_values=True))
         path = parts.path
         status = 500
         try:
@@ -122,7 +122,10 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         raw = self._raw
         ctype = self.headers.get("Content-Type", "")
         if ctype.startswith("application/json"):
-            return json.loads(raw or b"{}")
+            try:
+                return json.loads(raw or b"{}")
+            except ValueError:
+                raise ApiError(400, "400 Bad request - the body is not valid JSON") from None
         if ctype.startswith("multipart/form-data"):
             msg = message_from_bytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw,
                                      policy=email_policy.HTTP)
@@ -132,7 +135,7 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
                 out[name] = {"filename": part.get_filename(), "data": part.get_payload(decode=True)} \
                     if part.get_filename() else part.get_payload(decode=True).decode()
             return out
-        return {k: v[-1] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+        return _form(parse_qs(raw.decode(), keep_blank_values=True))
 
     def me(self) -> dict:
         token = self.headers.get("PRIVATE-TOKEN") or self.query.get("private_token")
@@ -141,9 +144,30 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             raise ApiError(401, "401 Unauthorized")
         return user
 
+    def integer(self, name: str, default: int | None = None) -> int | None:
+        """An Integer parameter as Grape coerces it: not a number is 400 `<name> is invalid`
+        (GitLab: `rescue_from Grape::Exceptions::Base` in `lib/api/api.rb`)."""
+        value = self.query.get(name)
+        if value in (None, ""):
+            return default
+        if not re.fullmatch(r"[+-]?\d+", value.strip()):
+            raise ApiError(400, f"{name} is invalid", body={"error": f"{name} is invalid"})
+        return int(value)
+
+    def boolean(self, name: str) -> bool | None:
+        """A Boolean parameter as Grape coerces it."""
+        value = self.query.get(name)
+        if value in (None, ""):
+            return None
+        if value.lower() in ("true", "t", "1", "yes", "y", "on"):
+            return True
+        if value.lower() in ("false", "f", "0", "no", "n", "off"):
+            return False
+        raise ApiError(400, f"{name} is invalid", body={"error": f"{name} is invalid"})
+
     def paginate(self, items: list) -> tuple[int, list, dict]:
-        per_page = max(1, min(int(self.query.get("per_page") or 20), 100))
-        page = max(1, int(self.query.get("page") or 1))
+        per_page = max(1, min(self.integer("per_page", 20), 100))
+        page = max(1, self.integer("page", 1))
         total = len(items)
         pages = max(1, -(-total // per_page))
         chunk = items[(page - 1) * per_page: page * per_page]
@@ -171,14 +195,39 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         user = self.me()
         return 200, self.sandbox.project_json(self.sandbox.project(ref, user), user), {}
 
+    # Members (`lib/api/members.rb`): `members` and `members/:user_id` are direct members only; `members/all`
+    # adds members inherited through the project's groups and groups shared with them. Anyone who can see
+    # the project may read them (`read_project_member`).
+    def _project_members(self, ref: str, every: bool) -> dict[str, int]:
+        project = self.sandbox.project(ref, self.me())
+        if not every:
+            return dict(project["members"])
+        uids = set(project["members"]) | set(self.sandbox.project_group_members(project))
+        return {uid: self.sandbox.access(project, self.sandbox.user(int(uid))) for uid in uids}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/members")
+    def list_project_members(self, ref):
+        members = self._project_members(ref, every=False)
+        return self.paginate([self._member_json(uid, lvl) for uid, lvl in sorted(members.items(), key=_uid)])
+
+    @route("GET", r"/api/v4/projects/([^/]+)/members/all")
+    def list_all_project_members(self, ref):
+        members = self._project_members(ref, every=True)
+        return self.paginate([self._member_json(uid, lvl) for uid, lvl in sorted(members.items(), key=_uid)])
+
+    @route("GET", r"/api/v4/projects/([^/]+)/members/(\d+)")
+    def get_direct_project_member(self, ref, user_id):
+        members = self._project_members(ref, every=False)
+        if user_id not in members:
+            raise ApiError(404, "404 Not found")
+        return 200, self._member_json(user_id, members[user_id]), {}
+
     @route("GET", r"/api/v4/projects/([^/]+)/members/all/(\d+)")
     def get_project_member(self, ref, user_id):
-        project = self.sandbox.project(ref, self.me())
-        user = next((u for u in self.sandbox.state["users"] if str(u["id"]) == user_id), None)
-        level = self.sandbox.access(project, user) if user else 0
-        if not level:
+        members = self._project_members(ref, every=True)
+        if not members.get(user_id):
             raise ApiError(404, "404 Not found")
-        return 200, {**self.sandbox.user_json(user), "access_level": level}, {}
+        return 200, self._member_json(user_id, members[user_id]), {}
 
     @route("GET", r"/api/v4/groups/([^/]+)")
     def get_group(self, ref):
@@ -191,6 +240,11 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         user = self.sandbox.user(int(uid))
         return {**self.sandbox.user_json(user), "access_level": level, "state": user.get("state", "active"),
                 "expires_at": None}
+
+    @route("GET", r"/api/v4/groups/([^/]+)/members")
+    def list_direct_group_members(self, ref):
+        g = self.sandbox.group(ref, self.me())
+        return self.paginate([self._member_json(uid, lvl) for uid, lvl in sorted(g["members"].items(), key=_uid)])
 
     @route("GET", r"/api/v4/groups/([^/]+)/members/all")
     def list_group_members(self, ref):
@@ -331,6 +385,22 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             issues = [i for i in issues if not any(lb in i["labels"] for lb in unwanted)]
         if q.get("author_id"):
             issues = [i for i in issues if str(i["author_id"]) == q["author_id"]]
+        iids = self.query_lists.get("iids")
+        if iids:  # iids[]=1&iids[]=2 (Issues API: `iids`, Array[Integer])
+            if not all(re.fullmatch(r"\d+", v) for v in iids):
+                raise ApiError(400, "iids is invalid", body={"error": "iids is invalid"})
+            issues = [i for i in issues if str(i["iid"]) in iids]
+        assignee = q.get("assignee_id", "")
+        if assignee.lower() == "none":  # `integer_none_any`: None, Any or an id
+            issues = [i for i in issues if not i["assignee_ids"]]
+        elif assignee.lower() == "any":
+            issues = [i for i in issues if i["assignee_ids"]]
+        elif assignee:
+            wanted_id = self.integer("assignee_id")
+            issues = [i for i in issues if wanted_id in i["assignee_ids"]]
+        confidential = self.boolean("confidential")
+        if confidential is not None:
+            issues = [i for i in issues if i["confidential"] == confidential]
         if q.get("author_username"):
             issues = [i for i in issues if self.sandbox.user(i["author_id"])["username"] == q["author_username"]]
         for key, field in (("updated_after", "updated_at"), ("created_after", "created_at")):
@@ -340,7 +410,8 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         if q.get("search"):
             # GitLab's full-text search, rate-limited per user (search_rate_limit; 429 without Retry-After).
             if not self.sandbox.search_limit.allow(user["id"]):
-                raise ApiError(429, "This endpoint has been requested too many times. Try again later.")
+                # `render_api_error!({ error: … }, 429)` (`lib/api/helpers/rate_limiter.rb`)
+                raise ApiError(429, {"error": "This endpoint has been requested too many times. Try again later."})
             fields = [f.strip() for f in q.get("in", "title,description").split(",") if f.strip()]
             issues = [i for i in issues if search.matches(i["title"], i["description"] or "", q["search"], fields,
                                                           self.sandbox.search_rules)]
@@ -436,13 +507,25 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             raise ApiError(404, "404 Note Not Found")
         return note
 
-    @route("GET", r"/api/v4/version")
+    @route("GET", r"/api/v4/(?:version|metadata)")
     def version(self):
-        """GET /version: v1 is a GitLab before 16.6, v2 and v3 newer; `-ee` on a paid edition."""
+        """GET /metadata and the deprecated /version answer the same (`lib/api/metadata.rb`): v1 is a GitLab
+        before 16.6, v2 and v3 newer. `-ee` and `enterprise: true` say the EE codebase runs, not that a paid
+        license is installed: EE without a license behaves as Free."""
         self.me()
         number = {"v1": "16.5.2", "v2": "17.6.1", "v3": "18.2.1"}[self.sandbox.search_rules]
-        suffix = "-ee" if self.sandbox.edition == "premium" else ""
-        return 200, {"version": number + suffix, "revision": "sandbox", "kas": {"enabled": False}}, {}
+        ee = self.sandbox.enterprise
+        return 200, {"version": number + ("-ee" if ee else ""), "revision": "sandbox",
+                     "kas": {"enabled": False, "externalUrl": None, "version": None}, "enterprise": ee}, {}
+
+    @route("GET", r"/api/v4/license")
+    def license(self):
+        """EE only, and administrators only (`ee/lib/api/license.rb`: `authenticated_as_admin!`); the sandbox
+        has no administrator, so the tier cannot be read through it, as with any non-admin token."""
+        self.me()
+        if not self.sandbox.enterprise:
+            raise ApiError(404, "404 Not Found", body={"error": "404 Not Found"})  # no such route on CE
+        raise ApiError(403, "403 Forbidden")
 
     @route("GET", r"/api/v4/personal_access_tokens/self")
     def token_self(self):
@@ -578,6 +661,30 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         project = next(p for p in self.sandbox.state["projects"] if ref in (str(p["id"]), p["path_with_namespace"]))
         project["visibility"] = visibility
         return 200, self.sandbox.project_json(project), {}
+
+
+def _uid(item: tuple[str, int]) -> int:
+    return int(item[0])
+
+
+def _params(parsed: dict[str, list[str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Rack's reading of a query or form: `name[]=a&name[]=b` is the array `name`; a repeated plain name
+    keeps its last value. Returns the scalar view and the array view."""
+    scalars: dict[str, str] = {}
+    lists: dict[str, list[str]] = {}
+    for key, values in parsed.items():
+        if key.endswith("[]"):
+            lists[key[:-2]] = values
+        else:
+            scalars[key] = values[-1]
+            lists.setdefault(key, [values[-1]])
+    return scalars, lists
+
+
+def _form(parsed: dict[str, list[str]]) -> dict[str, Any]:
+    """A form body as Grape sees it: arrays (`assignee_ids[]=1&assignee_ids[]=4`) become lists."""
+    scalars, lists = _params(parsed)
+    return {**scalars, **{k: v for k, v in lists.items() if k + "[]" in parsed}}
 
 
 def _parse_time(text: str) -> datetime:

@@ -49,6 +49,11 @@ class Permissions:
             raise ApiError(404, "404 Group Not Found")  # private groups do not exist for outsiders
         return g
 
+    def project_group_members(self, project: dict) -> dict[str, int]:
+        """Members a project inherits through its group (and that group's ancestors and shares)."""
+        group = next((g for g in self.state["groups"] if g["id"] == project.get("group_id")), None)
+        return self.group_members_all(group) if group else {}
+
     def access(self, project: dict, user: dict) -> int:
         direct = project["members"].get(str(user["id"]), 0)
         group = next((g for g in self.state["groups"] if g["id"] == project.get("group_id")), None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from .store import GUEST, REPORTER, ApiError, _bool, _label_list, _now
+from .store import GUEST, REPORTER, ApiError, _bool, _id_list, _label_list, _now
 
 
 class IssueWrites:
@@ -123,8 +123,7 @@ class IssueWrites:
         if data.get("labels"):  # any member who may create the issue may label it (see apply_quick_actions)
             self.set_labels(project, issue, user, _label_list(data["labels"]))
         if data.get("assignee_ids"):
-            ids = data["assignee_ids"] if isinstance(data["assignee_ids"], list) else [data["assignee_ids"]]
-            self.assign(issue, [int(i) for i in ids if str(i).isdigit()])
+            self.assign(issue, [i for i in _id_list("assignee_ids", data["assignee_ids"]) if i > 0])
         issue["description"] = self.apply_quick_actions(project, user, data.get("description") or "", issue)
         issue["notes"] = [n for n in issue["notes"] if not n["system"]]  # creation is one event in GitLab
         project["issues"].append(issue)
@@ -158,8 +157,7 @@ class IssueWrites:
         if "confidential" in data:
             issue["confidential"] = _bool(data["confidential"])
         if "assignee_ids" in data:
-            ids = data["assignee_ids"] if isinstance(data["assignee_ids"], list) else [data["assignee_ids"]]
-            self.assign(issue, [int(i) for i in ids if str(i).isdigit() and int(i) != 0])
+            self.assign(issue, [i for i in _id_list("assignee_ids", data["assignee_ids"]) if i > 0])
         event = data.get("state_event")
         if event == "close" and issue["state"] == "opened":
             issue["state"], issue["closed_at"] = "closed", _now()

@@ -13,11 +13,12 @@ class SandboxServer:
     """The HTTP API and the SMTP sink, started together on loopback."""
 
     def __init__(self, port: int = 0, smtp_port: int = 0, state_file: str | None = None, *,
-                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30):
+                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30,
+                 enterprise: bool | None = None):
         from .. import mailsink
 
         self.sandbox = Sandbox(state_file, search_rules=search_rules, edition=edition,
-                               search_rate_limit=search_rate_limit)
+                               search_rate_limit=search_rate_limit, enterprise=enterprise)
         handler = type("BoundHandler", (Handler,), {"sandbox": self.sandbox})
         self.http = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.http.daemon_threads = True

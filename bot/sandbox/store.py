@@ -83,10 +83,15 @@ class Store:
     """The state and how GitLab shows it; the permission and issue rules are mixed in by `Sandbox`."""
 
     def __init__(self, state_file: str | None = None, base_url: str = "http://127.0.0.1", *,
-                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30):
+                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30,
+                 enterprise: bool | None = None):
         from .ratelimit import RateLimit
 
         self.search_rules, self.edition = search_rules, edition
+        # The codebase: EE (`-ee`, `enterprise: true`) runs every tier; unlicensed EE is Free. CE is Free.
+        self.enterprise = edition == "premium" if enterprise is None else enterprise
+        if edition == "premium" and not self.enterprise:
+            raise ValueError("a paid tier needs the EE codebase")
         self.search_limit = RateLimit(search_rate_limit)
         self.started = datetime.now(timezone.utc)
         self.lock = threading.RLock()
@@ -179,6 +184,16 @@ def _label_list(value: Any) -> list[str]:
         return []
     items = value if isinstance(value, list) else str(value).split(",")
     return [str(i).strip() for i in items if str(i).strip()]
+
+
+def _id_list(name: str, value: Any) -> list[int]:
+    """An Array[Integer] parameter: a JSON list, a form array (`name[]=1&name[]=4`) or "1,4"
+    (`CommaSeparatedToIntegerArray`); anything else is Grape's 400 `<name> is invalid`."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    items = [str(i).strip() for i in items if str(i).strip() != ""]
+    if not all(i.lstrip("-").isdigit() for i in items):
+        raise ApiError(400, f"{name} is invalid", body={"error": f"{name} is invalid"})
+    return [int(i) for i in items]
 
 
 def mail_json(entry: dict) -> dict:
