@@ -38,6 +38,12 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         # the next request on this keep-alive connection (an HTML 400/501 for the client's next call).
         if not self._read_body():
             return
+        refusal = self._foreign(method)
+        if refusal:
+            with self.sandbox.lock:
+                self.sandbox.requests.append((method, self.path, refusal[0]))
+            self._send(*refusal, {})
+            return
         parts = urlsplit(self.path)
         self.query, self.query_lists = _params(parse_qs(parts.query, keep_blank_values=True))
         path = parts.path
@@ -91,6 +97,23 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         self._handle("PATCH")
 
     # request helpers
+    def _foreign(self, method: str) -> tuple[int, dict] | None:
+        """Refuse what a web page elsewhere could make a browser send: a Host other than the sandbox's own
+        address (DNS rebinding), and a write carrying a foreign Origin or a cross-site fetch mark (a form
+        POST from another site). Tokens come only in headers (see `me`), so a form cannot carry one."""
+        port = self.server.server_address[1]
+        own_hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        if (self.headers.get("Host") or "").lower() not in own_hosts:
+            return 421, {"message": "421 Misdirected Request - the Host is not this sandbox's address"}
+        if method in ("GET", "HEAD"):
+            return None
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.lower() not in {f"http://{h}" for h in own_hosts}:
+            return 403, {"message": "403 Forbidden - cross-origin request refused"}
+        if self.headers.get("Sec-Fetch-Site", "same-origin").lower() not in ("same-origin", "none"):
+            return 403, {"message": "403 Forbidden - cross-site request refused"}
+        return None
+
     def _read_body(self) -> bool:
         """Consume the request body (Content-Length or chunked) into `_raw`; on a body it cannot frame,
         answer 400 and close the connection rather than misread what follows."""
@@ -138,7 +161,12 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         return _form(parse_qs(raw.decode(), keep_blank_values=True))
 
     def me(self) -> dict:
-        token = self.headers.get("PRIVATE-TOKEN") or self.query.get("private_token")
+        """The caller, from the `PRIVATE-TOKEN` or `Authorization: Bearer` header only: a token in a URL or
+        a form body would let any page that can make a browser send a request act as its owner."""
+        token = self.headers.get("PRIVATE-TOKEN")
+        scheme, _, bearer = (self.headers.get("Authorization") or "").partition(" ")
+        if not token and scheme.lower() == "bearer":
+            token = bearer.strip()
         user = self.sandbox.user_by_token(token)
         if user is None:
             raise ApiError(401, "401 Unauthorized")
