@@ -76,10 +76,16 @@ def test_search_is_rate_limited_per_user_with_a_429_and_no_retry_after():
     from bot.sandbox import SandboxServer
 
     with SandboxServer(search_rate_limit=3) as server:
+        now = [1000]  # the limiter's clock, moved by hand: a slow machine cannot stretch the minute
+        server.sandbox.search_limit.clock = lambda: now[0]
         answers = [raw(server.url, "/api/v4/projects/1/issues?search=x", "alice-token") for _ in range(4)]
         assert [a[0] for a in answers] == [200, 200, 200, 429] and "Retry-After" not in answers[3][1]
         assert raw(server.url, "/api/v4/projects/1/issues?search=x", "bot-token")[0] == 200  # per user
         assert raw(server.url, "/api/v4/projects/1/issues", "alice-token")[0] == 200  # listing is not search
+        now[0] += 59
+        assert raw(server.url, "/api/v4/projects/1/issues?search=x", "alice-token")[0] == 429
+        now[0] += 1
+        assert raw(server.url, "/api/v4/projects/1/issues?search=x", "alice-token")[0] == 200  # a minute on
 
 
 def test_groups_direct_inherited_shared_and_private(sandbox):

@@ -8,6 +8,7 @@ import base64
 import json
 import re
 import secrets
+import threading
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
@@ -47,6 +48,13 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         self.query, self.query_lists = _params(parse_qs(parts.query, keep_blank_values=True))
         path = parts.path
+        if path.startswith("/api/") and self.sandbox.hold_at is not None:
+            with self.sandbox.lock:
+                self.sandbox.hold_at -= 1
+                hold = self.sandbox.hold_at == 0
+            if hold:  # a test's "the server stops answering here": this call never gets an answer
+                self.sandbox.held.set()
+                threading.Event().wait()
         status = 500
         try:
             for verb, pattern, name in ROUTES:
@@ -66,6 +74,8 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         if path.startswith("/api/v4/"):  # GitLab's calls; Zendesk's are counted apart
             with self.sandbox.lock:
                 self.sandbox.requests.append((method, self.path, status))
+        if path.startswith("/api/") and self.sandbox.on_step:
+            self.sandbox.on_step(method, self.path)
         self._send(status, body, headers)
 
     def _send(self, status: int, body: Any, headers: dict) -> None:
@@ -73,13 +83,16 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             data, ctype = body, headers.pop("Content-Type", "application/octet-stream")
         else:
             data, ctype = json.dumps(body).encode(), "application/json"
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away (killed mid-call)
+            self.close_connection = True
 
     def do_GET(self) -> None:  # noqa: N802
         self._handle("GET")
@@ -677,7 +690,13 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             by_method[method] = by_method.get(method, 0) + 1
         since = int(self.query.get("since") or 0)
         return 200, {"total": len(log), "by_method": by_method, "requests": log[since:],
-                     "zendesk": len(self.sandbox.zendesk_requests)}, {}
+                     "zendesk": len(self.sandbox.zendesk_requests), "held": self.sandbox.held.is_set()}, {}
+
+    @route("POST", r"/sandbox/hold/(\d+)")
+    def hold(self, n):
+        """Leave the n-th API call from now unanswered for ever (for a test that kills the sandbox mid-run)."""
+        self.sandbox.hold_at, _ = int(n), self.sandbox.held.clear()
+        return 200, {"hold_at": int(n)}, {}
 
     @route("POST", r"/sandbox/smtp/(up|down)")
     def smtp_switch(self, state):

@@ -24,8 +24,19 @@ TOKENS = {"alice-token": "alice", "mallory-token": "mallory", "bot-token": "lice
 PROJECT_PATH = "support/internal-requests"
 
 
+_clock_lock = threading.Lock()
+_last_ms = 0
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """GitLab's millisecond timestamps, strictly increasing in this process: two writes in the same
+    millisecond would otherwise tie, and which came first (an edit or an approval) would depend on the
+    machine's speed."""
+    global _last_ms
+    with _clock_lock:
+        _last_ms = max(_last_ms + 1, int(datetime.now(timezone.utc).timestamp() * 1000))
+        stamp = datetime.fromtimestamp(_last_ms / 1000, timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def seed_state() -> dict[str, Any]:
@@ -103,6 +114,12 @@ class Store:
             self.state = seed_state()
             self.save()
         self.requests: list[tuple[str, str, int]] = []  # GitLab API calls: (method, path, status)
+        # Tests act at an exact step of a client's run, not after a guessed time: `on_step(method, path)` is
+        # called for each API call (GitLab's and Zendesk's) and each email, before the client gets its answer;
+        # `hold_at` makes the n-th API call from when it is set wait for ever (`held` is set then).
+        self.on_step = None
+        self.hold_at: int | None = None
+        self.held = threading.Event()
         self.zendesk_requests: list[tuple[str, str]] = []
 
     def save(self) -> None:
@@ -173,6 +190,8 @@ class Store:
                                        "raw": base64.b64encode(envelope.original_content or envelope.content)
                                        .decode("ascii")})
             self.save()
+        if self.on_step:
+            self.on_step("SMTP", "DATA")
 
 
 def _bool(value: Any) -> bool:
