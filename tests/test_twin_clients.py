@@ -9,7 +9,7 @@ import json
 import gitlab
 import pytest
 
-from .e2e import PROJECT
+from .e2e import PROJECT, client
 
 REFUSALS = [  # (method, path, token, body): each refused before the sandbox reads its body
     ("POST", "/api/v4/projects/1/labels", None, b"name=x&color=%23ff0000"),  # 401
@@ -144,3 +144,148 @@ def test_a_cross_site_form_in_a_real_browser_creates_no_issue(sandbox, tmp_path)
     posts = [r for r in sandbox.sandbox.requests if r[0] == "POST" and r[1].startswith("/api/v4/projects/1/issues")]
     assert posts and all(status in (401, 403) for _, _, status in posts), posts  # it arrived, and was refused
     assert _issue_titles(sandbox) == []
+
+
+# --- independent clients: curl as GitLab's API docs use it, and python-gitlab's CLI ------------------------------
+
+def _curl_chain(sandbox, steps, tmp_path):
+    """Every step in ONE curl process (`--next`), so all ride one keep-alive connection: refusals with bodies
+    sit between the calls. Returns [(status, body)] and how many connections curl opened."""
+    import shutil
+    import subprocess
+
+    curl = shutil.which("curl")
+    assert curl, "curl is not installed"
+    args = [curl, "--silent", "--show-error"]
+    for n, (method, path, token, data) in enumerate(steps):
+        if n:
+            args.append("--next")
+        args += ["--request", method, "--output", str(tmp_path / f"{n}.out"),
+                 "--write-out", "%{http_code} %{num_connects}\\n"]
+        if token:
+            args += ["--header", f"PRIVATE-TOKEN: {token}"]
+        for kind, value in data:  # as the docs write them: --data "a=b", --form "file=@path", or JSON
+            if kind == "json":
+                args += ["--header", "Content-Type: application/json", "--data", value]
+            else:
+                args += [f"--{kind}", value]
+        args.append(f"{sandbox.url}/api/v4{path}")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout.split()
+    statuses, connects = [int(s) for s in out[::2]], sum(int(c) for c in out[1::2])
+    bodies = [(tmp_path / f"{n}.out").read_text() if (tmp_path / f"{n}.out").exists() else ""
+              for n in range(len(steps))]
+    return [(s, json.loads(b) if b.strip() else None) for s, b in zip(statuses, bodies, strict=True)], connects
+
+
+def test_curl_with_gitlabs_documented_calls_gets_gitlabs_answers_on_one_reused_connection(sandbox, tmp_path):
+    """Finding: independent clients got GitLab's documented answer for only part of the calls the bot makes,
+    and a refused call left the connection unusable. Each step is a call from GitLab's API docs
+    (`doc/api/{version,metadata,users,personal_access_tokens,projects,members,groups,issues,notes,labels,
+    group_labels,resource_label_events,project_markdown_uploads,pipeline_schedules}.md`), written as the docs
+    write it with curl, on one connection, with refusals (401, 403, 404, 400) in between."""
+    bot = client(sandbox.url, "bot-token")
+    issue = bot.issues.create({"title": "Emergency", "labels": "license-request"})
+    note = issue.notes.create({"body": "status"})
+    key = tmp_path / "a.gitlab-license"
+    key.write_text("KEY")
+    B, A = "bot-token", "alice-token"
+    P, ISSUE = "/projects/support%2Finternal-requests", f"/projects/1/issues/{issue.iid}"
+    lock = [("data", "name=license-bot-run-lock"), ("data", "color=#dd2b0e")]
+    steps = [  # (method, path, token, data), expected status, what the answer must hold
+        (("POST", "/projects/1/issues", None, [("data", "title=x")]), 401, {"message": "401 Unauthorized"}),
+        (("GET", "/version", B, []), 200, lambda b: b["version"].startswith("18.") and b["enterprise"] is True),
+        (("GET", "/metadata", B, []), 200, lambda b: set(b) >= {"version", "revision", "kas", "enterprise"}),
+        (("GET", "/user", B, []), 200, lambda b: b["username"] == "license-bot"),
+        (("GET", "/personal_access_tokens/self", B, []), 200, lambda b: b["scopes"] == ["api"]),
+        (("POST", "/projects/1/labels", "mallory-token", lock), 403, {"message": "403 Forbidden"}),
+        (("GET", P, B, []), 200, lambda b: b["path_with_namespace"] == PROJECT),
+        (("GET", "/projects/1/members/all/1", B, []), 200, lambda b: b["access_level"] == 30),
+        (("GET", "/projects/1/members/3", B, []), 200, lambda b: b["access_level"] == 40),
+        (("GET", "/groups/support%2Femea", B, []), 200, lambda b: b["full_path"] == "support/emea"),
+        (("GET", "/groups/support/members/6", B, []), 200, lambda b: b["access_level"] == 10),
+        (("GET", "/groups/support/members/all/5", B, []), 200, lambda b: b["username"] == "carol"),
+        (("PUT", "/projects/1/issues/999", B, [("data", "title=x")]), 404, {"message": "404 Issue Not Found"}),
+        (("POST", "/projects/1/issues", A, [("data", "title=Second"), ("data", "labels=license-request"),
+                                            ("data", "assignee_ids[]=1"), ("data", "assignee_ids[]=4")]),
+         201, lambda b: b["labels"] == ["license-request"] and [a["id"] for a in b["assignees"]] == [1, 4]),
+        (("GET", "/projects/1/issues?labels=license-request&state=opened&iids[]=2&assignee_id=4", B, []), 200,
+         lambda b: [i["title"] for i in b] == ["Second"]),
+        (("GET", "/projects/1/issues?confidential=false&per_page=1", B, []), 200, lambda b: len(b) == 1),
+        (("GET", "/projects/1/issues?per_page=abc", B, []), 400, {"error": "per_page is invalid"}),
+        (("GET", ISSUE, B, []), 200, lambda b: b["iid"] == issue.iid and b["labels"] == ["license-request"]),
+        (("POST", f"{ISSUE}/notes", B, [("data", "body=Recorded")]), 201,
+         lambda b: b["author"]["username"] == "license-bot" and b["body"] == "Recorded"),
+        (("PUT", f"{ISSUE}/notes/{note.id}", "carol-token", [("data", "body=forged")]), 403,
+         {"message": "403 Forbidden"}),
+        (("PUT", f"{ISSUE}/notes/{note.id}", B, [("json", '{"body": "status, edited"}')]), 200,
+         lambda b: b["body"] == "status, edited"),
+        (("GET", f"{ISSUE}/notes?sort=asc&order_by=created_at", B, []), 200,
+         lambda b: [n["body"] for n in b if not n["system"]] == ["status, edited", "Recorded"]),
+        (("GET", f"{ISSUE}/resource_label_events", B, []), 200,
+         lambda b: [(e["action"], e["label"]["name"]) for e in b] == [("add", "license-request")]),
+        (("POST", "/projects/1/labels", B, lock), 201, lambda b: b["name"] == "license-bot-run-lock"),
+        (("POST", "/projects/1/labels", B, lock), 409, {"message": "Label already exists"}),
+        (("GET", "/projects/1/labels/license-bot-run-lock", B, []), 200, lambda b: b["is_project_label"]),
+        (("DELETE", "/projects/1/labels/license-bot-run-lock", B, []), 204, None),
+        (("POST", "/groups/support/labels", "carol-token", lock), 201, lambda b: b["name"] == "license-bot-run-lock"),
+        (("DELETE", "/projects/1/labels/license-bot-run-lock", B, []), 404, {"message": "404 Label Not Found"}),
+        (("PUT", "/projects/1/labels/license-request", B, [("data", "new_name=renamed")]), 200,
+         lambda b: b["name"] == "renamed"),
+        (("GET", f"{ISSUE}/resource_label_events", B, []), 200, lambda b: b[0]["label"]["name"] == "renamed"),
+        (("POST", "/projects/1/uploads", B, [("form", f"file=@{key}")]), 201,
+         lambda b: b["markdown"] == f"[a.gitlab-license]({b['url']})"),
+        (("GET", "/projects/1/pipeline_schedules", B, []), 200, lambda b: b[0]["owner"]["username"] == "mike"),
+        (("GET", "/projects/1/repository/files/absent.yml?ref=main", B, []), 404,
+         {"message": "404 File Not Found"}),
+        (("PUT", ISSUE, B, [("data", "state_event=close"), ("data", "title=[Success] - done")]), 200,
+         lambda b: b["state"] == "closed" and b["title"] == "[Success] - done"),
+        (("GET", "/user?private_token=bot-token", None, []), 401, {"message": "401 Unauthorized"}),
+        (("GET", "/version", B, []), 200, lambda b: "version" in b),
+    ]
+    answers, connects = _curl_chain(sandbox, [s[0] for s in steps], tmp_path)
+    for (call, status, expect), (got, body) in zip(steps, answers, strict=True):
+        assert got == status, (call, got, body)
+        assert expect is None and body is None or (expect(body) if callable(expect) else body == expect), \
+            (call, body)
+    assert connects == 1, f"{connects} connections: the sandbox dropped a keep-alive connection"
+
+
+def _cli(sandbox, token, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "gitlab", "--server-url", sandbox.url, "--private-token", token,
+                           "-o", "json", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_python_gitlabs_cli_gets_the_documented_answers(sandbox):
+    """python-gitlab's own CLI (`gitlab`), a client the bot's code does not share, reads and writes what a
+    trust decision rests on: issues by iid and label, notes and who may edit them, label events after a
+    rename, members of projects and groups, group labels."""
+    def ok(token, *args):
+        result = _cli(sandbox, token, *args)
+        assert result.returncode == 0, (args, result.stderr)
+        return json.loads(result.stdout) if result.stdout.strip() else None
+
+    made = ok("bot-token", "project-issue", "create", "--project-id", "1", "--title", "Emergency",
+              "--labels", "license-request", "--assignee-ids", "1,4")
+    assert made["labels"] == ["license-request"] and [a["id"] for a in made["assignees"]] == [1, 4]
+    assert [i["iid"] for i in ok("bot-token", "project-issue", "list", "--project-id", "1", "--iids", "1",
+                                  "--labels", "license-request")] == [1]
+    note = ok("bot-token", "project-issue-note", "create", "--project-id", "1", "--issue-iid", "1",
+              "--body", "entry")
+    refused = _cli(sandbox, "carol-token", "project-issue-note", "update", "--project-id", "1", "--issue-iid", "1",
+                   "--id", str(note["id"]), "--body", "forged")
+    assert refused.returncode == 1 and "403" in refused.stderr and "Traceback" not in refused.stderr
+    ok("bot-token", "project-label", "update", "--project-id", "1", "--name", "license-request",
+       "--new-name", "renamed")
+    events = ok("bot-token", "project-issue-resource-label-event", "list", "--project-id", "1", "--issue-iid", "1")
+    assert [e["label"]["name"] for e in events] == ["renamed"]
+    assert ok("bot-token", "project-member-all", "get", "--project-id", "1", "--id", "1")["access_level"] == 30
+    assert ok("bot-token", "group-member", "get", "--group-id", "support", "--id", "6")["access_level"] == 10
+    assert [m["username"] for m in ok("bot-token", "project-member", "list", "--project-id", "1")] == [
+        "mallory", "license-bot", "emil"]
+    ok("carol-token", "group-label", "create", "--group-id", "support", "--name", "shadow", "--color", "#ff0000")
+    assert [lb["name"] for lb in ok("bot-token", "group-label", "list", "--group-id", "support")] == ["shadow"]
+    gone = _cli(sandbox, "bot-token", "project-label", "delete", "--project-id", "1", "--name", "shadow")
+    assert gone.returncode == 1 and "404" in gone.stderr  # a group label is not the project's to delete
