@@ -454,8 +454,12 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
                 # `render_api_error!({ error: … }, 429)` (`lib/api/helpers/rate_limiter.rb`)
                 raise ApiError(429, {"error": "This endpoint has been requested too many times. Try again later."})
             fields = [f.strip() for f in q.get("in", "title,description").split(",") if f.strip()]
-            issues = [i for i in issues if search.matches(i["title"], i["description"] or "", q["search"], fields,
-                                                          self.sandbox.search_rules)]
+            try:
+                search.matches("", "", q["search"], fields, self.sandbox.search_rules)  # the query runs regardless
+                issues = [i for i in issues if search.matches(i["title"], i["description"] or "", q["search"],
+                                                              fields, self.sandbox.search_rules)]
+            except search.QueryError:  # PostgreSQL refuses GitLab's tsquery: GitLab's answer is a bare 500
+                raise ApiError(500, "500 Internal Server Error") from None
         order = q.get("order_by", "created_at")
         key_field = order if order in ("created_at", "updated_at") else "created_at"
         issues.sort(key=lambda i: (i[key_field], i["iid"]), reverse=q.get("sort", "desc") == "desc")
