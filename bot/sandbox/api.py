@@ -1,5 +1,7 @@
 """The sandbox's HTTP API: GitLab REST v4 routes over `Sandbox`, with GitLab's status codes, error
 bodies and pagination headers, plus the sandbox's own `/sandbox/...` endpoints for tests (loopback only).
+Every request body is read before any answer (keep-alive stays in step); tokens count only in the
+PRIVATE-TOKEN or Bearer header; another Host, and writes from another origin, are refused.
 """
 
 from __future__ import annotations
@@ -8,7 +10,9 @@ import base64
 import json
 import re
 import secrets
+import sys
 import threading
+import traceback
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
@@ -69,8 +73,9 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
                 status, body, headers = 404, {"error": "404 Not Found"}, {}
         except ApiError as exc:
             status, body, headers = exc.status, exc.body, {}
-        except Exception as exc:  # noqa: BLE001
-            status, body, headers = 500, {"message": f"500 Internal Server Error: {type(exc).__name__}: {exc}"}, {}
+        except Exception:  # noqa: BLE001 - GitLab's bare 500 for the client; the traceback for whoever runs it
+            traceback.print_exc(file=sys.stderr)
+            status, body, headers = 500, {"message": "500 Internal Server Error"}, {}
         if path.startswith("/api/v4/"):  # GitLab's calls; Zendesk's are counted apart
             with self.sandbox.lock:
                 self.sandbox.requests.append((method, self.path, status))
@@ -171,7 +176,7 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
                 out[name] = {"filename": part.get_filename(), "data": part.get_payload(decode=True)} \
                     if part.get_filename() else part.get_payload(decode=True).decode()
             return out
-        return _form(parse_qs(raw.decode(), keep_blank_values=True))
+        return _form(parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True))
 
     def me(self) -> dict:
         """The caller, from the `PRIVATE-TOKEN` or `Authorization: Bearer` header only: a token in a URL or
