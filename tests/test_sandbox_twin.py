@@ -97,6 +97,9 @@ def test_group_labels_are_inherited_in_lookups_but_not_deletable_through_the_pro
                form=[("name", "g"), ("color", "#ff0000")])[0] == 403  # mallory: a Guest of a project in it
     names = {lb["name"]: lb["is_project_label"] for lb in api(sandbox.url, "/api/v4/projects/1/labels")[1]}
     assert names["license-bot-run-lock"] is False and names["license-request"] is True
+    own = api(sandbox.url, "/api/v4/projects/1/labels?include_ancestor_groups=false")[1]
+    assert "license-bot-run-lock" not in {lb["name"] for lb in own}
+    assert api(sandbox.url, f"/api/v4/projects/1/labels/{lock}?include_ancestor_groups=false")[0] == 404
     status, got = api(sandbox.url, f"/api/v4/projects/1/labels/{lock}", "bot-token")
     assert (status, got["id"], got["is_project_label"]) == (200, made["id"], False)
     assert api(sandbox.url, "/api/v4/projects/1/labels", "bot-token", "POST",

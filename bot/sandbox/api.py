@@ -312,10 +312,16 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         return 200, self._member_json(user_id, g["members"][user_id]), {}
 
     # Labels: a project sees its own and its groups' (labels.py); rename and delete reach only its own.
+    def _visible_labels(self, project: dict) -> list[dict]:
+        """`include_ancestor_groups` (default true) adds the groups' labels (`lib/api/labels.rb`)."""
+        if self.boolean("include_ancestor_groups") is False:
+            return list(project["labels"])
+        return self.sandbox.available_labels(project)
+
     @route("GET", r"/api/v4/projects/([^/]+)/labels")
     def list_labels(self, ref):
         project = self.sandbox.project(ref, self.me())
-        return self.paginate([self.sandbox.label_json(lb, project) for lb in self.sandbox.available_labels(project)])
+        return self.paginate([self.sandbox.label_json(lb, project) for lb in self._visible_labels(project)])
 
     def _new_label(self, owner: dict, available: list[dict]) -> tuple[int, dict, dict]:
         data = self.body()
@@ -340,7 +346,7 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
     @route("GET", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
     def get_label(self, ref, name):
         project = self.sandbox.project(ref, self.me())
-        label = self.sandbox.find_label(self.sandbox.available_labels(project), name)
+        label = self.sandbox.find_label(self._visible_labels(project), name)
         return 200, self.sandbox.label_json(label, project), {}
 
     def _own_project_label(self, ref: str, name: str | None) -> tuple[dict, dict]:
