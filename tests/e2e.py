@@ -55,7 +55,7 @@ class KillAt:
         self._started.set()
         return self.proc
 
-    def finish(self, timeout: float = 120) -> subprocess.Popen:
+    def finish(self, timeout: float = 600) -> subprocess.Popen:
         self.proc.communicate(timeout=timeout)  # reads its output: a full pipe must not stall it
         self.server.sandbox.on_step = None
         return self.proc
@@ -110,7 +110,7 @@ class Bot:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "bot", "--config", str(self.config_path), "run", *args]
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:  # a hang guard only
         return subprocess.run(self.command(*args), capture_output=True, text=True, env=self.env(), timeout=timeout)
 
     def start(self, *args: str) -> subprocess.Popen:
