@@ -322,3 +322,28 @@ def test_a_non_numeric_page_parameter_is_grapes_400_not_a_500(sandbox, query, er
     status, _, body = raw(sandbox.url, "/api/v4/projects/1/issues", method="POST", data=b"{not json",
                           json_body=True)
     assert status == 400 and b"Error" not in body and b"Traceback" not in body
+
+
+# --- 10. nothing left to timing ---------------------------------------------------------------------------------
+
+def test_the_mail_sink_moves_on_when_its_free_port_was_taken_before_it_bound():
+    """Flaky-test finding: the sandbox picks a free SMTP port, then binds it; on a busy machine another
+    process can take the port in between, and the sandbox failed to start. A port it chose itself, it
+    chooses again; a port the caller gave stays."""
+    import socket
+
+    from bot.sandbox import SandboxServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = SandboxServer()
+        server.smtp_port = taken.getsockname()[1]  # as if another process got there first
+        with server:
+            assert server.smtp_port != taken.getsockname()[1]
+            with socket.create_connection(("127.0.0.1", server.smtp_port), timeout=10) as smtp:
+                assert smtp.recv(100).startswith(b"220")
+        fixed = SandboxServer(smtp_port=taken.getsockname()[1])
+        with pytest.raises(OSError, match="in use"):
+            fixed.start()
+        fixed.http.server_close()

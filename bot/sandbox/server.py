@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import ThreadingHTTPServer
 
@@ -25,6 +26,7 @@ class SandboxServer:
         self.port = self.http.server_address[1]
         self.sandbox.base_url = f"http://127.0.0.1:{self.port}"
         self.smtp_port = smtp_port or mailsink.free_port()
+        self._smtp_port_chosen = not smtp_port
         self._inbox = mailsink.Inbox(on_message=self.sandbox.add_mail)
         self._smtp = None
         self.http.smtp_switch = self.smtp_switch  # type: ignore[attr-defined]
@@ -38,7 +40,17 @@ class SandboxServer:
         from .. import mailsink
 
         if up and self._smtp is None:
-            self._smtp = mailsink.start(self._inbox, port=self.smtp_port)
+            for attempt in range(5):
+                try:
+                    if not _bindable(self.smtp_port):  # aiosmtpd would only say so after its ready timeout
+                        raise OSError(f"the SMTP port {self.smtp_port} is in use")
+                    self._smtp = mailsink.start(self._inbox, port=self.smtp_port)
+                    break
+                except OSError:  # the free port was taken by another process before the sink bound it
+                    if not self._smtp_port_chosen or attempt == 4:
+                        raise
+                    self.smtp_port = mailsink.free_port()
+            self._smtp_port_chosen = False  # from now on clients know this port: it stays
         elif not up and self._smtp is not None:
             self._smtp.stop()
             self._smtp = None
@@ -59,3 +71,13 @@ class SandboxServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's server binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
