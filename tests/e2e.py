@@ -123,7 +123,7 @@ def client(url: str, token: str = "alice-token"):
 
 
 def mail(url: str) -> list[dict]:
-    with urllib.request.urlopen(f"{url}/sandbox/mail", timeout=10) as response:
+    with urllib.request.urlopen(f"{url}/sandbox/mail", timeout=60) as response:
         entries = json.load(response)
     for entry in entries:
         msg = message_from_bytes(base64.b64decode(entry["raw"]), policy=email_policy.default)
@@ -134,12 +134,12 @@ def mail(url: str) -> list[dict]:
 
 
 def api_calls(url: str) -> int:
-    with urllib.request.urlopen(f"{url}/sandbox/requests", timeout=10) as response:
+    with urllib.request.urlopen(f"{url}/sandbox/requests", timeout=60) as response:
         return json.load(response)["total"]
 
 
 def post(url: str, path: str) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{url}{path}", method="POST", data=b""), timeout=10).read()
+    urllib.request.urlopen(urllib.request.Request(f"{url}{path}", method="POST", data=b""), timeout=60).read()
 
 
 def status_notes(issue) -> list:

@@ -199,7 +199,7 @@ def test_the_sandbox_restarted_mid_run(tmp_path, key_pair):
         issues = [file_request(url, n) for n in range(1, 13)]
         post(url, "/sandbox/hold/40")  # the run's 40th call gets no answer: the run is under way there
         run = bot.start()
-        while not json.load(urllib.request.urlopen(f"{url}/sandbox/requests?since=999999", timeout=10))["held"]:
+        while not json.load(urllib.request.urlopen(f"{url}/sandbox/requests?since=999999", timeout=60))["held"]:
             if run.poll() is not None:
                 raise AssertionError("the run ended before its 40th call: " + run.communicate()[1])
             time.sleep(0.05)  # polls a state that stays put once reached: no race with the run

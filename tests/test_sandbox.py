@@ -22,7 +22,7 @@ def raw(url: str, path: str, token: str | None = "alice-token", method: str = "G
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(f"{url}{path}", method=method, data=data, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()

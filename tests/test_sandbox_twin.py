@@ -127,8 +127,9 @@ def test_group_labels_are_inherited_in_lookups_but_not_deletable_through_the_pro
 def test_maintainers_edit_and_delete_anyones_comment_and_the_author_stays(sandbox):
     """Finding: the twin let only a note's author edit it, so a record entry the bot wrote looked immutable.
     GitLab's `update_note`/`delete_note` need `admin_note` (`lib/api/helpers/notes_helpers.rb`), which
-    Maintainers and Owners hold for every comment (`doc/user/permissions.md`: "Edit comments (posted by any
-    user)"); the note keeps its author, and REST shows only `updated_at` (`Entities::Note`). Developers and
+    Maintainers and Owners hold for every comment (`app/policies/project_policy.rb`: `maintainer_access`
+    enables `admin_note`; `doc/user/permissions.md`: "Edit comments (posted by any user)"); the note keeps
+    its author, and REST shows only `updated_at` (`Entities::Note`). Developers and
     below get 403; system notes are not editable by anyone (`app/policies/note_policy.rb`: `~editable`)."""
     sandbox.sandbox.state["projects"][0]["members"]["7"] = 40  # mike becomes a Maintainer of the project
     issue = client(sandbox.url, "bot-token").issues.create({"title": "record", "confidential": True})
@@ -341,7 +342,7 @@ def test_the_mail_sink_moves_on_when_its_free_port_was_taken_before_it_bound():
         server.smtp_port = taken.getsockname()[1]  # as if another process got there first
         with server:
             assert server.smtp_port != taken.getsockname()[1]
-            with socket.create_connection(("127.0.0.1", server.smtp_port), timeout=10) as smtp:
+            with socket.create_connection(("127.0.0.1", server.smtp_port), timeout=60) as smtp:
                 assert smtp.recv(100).startswith(b"220")
         fixed = SandboxServer(smtp_port=taken.getsockname()[1])
         with pytest.raises(OSError, match="in use"):

@@ -23,7 +23,7 @@ REFUSALS = [  # (method, path, token, body): each refused before the sandbox rea
 def test_a_refused_request_with_a_body_leaves_the_keep_alive_connection_usable(sandbox):
     """Finding: the sandbox left refused requests' bodies unread, so the next request on the same keep-alive
     connection was parsed from that body and answered with an HTML 400/501."""
-    conn = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=60)
     seen = []
     for method, path, token, body in REFUSALS:
         headers = {"Content-Type": "application/json" if body.startswith(b"{") else
@@ -43,7 +43,7 @@ def test_a_refused_request_with_a_body_leaves_the_keep_alive_connection_usable(s
 
 def test_a_chunked_body_is_read_whole_and_the_connection_stays_usable(sandbox):
     """A client may send its body chunked (requests does for a generator); the sandbox must frame it too."""
-    conn = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=60)
     conn.request("POST", "/api/v4/projects/1/labels", body=iter([b"name=x", b"&color=%23ff0000"]),
                  encode_chunked=True, headers={"PRIVATE-TOKEN": "mallory-token",
                                                "Content-Type": "application/x-www-form-urlencoded"})
@@ -71,7 +71,7 @@ def test_python_gitlab_version_after_a_refused_note_edit(sandbox):
 # --- tokens in headers only; no cross-origin writes (issue 20) -----------------------------------------------
 
 def _call(sandbox, method, path, body=b"", headers=None, host=None):
-    conn = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=60)
     conn.putrequest(method, path, skip_host=True)
     conn.putheader("Host", host or f"127.0.0.1:{sandbox.port}")
     for k, v in {"Content-Length": str(len(body)), **(headers or {})}.items():
@@ -137,7 +137,7 @@ def test_a_cross_site_form_in_a_real_browser_creates_no_issue(sandbox, tmp_path)
                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
                         f"--user-data-dir={tmp_path}/profile", "--virtual-time-budget=5000", "--dump-dom",
                         f"http://127.0.0.1:{site.server_address[1]}/attack.html"],
-                       capture_output=True, timeout=90, check=False)
+                       capture_output=True, timeout=300, check=False)
     finally:
         site.shutdown()
         site.server_close()
@@ -269,7 +269,7 @@ def _cli(sandbox, token, *args):
     import sys
 
     return subprocess.run([sys.executable, "-m", "gitlab", "--server-url", sandbox.url, "--private-token", token,
-                           "-o", "json", *args], capture_output=True, text=True, timeout=60)
+                           "-o", "json", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_python_gitlabs_cli_gets_the_documented_answers(sandbox):

@@ -20,7 +20,7 @@ def zd(url: str, method: str, path: str, body: dict | bytes | None = None) -> di
     request = urllib.request.Request(f"{url}{path}", method=method, data=data, headers={
         "Authorization": AUTH, "Content-Type": "application/octet-stream" if isinstance(body, bytes)
         else "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read() or b"{}")
 
 
