@@ -284,8 +284,9 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
 
     def _member_json(self, uid: str, level: int) -> dict:
         user = self.sandbox.user(int(uid))
+        # Entities::Member: the user, the level, and the membership's own state and dates
         return {**self.sandbox.user_json(user), "access_level": level, "state": user.get("state", "active"),
-                "expires_at": None}
+                "expires_at": None, "created_at": self.sandbox.started.isoformat(), "membership_state": "active"}
 
     @route("GET", r"/api/v4/groups/([^/]+)/members")
     def list_direct_group_members(self, ref):
