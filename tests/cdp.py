@@ -9,6 +9,7 @@ message ended by a NUL byte (chromium/src content/browser/devtools/devtools_pipe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -39,7 +40,8 @@ class Browser:
              "about:blank"],
             # close_fds=False: every other descriptor Python opens is close-on-exec already; closing "all but"
             # would run after preexec_fn and close 3 and 4 too.
-            preexec_fn=fds, close_fds=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            preexec_fn=fds, close_fds=False,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_child)
         os.close(from_child)
         self._buffer = b""
@@ -87,10 +89,8 @@ class Browser:
         return result["result"].get("value")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(AssertionError, OSError):  # it may be gone already
             self.send("Browser.close")
-        except (AssertionError, OSError):
-            pass
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -3,7 +3,6 @@ the status note at each step, and the terminal. Golden files make every wording 
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import replace
 from datetime import datetime, timezone
