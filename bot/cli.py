@@ -558,16 +558,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Terminal:
-    """Standard output or error with every write cleaned (bot.terminal): one filter for all the CLI prints."""
+    """Standard output or error with every write cleaned (bot.terminal): one filter for all the CLI prints.
+
+    Once `wrap_at` is set (human-readable output only, never --json or a key), whole lines are wrapped at that
+    width with hanging indents; and text is spelled so the stream's encoding can take it (PYTHONIOENCODING=ascii).
+    """
 
     def __init__(self, stream):
         self._stream = stream
+        self.wrap_at: int | None = None
+        self._pending = ""
 
     def write(self, text: str) -> int:
-        return self._stream.write(terminal.clean(text))
+        text = terminal.clean(text)
+        if self.wrap_at:
+            text, _, self._pending = (self._pending + text).rpartition("\n")
+            text = terminal.wrap(text, self.wrap_at) + "\n" if _ else ""
+        if text:
+            self._stream.write(terminal.encodable(text, getattr(self._stream, "encoding", None)))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            self._stream.write(terminal.encodable(terminal.wrap(pending, self.wrap_at or 0),
+                                                  getattr(self._stream, "encoding", None)))
+        self._stream.flush()
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+def width() -> int:
+    """The terminal's width: $COLUMNS if set, else the terminal's own, else 80 (a pipe, a CI log)."""
+    import shutil
+
+    return max(shutil.get_terminal_size((80, 24)).columns, 40)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -576,6 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
         sys.stdout, sys.stderr = streams
 
 
@@ -584,6 +612,8 @@ def _main(argv: Sequence[str] | None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:  # said by the command's own parser, so the hint names its --help
         _unknown(parser, args.command, extra)
+    if not getattr(args, "json", False) and args.command != "generate":  # JSON and keys are never re-wrapped
+        sys.stdout.wrap_at = sys.stderr.wrap_at = width()
     try:
         return args.func(args)
     except BotError as exc:

@@ -235,9 +235,15 @@ class _Reader:
         return value.rstrip("/") if value else value
 
     def done(self) -> None:
+        import difflib
+
         for key in sorted(set(map(str, self.raw)) - self.seen):
-            known = ", ".join(sorted(self.seen))
-            self.errors.append(f"{self._key(key)}: unknown key (known keys here: {known})")
+            close = difflib.get_close_matches(key, sorted(self.seen), n=1, cutoff=0.6)
+            if close:  # a typo: the one key meant, not the list of all
+                self.errors.append(f"{self._key(key)}: unknown key; did you mean {self._key(close[0])}?")
+            else:
+                known = ", ".join(sorted(self.seen))
+                self.errors.append(f"{self._key(key)}: unknown key (known keys here: {known})")
 
 
 def _one_address(value: Any) -> bool:
