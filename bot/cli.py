@@ -188,13 +188,29 @@ def cmd_check_request(args: argparse.Namespace) -> int:
             "errors": [{"field": e.field, "message": e.message} for e in verdict.errors],
             "warnings": [{"field": w.field, "message": w.message} for w in verdict.warnings],
         }, indent=2, ensure_ascii=False))
-    elif verdict.ok:
-        r = verdict.request
-        print(f"valid: a {config.license.terms.duration_days}-day {config.license.terms.plan} trial for "
-              f"{r.user_count} users would be sent to {r.email} (ticket {r.ticket_url})")
     else:
-        print(messages.failure(args.author, verdict.errors, verdict.warnings), end="")
+        print(_offline_verdict(verdict, config, messages))
     return 0 if verdict.ok else 1
+
+
+def _offline_verdict(verdict, config, messages) -> str:
+    """check-request's verdict in plain words, true for a check made here: no one is told the bot will recheck."""
+    lines = []
+    if verdict.ok:
+        r = verdict.request
+        lines.append(f"valid: a {config.license.terms.duration_days}-day {config.license.terms.plan} trial for "
+                     f"{r.user_count} users would be sent to {r.email} (ticket {r.ticket_url})")
+    else:
+        n = len(verdict.errors)
+        lines.append(f"not valid: {n} problem{'s' if n != 1 else ''}. Fix {'them' if n != 1 else 'it'} in the "
+                     "request's description, then check it again:")
+        lines += [f"- {messages.FIELD_NAMES[e.field]}: {messages.plain(e.message)}" for e in verdict.errors]
+    if verdict.warnings:
+        lines.append("warnings:")
+        lines += [f"- {messages.FIELD_NAMES[w.field]}: {messages.plain(w.message)}" for w in verdict.warnings]
+    lines.append("Not checked here (offline): whether the author may request, and whether the ticket or the email "
+                 "already has a license; the bot checks those when it runs.")
+    return "\n".join(lines)
 
 
 def _trigger_payload(environ) -> str | None:
@@ -244,7 +260,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             notifier = dryrun.DryRunNotifier(print) if notifier else None
         ctx = runner.Context(config=config, tracker=tracker, mailer=mailer, signer=signer,
                              now=datetime.now(timezone.utc), notifier=notifier, scrub=scrub, zendesk=zendesk)
-        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=lambda t: print(scrub(t)))
+        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=lambda t: print(scrub(t)),
+                             dry_run=args.dry_run)
     except BotError as exc:
         summary.error = scrub(str(exc))
     finally:
@@ -254,7 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # A run that could not work prints its error and no summary line: "found 0" would read as a quiet day.
         print(f"license-bot: error: {summary.error}", file=sys.stderr)
         return summary.exit_code
-    print(("dry run, nothing written: " if args.dry_run else "") + summary.line())
+    print(("dry run, nothing written: " if args.dry_run else "") + summary.line(args.dry_run))
     return summary.exit_code
 
 
@@ -275,6 +292,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     _need_sandbox_extra("license-bot sandbox")
     from .sandbox import TOKENS, SandboxServer
 
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before anything is said: a SIGTERM then stops it cleanly
     try:
         server = SandboxServer(args.port, args.smtp_port, args.state, search_rules=args.search_rules,
                                edition=args.edition, search_rate_limit=args.search_rate_limit).start()
@@ -288,8 +307,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print(f"GitLab {args.edition}, search rules {args.search_rules}, search limit "
           f"{args.search_rate_limit or 'off'}{'/min' if args.search_rate_limit else ''}")
     print(f"state: {args.state or 'in memory'}. Ctrl-C stops it.", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     server.stop()
@@ -608,12 +625,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    sys.stderr.wrap_at = width()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # said by the command's own parser, so the hint names its --help
         _unknown(parser, args.command, extra)
     if not getattr(args, "json", False) and args.command != "generate":  # JSON and keys are never re-wrapped
-        sys.stdout.wrap_at = sys.stderr.wrap_at = width()
+        sys.stdout.wrap_at = width()
     try:
         return args.func(args)
     except BotError as exc:

@@ -133,7 +133,8 @@ def _key_fix(problem: str) -> str:
     if "PASSPHRASE" in problem:
         return "set LICENSE_PRIVATE_KEY_PASSPHRASE to the key's passphrase (masked, protected, scope license-bot)"
     if "no signing key" in problem:
-        return "in CI, make LICENSE_PRIVATE_KEY_FILE a protected file variable holding the PEM private key"
+        return ("set LICENSE_PRIVATE_KEY_FILE to the PEM private key's path (in CI, a protected file variable with "
+                "environment scope license-bot)")
     return ("point LICENSE_PRIVATE_KEY_FILE at the PEM private key of the pair GitLab trusts (license-bot keygen "
             "makes a throwaway pair for tests)")
 

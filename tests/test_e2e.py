@@ -224,7 +224,7 @@ def test_the_sandbox_restarted_mid_run(tmp_path, key_pair):
 def test_the_demo_shows_the_whole_workflow_and_checks_it(tmp_path):
     (tmp_path / "tmp").mkdir()
     result = subprocess.run([sys.executable, "-m", "bot", "demo"], capture_output=True, text=True, timeout=120,
-                            cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                            cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "1000",
                                                "TMPDIR": str(tmp_path / "tmp")})
     assert result.returncode == 0, result.stdout + result.stderr
     # Finding 20.7: the demo's folder (a SoftHSM token and its PIN's config, or a PEM private key) is removed.
