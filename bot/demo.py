@@ -27,13 +27,14 @@ import yaml
 from . import keys, messages, resources
 from . import license as lic_mod
 from . import status as status_mod
+from .request import HEADINGS
 from .sandbox import SandboxServer
 
 
 def fill_template(ticket: str, email: str, users: str, expired: str, tick: bool = True) -> str:
     text = resources.issue_template().read_text(encoding="utf-8")
     for heading, value in [("### Zendesk ticket\n", ticket), ("### Customer email\n", email),
-                           ("### User count\n", users), ("### License expiration date\n", expired)]:
+                           ("### User count\n", users), (HEADINGS["expired_on"] + "\n", expired)]:
         text = text.replace(heading, f"{heading}{value}\n", 1)
     return text.replace("- [ ]", "- [x]") if tick else text
 

@@ -18,7 +18,7 @@ FIELD_NAMES = {
     "ticket": "Zendesk ticket",
     "email": "Customer email",
     "user_count": "User count",
-    "expired_on": "License expiration date",
+    "expired_on": "Expiry date of the customer's expired license",
     "checklist": "Checklist",
     "author": "Requester",
     "override": "Override",

@@ -57,7 +57,8 @@ def test_every_kind_of_invalid_request_is_explained_and_sends_nothing(bot, sandb
         ROOT / "templates" / "Emergency License Request.md").read_text()})
     result = bot.run()
     assert result.returncode == 0 and "failed 6" in result.stdout
-    names = {"user_count": "User count", "expired_on": "License expiration date", "email": "Customer email",
+    names = {"user_count": "User count", "expired_on": "Expiry date of the customer's expired license",
+             "email": "Customer email",
              "ticket": "Zendesk ticket", "checklist": "Checklist"}
     for field, issue in filed.items():
         issue = reread(sandbox.url, issue)
@@ -66,7 +67,8 @@ def test_every_kind_of_invalid_request_is_explained_and_sends_nothing(bot, sandb
         assert f"**{names[field]}**" in note.body and "@alice" in note.body
         assert [a["username"] for a in issue.assignees] == ["alice"]
     (note,) = status_notes(reread(sandbox.url, untouched))
-    for name in ("Zendesk ticket", "Customer email", "User count", "License expiration date", "Checklist"):
+    for name in ("Zendesk ticket", "Customer email", "User count", "Expiry date of the customer's expired license",
+                 "Checklist"):
         assert f"**{name}**" in note.body
     assert mail(sandbox.url) == []
 

@@ -101,7 +101,7 @@ def test_find_shows_an_open_failed_request_with_its_reason(bot, sandbox):
     result = cli(bot, "find", "ops@acme.example")
     assert result.returncode == 0
     assert "open request, filed" in result.stdout
-    assert "failed: License expiration date: '11/12/2026' is ambiguous" in result.stdout
+    assert "failed: Expiry date of the customer's expired license: '11/12/2026' is ambiguous" in result.stdout
 
 
 def test_nothing_found_is_exit_3_and_could_not_search_is_exit_1(bot, sandbox):

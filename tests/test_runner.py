@@ -34,7 +34,7 @@ def test_summary_counts_each_outcome_and_exit_0(config, private_key):
     # Finding 20.6: the log names the issue, the outcome, the license id and the field at fault, not the customer.
     # Issue 18: the run says how many it will process, and ends with the failed issues listed.
     assert lines == ["2 requests to process", f"#1 succeeded: license {license_id}", "#2 failed: 1 problem",
-                     "    License expiration date"]
+                     "    Expiry date of the customer's expired license"]
     assert summary.line().endswith("\nfailed: #2 (each status note says what to do)")
     report = json.loads(summary.to_json())
     assert report["exit_code"] == 0 and report["api_calls"] == summary.api_calls > 0

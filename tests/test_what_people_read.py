@@ -181,7 +181,8 @@ def test_a_failed_request_in_the_terminal_is_one_line_and_one_indented_line_per_
     lines: list[str] = []
     summary = runner.run(ctx, say=lines.append)
     golden.check("terminal-failed-request.txt", "\n".join(lines) + "\n")
-    assert lines[0] == "#1 failed: 3 problems" and all(line.startswith("    ") for line in lines[1:])
+    assert lines[:2] == ["1 request to process", "#1 failed: 3 problems"]
+    assert all(line.startswith("    ") for line in lines[2:])
     assert not any("`" in line or "**" in line or "expired_on" in line for line in lines)
     assert summary.failed == 1
 
