@@ -31,7 +31,7 @@ def environment():
     # Imported here: an idle run renders nothing and should not pay for jinja2.
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(resources.templates_dir())),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         undefined=StrictUndefined,
@@ -39,6 +39,13 @@ def environment():
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["sentence"] = sentence
+    return env
+
+
+def sentence(text: str) -> str:
+    """TEXT starting with a capital, the rest as it was: Jinja's `capitalize` lower-cases the rest ([success])."""
+    return text[:1].upper() + text[1:]
 
 
 def render(name: str, **values) -> str:

@@ -314,8 +314,14 @@ def _wait_for_a_person(issue: Issue, note: Note | None, status: Status, ctx: Con
     cfg = ctx.config.requests
     ctx.tracker.edit_issue(issue, IssueEdit(
         add_labels=_missing(issue, cfg.failed_label), remove_labels=_present(issue, cfg.processing_label),
-        assignee_ids=_assign(issue)))
+        assignee_ids=_assign(issue), title=_not_success(issue.title)))
     _save(issue, note, status, ctx, None)
+
+
+def _not_success(title: str) -> str | None:
+    """An open issue waiting for a person must not read as done: its [Success] title becomes [Held], the rest
+    kept so a search for the address still finds it. None: the title is not a success title; leave it."""
+    return "[Held] - " + title.removeprefix("[Success] - ") if messages.parse_success_title(title) else None
 
 
 def _reject(issue: Issue, note: Note | None, verdict: policy.Verdict, digest: str, ctx: Context) -> Result:

@@ -87,8 +87,9 @@ def test_a_valid_request_ends_closed_with_its_license(world, private_key):
     assert status.step == "delivered" and status.license_sha256 == fingerprint(data.decode())
     assert status_mod.key_text(note.body) == data.decode()
     assert name in note.body and "<details>" in note.body
-    assert (f"emailed to **jane.doe@example.com** on 2026-11-27 03:00 UTC (Message-ID `{status.message_id}`)"
-            in note.body)
+    assert "emailed to **jane.doe@example.com** on 2026-11-27 03:00 UTC, and this issue was closed" in note.body
+    # Issue 18: what happened first; the Message-ID is a detail, after the license's facts.
+    assert note.body.index(f"- **Message-ID:** `{status.message_id}`") > note.body.index("- **File:**")
     (entry,) = world.tracker.notes[world.tracker.record_iid]  # recorded by the bot's user, with the key
     assert entry.author_id == world.tracker.bot_id and data.decode() in entry.body
 
