@@ -193,6 +193,16 @@ def cmd_check_request(args: argparse.Namespace) -> int:
     return 0 if verdict.ok else 1
 
 
+OFFLINE_ACTORS = {  # check-request's headings: what each can do about a request not yet filed
+    "requester": "The requester: fix the description, then check it again.",
+    "customer": "The customer: ask them on the ticket for what is missing, then tick the box.",
+    "approver": "An approver decides (the override label); nothing to fix in the description.",
+    "support": "Someone who may request files it.",
+    "licensing": "The licensing team: a renewal case, not an emergency license (or fix the date if it is wrong).",
+    "operator": "The bot's operator fixes this; nothing in the description can.",
+}
+
+
 def _offline_verdict(verdict, config, messages) -> str:
     """check-request's verdict in plain words, true for a check made here: no one is told the bot will recheck."""
     lines = []
@@ -201,10 +211,13 @@ def _offline_verdict(verdict, config, messages) -> str:
         lines.append(f"valid: a {config.license.terms.duration_days}-day {config.license.terms.plan} trial for "
                      f"{r.user_count} users would be sent to {r.email} (ticket {r.ticket_url})")
     else:
+        from .actions import grouped
+
         n = len(verdict.errors)
-        lines.append(f"not valid: {n} problem{'s' if n != 1 else ''}. Fix {'them' if n != 1 else 'it'} in the "
-                     "request's description, then check it again:")
-        lines += [f"- {messages.FIELD_NAMES[e.field]}: {messages.plain(e.message)}" for e in verdict.errors]
+        lines.append(f"not valid: {n} problem{'s' if n != 1 else ''}, by who can act:")
+        for actor, problems in grouped(verdict.errors):
+            lines.append(OFFLINE_ACTORS[actor])
+            lines += [f"- {messages.FIELD_NAMES[e.field]}: {messages.plain(e.message)}" for e in problems]
     if verdict.warnings:
         lines.append("warnings:")
         lines += [f"- {messages.FIELD_NAMES[w.field]}: {messages.plain(w.message)}" for w in verdict.warnings]

@@ -47,6 +47,7 @@ class RequestsConfig:
     approver_groups: tuple[str, ...] = ("support-managers",)
     approver_users: tuple[str, ...] = ()
     min_access_level: int = 20
+    renewals: str = "the licensing team in #support_licensing-subscription"  # where a renewal case goes
 
     @property
     def min_access_name(self) -> str:
@@ -328,6 +329,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
         approver_groups=r.strings("approver_groups", ("support-managers",)),
         approver_users=r.strings("approver_users", ()),
         min_access_level=ACCESS_LEVELS[r.choice("min_access_level", "reporter", tuple(ACCESS_LEVELS))],
+        renewals=r.text("renewals", RequestsConfig.renewals),
     )
     r.done()
 

@@ -10,8 +10,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from . import resources
+from .actions import Actors, grouped
 from .request import FieldError
 from .status import MARKER, Status, encode_state
+
+DEFAULT_ACTORS = Actors()
 
 FIELD_NAMES = {
     "form": "Request form",
@@ -52,9 +55,11 @@ def render(name: str, **values) -> str:
     return environment().get_template(name).render(field_names=FIELD_NAMES, **values)
 
 
-def failure(author: str | None, errors: Sequence[FieldError], warnings: Sequence[FieldError] = ()) -> str:
-    """The comment telling a request's author what to fix."""
-    return render("failure.md.j2", author=author, errors=errors, warnings=warnings).strip() + "\n"
+def failure(author: str | None, errors: Sequence[FieldError], warnings: Sequence[FieldError] = (),
+            actors: Actors = DEFAULT_ACTORS) -> str:
+    """The comment telling who can act what to do: every problem, under the one who can solve it."""
+    return render("failure.md.j2", author=author, groups=grouped(errors), warnings=warnings,
+                  actors=actors).strip() + "\n"
 
 
 def plain(text: str) -> str:
@@ -79,9 +84,9 @@ def parse_success_title(title: str) -> tuple[str, int] | None:
 
 
 def status_note(status: Status, *, key_text: str | None = None, labels: dict[str, str],
-                duration_days: int, max_attempts: int) -> str:
+                duration_days: int, max_attempts: int, actors: Actors = DEFAULT_ACTORS) -> str:
     failure_text = failure(status.author, [FieldError(*e) for e in status.errors],
-                           [FieldError(*w) for w in status.warnings]) if status.step == "rejected" else ""
+                           [FieldError(*w) for w in status.warnings], actors) if status.step == "rejected" else ""
     body = render("status_note.md.j2", marker=MARKER, status=status, failure=failure_text.strip(),
                   key_text=key_text, labels=labels, duration_days=duration_days, max_attempts=max_attempts,
                   state=encode_state(status))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from . import license as lic_mod
 from . import messages, policy, record, request
 from . import status as status_mod
+from .actions import Actors
 from .mailer import Delivery, MailError, build_message
 from .slack import SlackError
 from .status import DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
@@ -352,7 +353,7 @@ def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None, poli
             unreadable = f"Zendesk answered {exc.status}"  # this ticket, not the token: this request's error
     allowed = _may(issue.author_username, issue.author_id, cfg.requests.requester_users,
                    cfg.requests.requester_groups, ctx)
-    prior = ctx.record.prior_licenses(issue.iid) if parsed.request else None
+    prior = ctx.record.prior_licenses(issue.iid) if parsed.request or parsed.email or parsed.ticket_url else None
     approver, warnings = None, []
     if cfg.requests.override_label in issue.labels:
         approver, warning = _approval(issue, ctx)
@@ -443,7 +444,8 @@ def _save(issue: Issue, note: Note | None, status: Status, ctx: Context, key_tex
     body = messages.status_note(
         status, key_text=key_text,
         labels={"failed": cfg.requests.failed_label, "processing": cfg.requests.processing_label},
-        duration_days=cfg.license.terms.duration_days, max_attempts=cfg.run.max_attempts)
+        duration_days=cfg.license.terms.duration_days, max_attempts=cfg.run.max_attempts,
+        actors=Actors.from_config(cfg.requests))
     body = ctx.scrub(body)  # errors from GitLab, SMTP or Slack can quote a secret
     if note is not None and note.body == body:
         return note

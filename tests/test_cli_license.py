@@ -157,7 +157,7 @@ def test_check_request_text_output_is_plain_and_true_offline():
         input=(REQUESTS / "bad-ambiguous-date.md").read_text(), capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert result.returncode == 1
-    assert result.stdout.startswith("not valid: 1 problem. Fix it in the request's description, then check it")
+    assert result.stdout.startswith("not valid: 1 problem, by who can act:\nThe requester: fix the description")
     assert "- Expiry date of the customer's expired license: '11/12/2026' is ambiguous" in result.stdout
     assert "**" not in result.stdout and "`" not in result.stdout and "checks it again" not in result.stdout
     assert "Not checked here (offline)" in result.stdout
