@@ -61,11 +61,15 @@ def process(issue: Issue, ctx: Context) -> Result:
     status = status_mod.read(note.body) if note else None
 
     recorded = ctx.record.for_issue(issue.iid)
-    if recorded is not None:
+    refused = ctx.record.refused(recorded.entry.license_id) if recorded is not None else None
+    if recorded is not None and (refused is None or _resend_asked(issue, ctx)):
         return _follow_up(issue, note, status, recorded, ctx)
     if status and status.step == HELD:
         return Result(issue.iid, SKIPPED, "held for a person: " + (status.last_error or ""))
-    if status and status.has_license:
+    if refused is not None and status and status.description_sha256 == description_hash(issue.description):
+        # The mail server refused the address and nobody has corrected it (or asked for a re-send) yet.
+        return Result(issue.iid, SKIPPED, "its license was not delivered; waiting for a person")
+    if status and status.has_license and refused is None:
         return _hold(issue, note, status, ctx, f"the status note names license {status.license_id}, but the bot's "
                      "record holds no license for this issue, so the bot cannot tell what was sent")
     if status is None and (touched or issue.updated_at > issue.created_at) and _claimed_before(issue, ctx):
@@ -80,10 +84,16 @@ def process(issue: Issue, ctx: Context) -> Result:
         return Result(issue.iid, SKIPPED, "failed earlier; its description has not changed")
     verdict, approver, ticket = _judge(issue, ctx)
     override = _override_event(issue, ctx) if cfg.override_label in labels else 0
+    if verdict.ok and refused is not None and record.same_address(verdict.request.email, refused.email):
+        verdict = policy.Verdict(verdict.request, (policy.FieldError(
+            "email", f"the mail server refused {refused.email} ({refused.why}), so its license was never delivered; "
+                     f"correct the address, or add the ~\"{cfg.processing_label}\" label to send it there again"),),
+            verdict.warnings)
     if not verdict.ok:
         return _reject(issue, note, verdict, digest, ctx)
 
-    # 2. Make the license and record it before anything else.
+    # 2. Make the license and record it before anything else (for a corrected address, a new one: the refused
+    # one was never delivered, and the record says so).
     req = verdict.request
     lic = lic_mod.build_trial(req.email, req.user_count, ctx.today, ctx.config.license.terms)
     aes_key, iv = lic_mod.derive_key_material(ctx.signer, f"{ctx.config.gitlab.url}/{ctx.config.gitlab.project}"
@@ -99,7 +109,24 @@ def process(issue: Issue, ctx: Context) -> Result:
         description_sha256=digest, warnings=tuple((w.field, w.message) for w in verdict.warnings),
         approved_by=approver, override=override, ticket_status=ticket and ticket.status,
         ticket_requester=ticket and ticket.requester_email, ticket_organization=ticket and ticket.organization)
+    if refused is not None:
+        status = status.with_(notices=(*status.notices, f"License {refused.license_id} for {refused.email} was "
+                                       f"refused by the mail server ({refused.why}) and never delivered; this "
+                                       f"license, for the corrected address, replaces it."))
     return _deliver(issue, note, status, recorded, ctx)
+
+
+def _refusal_reason(text: str) -> str:
+    """'the address does not exist (550 5.1.1)' out of the mailer's 'the mail server refused the recipient (ADDRESS:
+    REASON)': what the record and the note repeat."""
+    inner = text.removeprefix("the mail server refused the recipient (").removesuffix(")")
+    return inner.split(": ", 1)[1] if ": " in inner else inner
+
+
+def _resend_asked(issue: Issue, ctx: Context) -> bool:
+    """A person asked to send a refused license again: the processing label is back, or the failed one is off."""
+    cfg = ctx.config.requests
+    return cfg.processing_label in issue.labels or cfg.failed_label not in issue.labels
 
 
 def _follow_up(issue: Issue, note: Note | None, status: Status | None, recorded: record.Recorded,
@@ -156,12 +183,16 @@ def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.R
         if exc.config:
             raise  # the mail settings are wrong for everyone: the run stops, the customer's attempts are kept
         attempts = status.attempts + 1
+        if exc.permanent:  # the address is refused: never delivered, and the record says so (bot.record)
+            ctx.record.mark_refused(recorded.entry, True, _refusal_reason(str(exc)), ctx.today.isoformat())
         if exc.permanent or attempts >= ctx.config.run.max_attempts:
             why = str(exc) if exc.permanent else f"{attempts} delivery attempts failed; the last: {exc}"
             return _undelivered(issue, note, status.with_(attempts=attempts), ctx, why)
         _save(issue, note, status.with_(attempts=attempts, last_error=str(exc), step=PERSISTED), ctx, key_text)
         return Result(issue.iid, RETRYING, f"email attempt {attempts} failed: {exc}")
 
+    if ctx.record.refused(recorded.entry.license_id):  # a person's re-send reached it after all
+        ctx.record.mark_refused(recorded.entry, False, "a person's re-send", ctx.today.isoformat())
     status = status.with_(step=DELIVERED, last_error=None, emailed_at=ctx.now.isoformat(timespec="seconds"),
                           message_id=message["Message-ID"], attempts=status.attempts + 1,
                           ticket_noted=False if ctx.zendesk is not None else None)

@@ -73,6 +73,45 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A follow-up entry: the mail server refused the license's recipient, so it was never delivered (refused), or
+    a person's re-send delivered it after all (refused false). The latest one for a license counts."""
+
+    license_id: str
+    issue_iid: int
+    email: str
+    refused: bool
+    why: str
+    on: str  # YYYY-MM-DD
+
+
+_REFUSAL_MARKER = "<!-- license-bot:record-refusal "
+_REFUSAL_RE = re.compile(r"<!-- license-bot:record-refusal (\{[^<>]*\}) -->")
+
+
+def refusal_note(refusal: Refusal) -> str:
+    data = json.dumps(asdict(refusal), sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e")
+    said = (f"was refused by the mail server for {refusal.email} on {refusal.on} and never delivered: {refusal.why}. "
+            "It does not count for the one-license-per-ticket or the cooldown rule" if refusal.refused else
+            f"was delivered to {refusal.email} on {refusal.on} after all (a person's re-send); it counts again")
+    return f"License `{refusal.license_id}` (#{refusal.issue_iid}) {said}.\n\n{_REFUSAL_MARKER}{data} -->\n"
+
+
+def parse_refusal(body: str) -> Refusal | None:
+    match = _REFUSAL_RE.search(body or "")
+    if not match:
+        return None
+    try:
+        data = json.loads(match.group(1))
+        refusal = Refusal(**{k: v for k, v in data.items() if k in {f.name for f in fields(Refusal)}})
+        int(refusal.issue_iid), bool(refusal.refused)
+    except (ValueError, TypeError):
+        return None
+    return refusal
+
+
+@dataclass(frozen=True)
 class Recorded:
     """A verified entry with its key."""
 
@@ -146,22 +185,56 @@ class Record:
     def __init__(self, tracker: Tracker, public_key: rsa.RSAPublicKey):
         self.tracker, self.public_key = tracker, public_key
         self._entries: list[Recorded] | None = None
+        self._refusals: dict[str, Refusal] = {}  # license id -> its latest refusal entry
         self.added: list[Entry] = []  # what this run recorded
 
     def entries(self) -> list[Recorded]:
         if self._entries is None:
             iid = self.tracker.record_issue()
             me = self.tracker.me()["id"]
-            self._entries = read(self.tracker.comments(iid), me, self.public_key) if iid is not None else []
+            notes = self.tracker.comments(iid) if iid is not None else []
+            self._entries = read(notes, me, self.public_key)
+            for note in notes:  # only the bot's own, and only for a license it recorded
+                refusal = parse_refusal(note.body) if note.author_id == me else None
+                if refusal and any(r.entry.license_id == refusal.license_id for r in self._entries):
+                    self._refusals[refusal.license_id] = refusal
         return self._entries
 
+    def refused(self, license_id: str) -> Refusal | None:
+        """The refusal that says this license was never delivered, or None (delivered, or not refused)."""
+        self.entries()
+        refusal = self._refusals.get(license_id)
+        return refusal if refusal and refusal.refused else None
+
     def for_issue(self, iid: int) -> Recorded | None:
-        """The license made for an issue (the first, if a person's mistake ever made two)."""
-        return next((r for r in self.entries() if r.entry.issue_iid == iid), None)
+        """The license made for an issue: the first one not refused by the mail server, else the last refused
+        (an issue whose first license was refused gets one for its corrected address)."""
+        mine = [r for r in self.entries() if r.entry.issue_iid == iid]
+        live = [r for r in mine if not self.refused(r.entry.license_id)]
+        return live[0] if live else (mine[-1] if mine else None)
 
     def prior_licenses(self, exclude_iid: int) -> tuple[PriorLicense, ...]:
-        """Every license made for another issue, newest first: what the duplicate rules compare."""
-        return tuple(r.entry.prior() for r in reversed(self.entries()) if r.entry.issue_iid != exclude_iid)
+        """Every license made for another issue, newest first: what the duplicate rules compare. A license the
+        mail server refused was never delivered and does not count."""
+        return tuple(r.entry.prior() for r in reversed(self.entries())
+                     if r.entry.issue_iid != exclude_iid and not self.refused(r.entry.license_id))
+
+    def mark_refused(self, entry: Entry, refused: bool, why: str, on: str) -> None:
+        """Say on the record that ENTRY's license was refused (never delivered), or delivered after all.
+        Idempotent: nothing is written when the record says so already."""
+        self.entries()
+        current = self._refusals.get(entry.license_id)
+        if (current.refused if current else False) == refused:
+            return
+        refusal = Refusal(entry.license_id, entry.issue_iid, entry.email, refused, why, on)
+        iid = self.tracker.record_issue(create=(ISSUE_TITLE, ISSUE_DESCRIPTION))
+        me = self.tracker.me()["id"]
+        body = refusal_note(refusal)
+
+        def landed(notes: list[Note]) -> Note | None:
+            return next((n for n in notes if n.author_id == me and parse_refusal(n.body) == refusal), None)
+        self.tracker.add_note(iid, body, landed)
+        self._refusals[entry.license_id] = refusal
 
     def for_email(self, email: str, ticket_id: int | None = None) -> list[Recorded]:
         """Licenses made for an address (and a ticket, if given), newest first."""

@@ -126,7 +126,8 @@ STEPS = {
     "delivered": {"step": "delivered", "emailed_at": "2026-11-27T03:00:05+00:00", "attempts": 1,
                   "message_id": "<license-abc@example.com>"},
     "undelivered": {"step": "undelivered", "attempts": 1,
-                    "last_error": "the mail server refused the recipient (550 no such user)"},
+                    "last_error": "the mail server refused the recipient (jane.doe@example.com: the address does "
+                                  "not exist (550 5.1.1))"},
     "held": {"step": "held", "last_error": "its license was emailed and the issue closed [Success] before, then the "
                                            "bot's status note was deleted"},
 }
