@@ -49,3 +49,35 @@ def test_a_zendesk_error_body_never_reaches_the_message(sandbox):
         ZendeskClient(config, "zendesk-token").add_tag(512000, "emergency_license_issued")
     assert str(caught.value) == "could not tag ticket 512000: Zendesk is down or overloaded for now (503)"
     assert caught.value.transient
+
+
+@pytest.mark.parametrize("code, text, says", [
+    (404, "no_service", "Slack does not have it (404, no_service)"),
+    (502, "<html><body>Bad gateway</body></html>", "Slack is down or overloaded for now (502)"),
+])
+def test_a_slack_error_keeps_slacks_error_name_and_never_a_page(code, text, says):
+    # Over real HTTP on loopback: a webhook that answers as Slack (a short error name) or a proxy (a page) does.
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from bot.slack import SlackError, SlackWebhook
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(text.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(SlackError) as caught:
+            SlackWebhook(f"http://127.0.0.1:{server.server_address[1]}/services/T/B/secret", "#c", 5).post("hi")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(caught.value) == says
