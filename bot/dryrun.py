@@ -5,7 +5,6 @@ What is printed is exactly what a real run would write, because the real code pa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from email.message import EmailMessage
 
@@ -23,15 +22,10 @@ def _without_key(body: str) -> str:
 
 
 def _readable(body: str) -> str:
-    """A note as a person reads it: no hidden marker or state comment, no Markdown marks, the key summarised."""
-    from .messages import plain
+    """A note as a person reads it (bot.messages.as_text), the key summarised."""
+    from .messages import as_text
 
-    text = re.sub(r"<!--.*?-->\n?", "", _without_key(body), flags=re.S)
-    text = re.sub(r"<details><summary>(.*?)</summary>", r"\1:", text)
-    text = re.sub(r"^(```|</details>)\n", "", text, flags=re.M)
-    text = re.sub(r"^:[a-z_]+: ", "", text, flags=re.M)  # GitLab's emoji shortcodes
-    text = re.sub(r"\[([^\]\n]+)\]\(([^)\s]+)\)", r"\1 (\2)", text)  # [file](url): the name, then where
-    return re.sub(r"\n{3,}", "\n\n", plain(text)).strip("\n")
+    return as_text(_without_key(body))
 
 
 def _in_words(edit: IssueEdit) -> str:

@@ -69,6 +69,17 @@ def plain(text: str) -> str:
     return text.replace("`", "'")
 
 
+def as_text(note_body: str) -> str:
+    """A note as a person reads it at a terminal: no hidden comments (marker, state), no Markdown marks, the
+    details block and code fences as plain lines, a link as its text and then where it points."""
+    text = re.sub(r"<!--.*?-->\n?", "", note_body, flags=re.S)
+    text = re.sub(r"<details><summary>(.*?)</summary>", r"\1:", text)
+    text = re.sub(r"^(```|</details>)\n", "", text, flags=re.M)
+    text = re.sub(r"^:[a-z_]+: ", "", text, flags=re.M)  # GitLab's emoji shortcodes
+    text = re.sub(r"\[([^\]\n]+)\]\(([^)\s]+)\)", r"\1 (\2)", text)
+    return re.sub(r"\n{3,}", "\n\n", plain(text)).strip("\n")
+
+
 def success_title(email: str, user_count: int) -> str:
     """The closed issue's title, exactly as the workflow tells engineers to search for it."""
     return f"[Success] - Created a license under {email} for {user_count} user{'' if user_count == 1 else 's'}"

@@ -106,6 +106,9 @@ def _normalise(text: str) -> str:
     text = re.sub(r"\b\d\d:\d\d UTC\b", "HH:MM UTC", text)
     text = re.sub(r"\b[0-9a-f]{16}\b", "L" * 16, text)
     text = re.sub(r"\b[0-9a-f]{64}\b", "S" * 64, text)
+    text = re.sub(r"\b[0-9a-f]{32}\b", "U" * 32, text)  # an upload's secret
+    text = re.sub(r"license-bot-demo-\w{8}", "license-bot-demo-TMPDIRXX", text)
+    text = re.sub(r"(?m)^(\s*)[A-Za-z0-9+/=]{60}$", lambda m: m.group(1) + "K" * 60, text)  # key lines
     return re.sub(r"(API\s+calls) \d+", r"\1 N", text)
 
 
@@ -126,6 +129,16 @@ def _same_everywhere(name: str, argv: list[str], env: dict | None = None, prepar
 def test_check_request_fits_80_and_120_columns():
     _same_everywhere("check-request", ["check-request", str(REQUESTS / "bad-everything.md"), "--today",
                                        "2026-11-27"])
+
+
+def test_inspect_fits_80_and_120_columns():
+    vector = ROOT / "tests" / "data" / "license-vector"
+    _same_everywhere("inspect", ["inspect", str(vector / "trial-license.gitlab-license"), "--public-key",
+                                 str(vector / "test-signing-key.pub"), "--today", "2026-11-27"])
+
+
+def test_the_demo_fits_80_and_120_columns():
+    _same_everywhere("demo", ["demo"])
 
 
 def test_doctor_fits_80_and_120_columns(tmp_path):
