@@ -84,9 +84,13 @@ def process(issue: Issue, ctx: Context) -> Result:
         return Result(issue.iid, SKIPPED, "failed earlier; its description has not changed")
     verdict, approver, ticket = _judge(issue, ctx)
     override = _override_event(issue, ctx) if cfg.override_label in labels else 0
-    if verdict.ok and refused is not None and record.same_address(verdict.request.email, refused.email):
+    was_refused = [ctx.record.refused(r.entry.license_id) for r in ctx.record.entries()
+                   if r.entry.issue_iid == issue.iid] if refused is not None else []
+    same = next((r for r in was_refused if r and record.same_address(verdict.request.email, r.email)), None) \
+        if verdict.ok else None
+    if same is not None:  # an address the mail server refused for this issue before: not again by this path
         verdict = policy.Verdict(verdict.request, (policy.FieldError(
-            "email", f"the mail server refused {refused.email} ({refused.why}), so its license was never delivered; "
+            "email", f"the mail server refused {same.email} ({same.why}), so its license was never delivered; "
                      f"correct the address, or add the ~\"{cfg.processing_label}\" label to send it there again"),),
             verdict.warnings)
     if not verdict.ok:

@@ -108,3 +108,27 @@ def test_a_persons_explicit_resend_sends_the_same_license_to_the_same_address(bo
     assert [r.entry.license_id for r in record.for_email(RIGHT)] == [refused.entry.license_id]
     assert not record.refused(refused.entry.license_id)  # delivered after all: it counts again
     assert client(sandbox.url).issues.get(issue.iid).state == "closed"
+
+
+def test_an_address_refused_before_is_never_tried_again_by_a_correction(config, private_key):
+    # A correction that is refused too, then a change back to the first refused address: the bot says both were
+    # refused instead of making a third license for an address known to refuse it.
+    from dataclasses import replace
+
+    from bot.mailer import MailError
+
+    from .test_processor import NOW, World, filled, outcomes
+
+    world = World(config, private_key)
+    refused = MailError("the mail server refused the recipient (x: the address does not exist (550 5.1.1))",
+                        permanent=True)
+    world.tracker.file(filled(email_="first@example.org"))
+    world.mailer.fail = [refused]
+    assert outcomes(world.run()) == ["failed"]
+    world.tracker.issues[1] = replace(world.issue(), description=filled(email_="second@example.org"), updated_at=NOW)
+    world.mailer.fail = [refused]
+    assert outcomes(world.run()) == ["failed"]
+    world.tracker.issues[1] = replace(world.issue(), description=filled(email_="FIRST@example.org"), updated_at=NOW)
+    assert outcomes(world.run()) == ["failed"] and world.mailer.sent == []
+    assert "the mail server refused first@example.org (the address does not exist (550 5.1.1))" in world.note().body
+    assert len(world.tracker.uploads) == 2  # two licenses made, both refused; no third
