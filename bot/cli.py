@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
@@ -187,13 +188,42 @@ def cmd_check_request(args: argparse.Namespace) -> int:
             "errors": [{"field": e.field, "message": e.message} for e in verdict.errors],
             "warnings": [{"field": w.field, "message": w.message} for w in verdict.warnings],
         }, indent=2, ensure_ascii=False))
-    elif verdict.ok:
-        r = verdict.request
-        print(f"valid: a {config.license.terms.duration_days}-day {config.license.terms.plan} trial for "
-              f"{r.user_count} users would be sent to {r.email} (ticket {r.ticket_url})")
     else:
-        print(messages.failure(args.author, verdict.errors, verdict.warnings), end="")
+        print(_offline_verdict(verdict, config, messages))
     return 0 if verdict.ok else 1
+
+
+OFFLINE_ACTORS = {  # check-request's headings: what each can do about a request not yet filed
+    "requester": "The requester: fix the description, then check it again.",
+    "customer": "The customer: ask them on the ticket for what is missing, then tick the box.",
+    "approver": "An approver decides (the override label); nothing to fix in the description.",
+    "support": "Someone who may request files it.",
+    "licensing": "The licensing team: a renewal case, not an emergency license (or fix the date if it is wrong).",
+    "operator": "The bot's operator fixes this; nothing in the description can.",
+}
+
+
+def _offline_verdict(verdict, config, messages) -> str:
+    """check-request's verdict in plain words, true for a check made here: no one is told the bot will recheck."""
+    lines = []
+    if verdict.ok:
+        r = verdict.request
+        lines.append(f"valid: a {config.license.terms.duration_days}-day {config.license.terms.plan} trial for "
+                     f"{r.user_count} users would be sent to {r.email} (ticket {r.ticket_url})")
+    else:
+        from .actions import grouped
+
+        n = len(verdict.errors)
+        lines.append(f"not valid: {n} problem{'s' if n != 1 else ''}, by who can act:")
+        for actor, problems in grouped(verdict.errors):
+            lines.append(OFFLINE_ACTORS[actor])
+            lines += [f"- {messages.FIELD_NAMES[e.field]}: {messages.plain(e.message)}" for e in problems]
+    if verdict.warnings:
+        lines.append("warnings:")
+        lines += [f"- {messages.FIELD_NAMES[w.field]}: {messages.plain(w.message)}" for w in verdict.warnings]
+    lines.append("Not checked here (offline): whether the author may request, and whether the ticket or the email "
+                 "already has a license; the bot checks those when it runs.")
+    return "\n".join(lines)
 
 
 def _trigger_payload(environ) -> str | None:
@@ -243,7 +273,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             notifier = dryrun.DryRunNotifier(print) if notifier else None
         ctx = runner.Context(config=config, tracker=tracker, mailer=mailer, signer=signer,
                              now=datetime.now(timezone.utc), notifier=notifier, scrub=scrub, zendesk=zendesk)
-        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=lambda t: print(scrub(t)))
+        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=lambda t: print(scrub(t)),
+                             dry_run=args.dry_run)
     except BotError as exc:
         summary.error = scrub(str(exc))
     finally:
@@ -253,7 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # A run that could not work prints its error and no summary line: "found 0" would read as a quiet day.
         print(f"license-bot: error: {summary.error}", file=sys.stderr)
         return summary.exit_code
-    print(("dry run, nothing written: " if args.dry_run else "") + summary.line())
+    print(("dry run, nothing written: " if args.dry_run else "") + summary.line(args.dry_run))
     return summary.exit_code
 
 
@@ -274,6 +305,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     _need_sandbox_extra("license-bot sandbox")
     from .sandbox import TOKENS, SandboxServer
 
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # before anything is said: a SIGTERM then stops it cleanly
     try:
         server = SandboxServer(args.port, args.smtp_port, args.state, search_rules=args.search_rules,
                                edition=args.edition, search_rate_limit=args.search_rate_limit).start()
@@ -287,8 +320,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print(f"GitLab {args.edition}, search rules {args.search_rules}, search limit "
           f"{args.search_rate_limit or 'off'}{'/min' if args.search_rate_limit else ''}")
     print(f"state: {args.state or 'in memory'}. Ctrl-C stops it.", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     server.stop()
@@ -410,32 +441,104 @@ def cmd_setup(args: argparse.Namespace) -> int:
 Command = Callable[[argparse.Namespace], int]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistyped command says the documented one line (and where the help is), exit 1:
+    exit 2 means "some request waits for a retry" for `run`, which a typo must never look like."""
+
+    def error(self, message: str):
+        import difflib
+
+        wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if wrong:  # a misspelled command: the likely one, not the list of all
+            choices = re.findall(r"'([^']*)'", wrong.group(2))
+            close = difflib.get_close_matches(wrong.group(1), choices, n=1)
+            message = f"no command {wrong.group(1)!r}" + (f"; did you mean {close[0]}?" if close else "")
+        self.exit(1, f"license-bot: error: {message} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Descriptions and epilogs keep their lines (the exit codes, one a line), each wrapped at the width with
+    its continuation under its text."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        out = []
+        for line in text.splitlines():
+            hang = re.match(r"\s*(?:\d\s+)?", line).end()
+            out.append(textwrap.fill(line[hang:], width, initial_indent=indent + line[:hang],
+                                     subsequent_indent=indent + " " * hang, break_on_hyphens=False,
+                                     break_long_words=False) if line else "")
+        return "\n".join(out)
+
+
+EXITS = {  # each command's exit codes, said in its --help
+    "keygen": [(0, "the key pair was made"), (1, "it was not (the reason is one line on standard error)")],
+    "generate": [(0, "the key was written"),
+                 (1, "it was not: a rule refused it, or the key or the file could not be used")],
+    "inspect": [(0, "the file decodes with the public key (its last line says whether GitLab accepts it today)"),
+                (1, "it does not decode with that key, or a file cannot be read")],
+    "check-request": [(0, "the request is valid (offline: membership and duplicates are not checked)"),
+                      (1, "it is not (each problem is printed with its fix), or it cannot be read")],
+    "run": [(0, "every request reached a recorded outcome (made and sent, or failed with a note)"),
+            (2, "some request waits for a retry at the next run, or another run holds the lock"),
+            (1, "the bot could not work (configuration, credentials, GitLab unreachable or refusing)")],
+    "sandbox": [(0, "stopped with Ctrl-C or SIGTERM"), (1, "it could not start (a port in use, a missing extra)")],
+    "find": [(0, "something was found"), (3, "nothing was found (file a new request)"),
+             (1, "the search itself failed: fix the token or the network first, never read it as nothing")],
+    "doctor": [(0, "no check failed (warnings allowed)"), (1, "at least one check failed (each says its fix)")],
+    "setup": [(0, "everything is set up and every check passed"),
+              (1, "something could not be set up, or a check failed")],
+    "demo": [(0, "the whole workflow worked on the sandbox"), (1, "something was not right (it says what)")],
+}
+
+
+def _unknown(parser: argparse.ArgumentParser, command: str, extra: list[str]) -> None:
+    import difflib
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    options = [o for action in sub._actions for o in action.option_strings]
+    close = difflib.get_close_matches(extra[0].partition("=")[0], options, n=1) if extra[0].startswith("-") else []
+    sub.error(f"unrecognized arguments: {' '.join(extra)}" + (f"; did you mean {close[0]}?" if close else ""))
+
+
+def _exit_codes(name: str) -> str:
+    return "exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in EXITS[name])
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="license-bot",
+    parser = _Parser(
+        prog="license-bot", formatter_class=_HelpFormatter,
         description="Emergency 10-day GitLab Ultimate trial licenses from tracker issues.",
+        epilog="license-bot COMMAND --help lists a command's options and exit codes. A mistyped command or "
+               "option prints one line, license-bot: error: ..., and exits 1.",
     )
-    parser.add_argument("--version", action="version", version=f"license-bot {__version__}")
+    parser.add_argument("--version", action="version", version=f"license-bot {__version__}",
+                        help="print the version and exit")
     parser.add_argument("--config", metavar="PATH",
                         help="config file (default: $LICENSE_BOT_CONFIG, else the built-in config.yaml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter,
+                           epilog=_exit_codes(name))
         p.set_defaults(func=func)
         return p
 
     p = add("keygen", cmd_keygen, "write a new signing key pair (license_key, license_key.pub), or make one in "
                                   "the configured PKCS#11 token (--pkcs11)")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--bits", type=int, choices=(2048, 3072, 4096), default=2048)
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write license_key and "
+                                                                "license_key.pub to (made if missing)")
+    p.add_argument("--bits", type=int, choices=(2048, 3072, 4096), default=2048,
+                   help="the RSA key size (default: 2048, as GitLab's own license key)")
     p.add_argument("--pkcs11", action="store_true", help="make the pair inside the token (license.pkcs11.*); "
                                                           "write only the public key")
     p.add_argument("--force", action="store_true", help="replace an existing public key file (with --pkcs11)")
 
     p = add("generate", cmd_generate, "write an emergency trial license key")
-    p.add_argument("--email", required=True)
-    p.add_argument("--users", required=True, type=_users_arg)
+    p.add_argument("--email", required=True, help="the customer's email: the licensee's address in the key")
+    p.add_argument("--users", required=True, type=_users_arg, metavar="N",
+                   help="the user count, from 1 to policy.max_users")
     p.add_argument("--date", type=_date_arg, metavar="YYYY-MM-DD", help="today's date (default: today, UTC)")
     p.add_argument("--private-key", metavar="PATH", help="default: $LICENSE_PRIVATE_KEY(_FILE)")
     p.add_argument("--output", metavar="FILE", help="default: standard output")
@@ -444,17 +547,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out the BEGIN/END lines")
 
     p = add("inspect", cmd_inspect, "decode a license key and say whether GitLab would accept it")
-    p.add_argument("file")
-    p.add_argument("--public-key", required=True, metavar="PATH")
+    p.add_argument("file", help="the .gitlab-license file")
+    p.add_argument("--public-key", required=True, metavar="PATH", help="the public key to decode it with")
     p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help=argparse.SUPPRESS)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the license and the verdict as JSON")
 
     p = add("check-request", cmd_check_request,
             "check a filled-in request template offline (everything but membership and duplicates)")
     p.add_argument("file", help="the issue description as Markdown, or - for standard input")
     p.add_argument("--author", metavar="USERNAME", help="address the problems to this user")
     p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help="judge as of this date (default: today, UTC)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the verdict, errors and warnings as JSON")
 
     p = add("run", cmd_run, "process the open requests in the tracker (the scheduled pipeline's job)")
     p.add_argument("--dry-run", action="store_true", help="print every write it would make, and make none")
@@ -463,8 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private-key", metavar="PATH", help="default: $LICENSE_PRIVATE_KEY(_FILE)")
 
     p = add("sandbox", cmd_sandbox, "run a small GitLab-compatible tracker and mail sink on loopback")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--smtp-port", type=int, default=2525)
+    p.add_argument("--port", type=int, default=8080, help="the GitLab (and Zendesk) port (default: 8080)")
+    p.add_argument("--smtp-port", type=int, default=2525, help="the mail sink's port (default: 2525)")
     p.add_argument("--state", metavar="FILE", help="keep everything in this file across restarts")
     p.add_argument("--search-rules", choices=("v1", "v2", "v3"), default="v3",
                    help="GitLab's issue search generation: v1 before 16.6, v2 16.6 on, v3 the newest (default)")
@@ -474,11 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="searches per minute per user before 429, as GitLab's default (0: off)")
 
     p = add("find", cmd_find, "find the license sent to an email, and any open request for it")
-    p.add_argument("email")
+    p.add_argument("email", help="the customer's whole email address, e.g. jane@example.com")
     p.add_argument("--ticket", type=_ticket_arg, metavar="ID", help="only this ticket (number or URL)")
     p.add_argument("--download", metavar="DIR", help="write each license file here, checked with the public key")
     p.add_argument("--force", action="store_true", help="replace files that exist in the --download folder")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print what was found as JSON")
 
     for name, func, text in (("doctor", cmd_doctor, "check the deployment, changing nothing"),
                              ("setup", cmd_setup, "create the labels and install the issue template, then check")):
@@ -492,16 +595,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Terminal:
-    """Standard output or error with every write cleaned (bot.terminal): one filter for all the CLI prints."""
+    """Standard output or error with every write cleaned (bot.terminal): one filter for all the CLI prints.
+
+    Once `wrap_at` is set (human-readable output only, never --json or a key), whole lines are wrapped at that
+    width with hanging indents; and text is spelled so the stream's encoding can take it (PYTHONIOENCODING=ascii).
+    """
 
     def __init__(self, stream):
         self._stream = stream
+        self.wrap_at: int | None = None
+        self._pending = ""
 
     def write(self, text: str) -> int:
-        return self._stream.write(terminal.clean(text))
+        text = terminal.clean(text)
+        if self.wrap_at:
+            text, _, self._pending = (self._pending + text).rpartition("\n")
+            text = terminal.wrap(text, self.wrap_at) + "\n" if _ else ""
+        if text:
+            self._stream.write(terminal.encodable(text, getattr(self._stream, "encoding", None)))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            self._stream.write(terminal.encodable(terminal.wrap(pending, self.wrap_at or 0),
+                                                  getattr(self._stream, "encoding", None)))
+        self._stream.flush()
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+def width() -> int:
+    """The terminal's width: $COLUMNS if set, else the terminal's own, else 80 (a pipe, a CI log)."""
+    import shutil
+
+    return max(shutil.get_terminal_size((80, 24)).columns, 40)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -510,12 +639,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
         sys.stdout, sys.stderr = streams
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    sys.stderr.wrap_at = width()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, so the hint names its --help
+        _unknown(parser, args.command, extra)
+    if not getattr(args, "json", False) and args.command != "generate":  # JSON and keys are never re-wrapped
+        sys.stdout.wrap_at = width()
     try:
         return args.func(args)
     except BotError as exc:

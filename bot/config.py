@@ -48,6 +48,7 @@ class RequestsConfig:
     approver_users: tuple[str, ...] = ()
     min_access_level: int = 20
     record_authors: tuple[str, ...] = ()  # earlier bot users whose record entries still count (a changed token)
+    renewals: str = "the licensing team in #support_licensing-subscription"  # where a renewal case goes
 
     @property
     def min_access_name(self) -> str:
@@ -236,9 +237,15 @@ class _Reader:
         return value.rstrip("/") if value else value
 
     def done(self) -> None:
+        import difflib
+
         for key in sorted(set(map(str, self.raw)) - self.seen):
-            known = ", ".join(sorted(self.seen))
-            self.errors.append(f"{self._key(key)}: unknown key (known keys here: {known})")
+            close = difflib.get_close_matches(key, sorted(self.seen), n=1, cutoff=0.6)
+            if close:  # a typo: the one key meant, not the list of all
+                self.errors.append(f"{self._key(key)}: unknown key; did you mean {self._key(close[0])}?")
+            else:
+                known = ", ".join(sorted(self.seen))
+                self.errors.append(f"{self._key(key)}: unknown key (known keys here: {known})")
 
 
 def _one_address(value: Any) -> bool:
@@ -324,6 +331,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
         approver_users=r.strings("approver_users", ()),
         min_access_level=ACCESS_LEVELS[r.choice("min_access_level", "reporter", tuple(ACCESS_LEVELS))],
         record_authors=r.strings("record_authors", ()),
+        renewals=r.text("renewals", RequestsConfig.renewals),
     )
     r.done()
 

@@ -27,26 +27,26 @@ import yaml
 from . import keys, messages, resources
 from . import license as lic_mod
 from . import status as status_mod
+from .request import HEADINGS
 from .sandbox import SandboxServer
 
 
 def fill_template(ticket: str, email: str, users: str, expired: str, tick: bool = True) -> str:
     text = resources.issue_template().read_text(encoding="utf-8")
     for heading, value in [("### Zendesk ticket\n", ticket), ("### Customer email\n", email),
-                           ("### User count\n", users), ("### License expiration date\n", expired)]:
+                           ("### User count\n", users), (HEADINGS["expired_on"] + "\n", expired)]:
         text = text.replace(heading, f"{heading}{value}\n", 1)
     return text.replace("- [ ]", "- [x]") if tick else text
 
 
 def readable(note_body: str) -> str:
-    """A status note as a person reads it: no hidden state, the key shortened."""
-    body = note_body.replace(status_mod.MARKER, "")
-    body = body.split("<!-- license-bot:state")[0]
+    """A status note as a person reads it (plain text, no hidden state), the key shortened."""
+    body = note_body
     key = status_mod.key_text(body)
     if key:
         lines = key.splitlines()
         body = body.replace(key, "\n".join(lines[:2] + ["…"] + lines[-1:]))
-    return body.strip()
+    return messages.as_text(body)
 
 
 def _zendesk(url: str, method: str, path: str, body: dict | bytes | None = None) -> dict:
@@ -90,7 +90,7 @@ def _softhsm_token(work: Path) -> dict | None:
 
 
 def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
+    return "\n".join(("    " + line).rstrip() for line in text.splitlines())
 
 
 def main(today: date | None = None) -> int:

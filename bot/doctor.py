@@ -109,8 +109,36 @@ def _gitlab_checks(config: Config, secrets: Secrets, today: date) -> tuple[list[
         try:
             results.append(probe(name, tracker, me, config, today))
         except BotError as exc:
-            results.append(Check(name, False, str(exc), "see the message"))
+            results.append(Check(name, False, str(exc), _gitlab_fix(exc)))
     return results, tracker
+
+
+def _gitlab_fix(exc: BotError) -> str:
+    """What to do when GitLab refused or failed one check, by what its answer means."""
+    status = getattr(exc, "status", None)
+    if status == 401:
+        return "make a new project access token with the api scope and set GITLAB_TOKEN (README, Rotating the token)"
+    if status == 403:
+        return "give the token's user at least the Reporter role in the tracker (Maintainer for setup)"
+    if status == 404:
+        return "check gitlab.project is the tracker's full path, and that the token's user is a member of it"
+    return "GitLab did not answer this check: run license-bot doctor again; if it persists, check GitLab's status page"
+
+
+def _key_fix(problem: str) -> str:
+    """The one thing to set for a signing key that does not load, by what went wrong."""
+    if "PIN" in problem:
+        return ("check the PIN by logging in once by hand (pkcs11-tool --login --test), then set LICENSE_SIGNER_PIN "
+                "(README, The signing key in a token)")
+    if "license.pkcs11." in problem or "token" in problem:
+        return "set license.pkcs11.module, token_label and key_label to the token's library and labels"
+    if "PASSPHRASE" in problem:
+        return "set LICENSE_PRIVATE_KEY_PASSPHRASE to the key's passphrase (masked, protected, scope license-bot)"
+    if "no signing key" in problem:
+        return ("set LICENSE_PRIVATE_KEY_FILE to the PEM private key's path (in CI, a protected file variable with "
+                "environment scope license-bot)")
+    return ("point LICENSE_PRIVATE_KEY_FILE at the PEM private key of the pair GitLab trusts (license-bot keygen "
+            "makes a throwaway pair for tests)")
 
 
 def _version(name, tracker, me, config, today) -> Check:
@@ -204,8 +232,7 @@ def _key_check(config: Config, secrets: Secrets, env: Mapping[str, str]) -> Chec
     try:
         signer = keys.signer_from(config, secrets)
     except (BotError, SignerError) as exc:  # the message says what to set
-        return Check(name, False, str(exc), "in CI, make it a protected file variable" if "no signing key" in str(exc)
-                     else "")
+        return Check(name, False, str(exc), _key_fix(str(exc)))
     kind = (f"a key in the PKCS#11 token {config.license.pkcs11.token_label!r}" if config.license.signer == "pkcs11"
             else f"a {signer.public_key().key_size}-bit RSA key from {secrets.private_key_source}")
     path = secrets.public_key_file or config.license.public_key_file
@@ -288,7 +315,9 @@ def _smtp_check(config: Config, secrets: Secrets) -> Check:
         client = SmtpMailer(c, secrets.smtp_password).connect()
         client.quit()
     except MailError as exc:
-        return Check("mail server", False, str(exc), "" if exc.config else "check smtp.host and smtp.port")
+        return Check("mail server", False, str(exc),
+                     "set smtp.security, smtp.username (with SMTP_PASSWORD) and smtp.from to what this server accepts "
+                     "(README, Mail and Slack)" if exc.config else "check smtp.host and smtp.port")
     if c.security == "none" and crosses_network(c.host):
         return Check("mail server", True, f"{c.host}:{c.port} accepts a connection {how}{login}; no mail was sent. "
                                           "License keys would cross the network in plain text",
@@ -318,7 +347,10 @@ def _zendesk_checks(config: Config, secrets: Secrets) -> list[Check]:
     try:
         me = ZendeskClient(config.zendesk, secrets.zendesk_api_token).me()
     except ZendeskError as exc:
-        return [Check("Zendesk", False, str(exc), "" if exc.config else "check zendesk.url and the network")]
+        return [Check("Zendesk", False, str(exc),
+                      "set zendesk.url to the account (https://SUBDOMAIN.zendesk.com), zendesk.email to an agent and "
+                      "ZENDESK_API_TOKEN to that agent's API token" if exc.config
+                      else "check zendesk.url and the network")]
     why = unusable_role(me)
     if why:
         return [Check("Zendesk", False, f"{config.zendesk.url} answers, but {me.get('email')} {why}",

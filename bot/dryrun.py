@@ -22,6 +22,37 @@ def _without_key(body: str) -> str:
     return body.replace(key, f"[the license key: {len(key)} characters, SHA-256 {fingerprint(key)}]")
 
 
+def _readable(body: str) -> str:
+    """A note as a person reads it (bot.messages.as_text), the key summarised."""
+    from .messages import as_text
+
+    return as_text(_without_key(body))
+
+
+def _in_words(edit: IssueEdit) -> str:
+    def labels(names: tuple[str, ...]) -> str:
+        return f"label{'s' if len(names) != 1 else ''} {', '.join(names)}"
+
+    words = []
+    if edit.title is not None:
+        words.append(f"retitle it {edit.title!r}")
+    if edit.add_labels:
+        words.append(f"add the {labels(edit.add_labels)}")
+    if edit.remove_labels:
+        words.append(f"remove the {labels(edit.remove_labels)}")
+    if edit.confidential is not None:
+        words.append("make it confidential" if edit.confidential else "make it not confidential")
+    if edit.assignee_ids is not None:
+        words.append(f"assign it to user id {', '.join(map(str, edit.assignee_ids))}" if edit.assignee_ids
+                     else "unassign it")
+    if edit.state_event:
+        words.append({"close": "close it", "reopen": "reopen it"}.get(edit.state_event, edit.state_event))
+    if edit.description is not None:  # a record entry restored (bot.record.Record.repairs), its key summarised
+        shown = "\n".join(("    " + line).rstrip() for line in _readable(edit.description).splitlines())
+        words.append(f"rewrite its description, reading:\n{shown}")
+    return "; ".join(words)
+
+
 class DryRunTracker:
     def __init__(self, tracker, say: Callable[[str], None]):
         self._tracker, self._say = tracker, say
@@ -31,21 +62,22 @@ class DryRunTracker:
         return getattr(self._tracker, name)
 
     def edit_issue(self, issue: Issue, edit: IssueEdit) -> Issue:
-        payload = edit.payload()
-        if payload:
-            fields = ", ".join(f"{k}={_without_key(v) if k == 'description' else v!r}" for k, v in payload.items())
-            self._say(f"would edit issue {issue.ref}: {fields}")
+        changes = _in_words(edit)
+        if changes:
+            self._say(f"would change issue {issue.ref}: {changes}")
         return edit.applied_to(issue)
 
     def save_status_note(self, iid: int, body: str, note_id: int | None = None) -> Note:
-        verb = f"edit status note {note_id} on" if note_id else "create a status note on"
-        shown = "\n".join("    " + line for line in _without_key(body).splitlines())
-        self._say(f"would {verb} issue #{iid}:\n{shown}")
+        verb = "rewrite its status note on" if note_id else "write a status note on"
+        shown = "\n".join(("    " + line).rstrip() for line in _readable(body).splitlines())
+        self._say(f"would {verb} issue #{iid}, reading:\n{shown}")
         return Note(id=note_id or -1, body=body)
 
     def open_entry(self, title: str, description: str, landed) -> Issue:
         entry = record.parse_entry(description)
         what = f"license {entry[0].license_id} for {entry[0].email}" if entry else "an issue"
+        if entry and entry[0].delivery:  # a follow-up entry: what became of the license's delivery
+            what = f"that license {entry[0].license_id} for {entry[0].email} was {entry[0].delivery}"
         self._say(f"would record {what} in a new confidential record entry issue, signed and chained")
         now = datetime.now(timezone.utc)
         return Issue(iid=-1, title=title, description=description, state="closed", labels=(), author_username="",
@@ -74,8 +106,8 @@ class DryRunMailer:
 
     def send(self, message: EmailMessage) -> None:
         attachments = ", ".join(a.get_filename() or "?" for a in message.iter_attachments())
-        self._say(f"would email To: {message['To']} | From: {message['From']} | Subject: {message['Subject']} | "
-                  f"Message-ID: {message['Message-ID']} | attachment: {attachments}")
+        self._say(f"would email {attachments or 'no attachment'} to {message['To']}, from {message['From']}, "
+                  f"subject {message['Subject']!r}, Message-ID {message['Message-ID']}")
 
 
 class DryRunNotifier:

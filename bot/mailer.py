@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from . import meaning
 from .config import SmtpConfig
 from .errors import BotError
 
@@ -180,12 +181,13 @@ class SmtpMailer:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             permanent = all(code >= 500 for code in codes)
-            detail = "; ".join(f"{rcpt}: {code} {text.decode('utf-8', 'replace')}"
+            detail = "; ".join(f"{rcpt}: {meaning.smtp(code, text.decode('utf-8', 'replace'))}"
                                for rcpt, (code, text) in exc.recipients.items())
             raise MailError(f"the mail server refused the recipient ({detail})", permanent=permanent) from None
         except smtplib.SMTPResponseException as exc:
             text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
-            raise MailError(f"the mail server answered {exc.smtp_code} {text}", permanent=False) from None
+            raise MailError(f"the mail server did not take the message: {meaning.smtp(exc.smtp_code, text)}",
+                            permanent=False) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise _transient(exc, self.config) from None
         finally:

@@ -10,15 +10,18 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from . import resources
+from .actions import Actors, grouped
 from .request import FieldError
 from .status import MARKER, Status, encode_state
+
+DEFAULT_ACTORS = Actors()
 
 FIELD_NAMES = {
     "form": "Request form",
     "ticket": "Zendesk ticket",
     "email": "Customer email",
     "user_count": "User count",
-    "expired_on": "License expiration date",
+    "expired_on": "Expiry date of the customer's expired license",
     "checklist": "Checklist",
     "author": "Requester",
     "override": "Override",
@@ -31,7 +34,7 @@ def environment():
     # Imported here: an idle run renders nothing and should not pay for jinja2.
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(resources.templates_dir())),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         undefined=StrictUndefined,
@@ -39,15 +42,24 @@ def environment():
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["sentence"] = sentence
+    return env
+
+
+def sentence(text: str) -> str:
+    """TEXT starting with a capital, the rest as it was: Jinja's `capitalize` lower-cases the rest ([success])."""
+    return text[:1].upper() + text[1:]
 
 
 def render(name: str, **values) -> str:
     return environment().get_template(name).render(field_names=FIELD_NAMES, **values)
 
 
-def failure(author: str | None, errors: Sequence[FieldError], warnings: Sequence[FieldError] = ()) -> str:
-    """The comment telling a request's author what to fix."""
-    return render("failure.md.j2", author=author, errors=errors, warnings=warnings).strip() + "\n"
+def failure(author: str | None, errors: Sequence[FieldError], warnings: Sequence[FieldError] = (),
+            actors: Actors = DEFAULT_ACTORS) -> str:
+    """The comment telling who can act what to do: every problem, under the one who can solve it."""
+    return render("failure.md.j2", author=author, groups=grouped(errors), warnings=warnings,
+                  actors=actors).strip() + "\n"
 
 
 def plain(text: str) -> str:
@@ -55,6 +67,17 @@ def plain(text: str) -> str:
     text = re.sub(r"~\"([^\"]+)\"", r"\1", text)
     text = re.sub(r"\*\*([^*]+)\*\*", r"\1", text)
     return text.replace("`", "'")
+
+
+def as_text(note_body: str) -> str:
+    """A note as a person reads it at a terminal: no hidden comments (marker, state), no Markdown marks, the
+    details block and code fences as plain lines, a link as its text and then where it points."""
+    text = re.sub(r"<!--.*?-->\n?", "", note_body, flags=re.S)
+    text = re.sub(r"<details><summary>(.*?)</summary>", r"\1:", text)
+    text = re.sub(r"^(```|</details>)\n", "", text, flags=re.M)
+    text = re.sub(r"^:[a-z_]+: ", "", text, flags=re.M)  # GitLab's emoji shortcodes
+    text = re.sub(r"\[([^\]\n]+)\]\(([^)\s]+)\)", r"\1 (\2)", text)
+    return re.sub(r"\n{3,}", "\n\n", plain(text)).strip("\n")
 
 
 def success_title(email: str, user_count: int) -> str:
@@ -72,9 +95,9 @@ def parse_success_title(title: str) -> tuple[str, int] | None:
 
 
 def status_note(status: Status, *, key_text: str | None = None, labels: dict[str, str],
-                duration_days: int, max_attempts: int) -> str:
+                duration_days: int, max_attempts: int, actors: Actors = DEFAULT_ACTORS) -> str:
     failure_text = failure(status.author, [FieldError(*e) for e in status.errors],
-                           [FieldError(*w) for w in status.warnings]) if status.step == "rejected" else ""
+                           [FieldError(*w) for w in status.warnings], actors) if status.step == "rejected" else ""
     body = render("status_note.md.j2", marker=MARKER, status=status, failure=failure_text.strip(),
                   key_text=key_text, labels=labels, duration_days=duration_days, max_attempts=max_attempts,
                   state=encode_state(status))

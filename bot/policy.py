@@ -78,8 +78,10 @@ def evaluate(parsed: ParseResult, today: date, policy: PolicyConfig, tickets: Ti
         errors += check_ticket(parsed.ticket_url, tickets)
     if parsed.expired_on is not None:
         waivable += check_scope(parsed.expired_on, today, policy)
-    if request is not None and facts.prior_licenses is not None:
-        waivable += check_duplicates(request, facts.prior_licenses, today, policy)
+    if facts.prior_licenses is not None and (request is not None or parsed.email or parsed.ticket_url):
+        # Also when another field did not parse: a duplicate known now is said now, not after the next fix.
+        waivable += check_duplicates(request or Wanted(_ticket_number(parsed.ticket_url), parsed.email or ""),
+                                     facts.prior_licenses, today, policy)
     if not any(e.field == "form" for e in errors):  # no form at all: the checklist adds nothing
         errors += check_checklist(parsed)
     ticket_warnings: list[FieldError] = []
@@ -101,6 +103,19 @@ def evaluate(parsed: ParseResult, today: date, policy: PolicyConfig, tickets: Ti
     else:
         errors += waivable
     return Verdict(request=request, errors=tuple(_in_field_order(errors)), warnings=tuple(warnings))
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What a request asks for as far as it parsed: enough for the duplicate rules."""
+
+    ticket_id: int | None
+    email: str
+
+
+def _ticket_number(url: str | None) -> int | None:
+    tail = (url or "").rstrip("/").rpartition("/")[2]
+    return int(tail) if tail.isdigit() else None
 
 
 _ORDER = ("form", "ticket", "email", "user_count", "expired_on", "checklist", "author", "override", "license")
@@ -213,7 +228,7 @@ def check_scope(expired_on: date, today: date, policy: PolicyConfig) -> list[Fie
                                      "date is wrong, correct it from the customer's screenshot")]
 
 
-def check_duplicates(request: LicenseRequest, prior: tuple[PriorLicense, ...], today: date,
+def check_duplicates(request: LicenseRequest | Wanted, prior: tuple[PriorLicense, ...], today: date,
                      policy: PolicyConfig) -> list[FieldError]:
     errors = []
     same_ticket = [p for p in prior if request.ticket_id is not None and p.ticket_id == request.ticket_id]
@@ -221,14 +236,17 @@ def check_duplicates(request: LicenseRequest, prior: tuple[PriorLicense, ...], t
         p = same_ticket[0]
         errors.append(FieldError("ticket", f"ticket {request.ticket_id} already got a license in {p.issue_ref} "
                                            f"({p.issue_url}) on {p.created_on}: one license per ticket. If the "
-                                           "customer lost it, resend that one"))
+                                           f"customer lost it, send that one again: `license-bot find {p.email} "
+                                           "--download DIR` writes its file; attach it to the ticket"))
     cutoff = today - timedelta(days=policy.email_cooldown_days)
-    recent = [p for p in prior if p.email.casefold() == request.email.casefold() and p.created_on > cutoff
+    recent = [p for p in prior if request.email and p.email.casefold() == request.email.casefold()
+              and p.created_on > cutoff
               and p not in same_ticket]
     if recent:
         p = recent[0]
         errors.append(FieldError("email", f"{request.email} already got a license in {p.issue_ref} ({p.issue_url}) "
                                           f"on {p.created_on}: at most one per customer every "
-                                          f"{policy.email_cooldown_days} days. Resend that one, or ask the licensing "
-                                          "team for an extension"))
+                                          f"{policy.email_cooldown_days} days. If it was lost, send that one again "
+                                          f"(`license-bot find {p.email} --download DIR` writes its file); if the "
+                                          "customer needs longer, that is a renewal case for the licensing team"))
     return errors

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from . import license as lic_mod
 from . import messages, policy, record, request
 from . import status as status_mod
+from .actions import Actors
 from .mailer import Delivery, MailError, build_message
 from .slack import SlackError
 from .status import DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
@@ -60,7 +61,8 @@ def process(issue: Issue, ctx: Context) -> Result:
     status = status_mod.read(note.body) if note else None
 
     recorded = ctx.record.for_issue(issue.iid)
-    if recorded is not None:
+    refused = ctx.record.refused(recorded.entry.license_id) if recorded is not None else None
+    if recorded is not None and (refused is None or _resend_asked(issue, ctx)):
         return _follow_up(issue, note, status, recorded, ctx)
     damage = ctx.record.damage()
     if status and status.step == HELD and not (status.last_error or "").startswith(record.DAMAGED):
@@ -78,7 +80,10 @@ def process(issue: Issue, ctx: Context) -> Result:
         return Result(issue.iid, FAILED, f"held for a person: {why}", (("license", why),))
     if status and status.step == HELD:
         status = None  # held only while the record was damaged: judged afresh now that it checks out
-    if status and status.has_license:
+    if refused is not None and status and status.description_sha256 == description_hash(issue.description):
+        # The mail server refused the address and nobody has corrected it (or asked for a re-send) yet.
+        return Result(issue.iid, SKIPPED, "its license was not delivered; waiting for a person")
+    if status and status.has_license and refused is None:
         return _hold(issue, note, status, ctx, f"the status note names license {status.license_id}, but the bot's "
                      "record holds no license for this issue, so the bot cannot tell what was sent")
     if status is None and (touched or issue.updated_at > issue.created_at) and _claimed_before(issue, ctx):
@@ -93,10 +98,20 @@ def process(issue: Issue, ctx: Context) -> Result:
         return Result(issue.iid, SKIPPED, "failed earlier; its description has not changed")
     verdict, approver, ticket = _judge(issue, ctx)
     override = _override_event(issue, ctx) if cfg.override_label in labels else 0
+    was_refused = [ctx.record.refused(r.entry.license_id) for r in ctx.record.entries()
+                   if r.entry.issue_iid == issue.iid] if refused is not None else []
+    same = next((r for r in was_refused if r and record.same_address(verdict.request.email, r.email)), None) \
+        if verdict.ok else None
+    if same is not None:  # an address the mail server refused for this issue before: not again by this path
+        verdict = policy.Verdict(verdict.request, (policy.FieldError(
+            "email", f"the mail server refused {same.email} ({same.why}), so its license was never delivered; "
+                     f"correct the address, or add the ~\"{cfg.processing_label}\" label to send it there again"),),
+            verdict.warnings)
     if not verdict.ok:
         return _reject(issue, note, verdict, digest, ctx)
 
-    # 2. Make the license and record it before anything else.
+    # 2. Make the license and record it before anything else (for a corrected address, a new one: the refused
+    # one was never delivered, and the record says so).
     req = verdict.request
     lic = lic_mod.build_trial(req.email, req.user_count, ctx.today, ctx.config.license.terms)
     aes_key, iv = lic_mod.derive_key_material(ctx.signer, f"{ctx.config.gitlab.url}/{ctx.config.gitlab.project}"
@@ -112,7 +127,24 @@ def process(issue: Issue, ctx: Context) -> Result:
         description_sha256=digest, warnings=tuple((w.field, w.message) for w in verdict.warnings),
         approved_by=approver, override=override, ticket_status=ticket and ticket.status,
         ticket_requester=ticket and ticket.requester_email, ticket_organization=ticket and ticket.organization)
+    if refused is not None:
+        status = status.with_(notices=(*status.notices, f"License {refused.license_id} for {refused.email} was "
+                                       f"refused by the mail server ({refused.why}) and never delivered; this "
+                                       f"license, for the corrected address, replaces it."))
     return _deliver(issue, note, status, recorded, ctx)
+
+
+def _refusal_reason(text: str) -> str:
+    """'the address does not exist (550 5.1.1)' out of the mailer's 'the mail server refused the recipient (ADDRESS:
+    REASON)': what the record and the note repeat."""
+    inner = text.removeprefix("the mail server refused the recipient (").removesuffix(")")
+    return inner.split(": ", 1)[1] if ": " in inner else inner
+
+
+def _resend_asked(issue: Issue, ctx: Context) -> bool:
+    """A person asked to send a refused license again: the processing label is back, or the failed one is off."""
+    cfg = ctx.config.requests
+    return cfg.processing_label in issue.labels or cfg.failed_label not in issue.labels
 
 
 def _follow_up(issue: Issue, note: Note | None, status: Status | None, recorded: record.Recorded,
@@ -169,12 +201,16 @@ def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.R
         if exc.config:
             raise  # the mail settings are wrong for everyone: the run stops, the customer's attempts are kept
         attempts = status.attempts + 1
+        if exc.permanent:  # the address is refused: never delivered, and the record says so (bot.record)
+            ctx.record.mark_refused(recorded.entry, True, _refusal_reason(str(exc)), ctx.today.isoformat())
         if exc.permanent or attempts >= ctx.config.run.max_attempts:
             why = str(exc) if exc.permanent else f"{attempts} delivery attempts failed; the last: {exc}"
             return _undelivered(issue, note, status.with_(attempts=attempts), ctx, why)
         _save(issue, note, status.with_(attempts=attempts, last_error=str(exc), step=PERSISTED), ctx, key_text)
         return Result(issue.iid, RETRYING, f"email attempt {attempts} failed: {exc}")
 
+    if ctx.record.refused(recorded.entry.license_id):  # a person's re-send reached it after all
+        ctx.record.mark_refused(recorded.entry, False, "a person's re-send", ctx.today.isoformat())
     status = status.with_(step=DELIVERED, last_error=None, emailed_at=ctx.now.isoformat(timespec="seconds"),
                           message_id=message["Message-ID"], attempts=status.attempts + 1,
                           ticket_noted=False if ctx.zendesk is not None else None)
@@ -328,8 +364,14 @@ def _wait_for_a_person(issue: Issue, note: Note | None, status: Status, ctx: Con
     cfg = ctx.config.requests
     ctx.tracker.edit_issue(issue, IssueEdit(
         add_labels=_missing(issue, cfg.failed_label), remove_labels=_present(issue, cfg.processing_label),
-        assignee_ids=_assign(issue)))
+        assignee_ids=_assign(issue), title=_not_success(issue.title)))
     _save(issue, note, status, ctx, None)
+
+
+def _not_success(title: str) -> str | None:
+    """An open issue waiting for a person must not read as done: its [Success] title becomes [Held], the rest
+    kept so a search for the address still finds it. None: the title is not a success title; leave it."""
+    return "[Held] - " + title.removeprefix("[Success] - ") if messages.parse_success_title(title) else None
 
 
 def _reject(issue: Issue, note: Note | None, verdict: policy.Verdict, digest: str, ctx: Context) -> Result:
@@ -360,7 +402,7 @@ def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None, poli
             unreadable = f"Zendesk answered {exc.status}"  # this ticket, not the token: this request's error
     allowed = _may(issue.author_username, issue.author_id, cfg.requests.requester_users,
                    cfg.requests.requester_groups, ctx)
-    prior = ctx.record.prior_licenses(issue.iid) if parsed.request else None
+    prior = ctx.record.prior_licenses(issue.iid) if parsed.request or parsed.email or parsed.ticket_url else None
     approver, warnings = None, []
     if cfg.requests.override_label in issue.labels:
         approver, warning = _approval(issue, ctx)
@@ -451,7 +493,8 @@ def _save(issue: Issue, note: Note | None, status: Status, ctx: Context, key_tex
     body = messages.status_note(
         status, key_text=key_text,
         labels={"failed": cfg.requests.failed_label, "processing": cfg.requests.processing_label},
-        duration_days=cfg.license.terms.duration_days, max_attempts=cfg.run.max_attempts)
+        duration_days=cfg.license.terms.duration_days, max_attempts=cfg.run.max_attempts,
+        actors=Actors.from_config(cfg.requests))
     body = ctx.scrub(body)  # errors from GitLab, SMTP or Slack can quote a secret
     if note is not None and note.body == body:
         return note

@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 
 ISSUE_TITLE = "License Bot: record of issued licenses (written by the bot; do not edit)"  # the old record issue
 ENTRY_TITLE = "License Bot record: license {license_id} (written and signed by the bot; do not edit)"
+FOLLOW_UP_TITLE = "License Bot record: license {license_id} {delivery} (written and signed by the bot; do not edit)"
+REFUSED, DELIVERED = "refused", "delivered"  # a follow-up entry's `delivery`
 
 _ENTRY_MARKER = "<!-- license-bot:record-entry "
 _ENTRY_RE = re.compile(r"<!-- license-bot:record-entry (\{[^<>]*\}) -->")
@@ -88,6 +90,13 @@ class Entry:
     seq: int = 0        # its place in the chain, from 1; 0: an old, unsigned entry
     prev: str = ""      # the digest of entry seq-1; for entry 1 "" or "legacy:#IID:COUNT" (the old record issue)
     legacy_note: int = 0  # the comment of the old record issue this entry was migrated from
+    # A follow-up entry restates a recorded license (same fields and key) with what became of its delivery:
+    # "refused" (the mail server refused the recipient: never delivered, so it counts for no rule) or
+    # "delivered" (a person's re-send delivered it after all). Signed and chained like any entry, so nobody
+    # but the bot can mark a license refused to get a second one. "" for the license's own entry.
+    delivery: str = ""
+    delivery_why: str = ""
+    delivery_on: str = ""  # YYYY-MM-DD
 
     @property
     def issue_ref(self) -> str:
@@ -97,14 +106,39 @@ class Entry:
         return PriorLicense(self.issue_ref, self.issue_url, self.email, self.ticket_id,
                             date.fromisoformat(self.made_on))
 
+    def fields(self) -> dict:
+        """Every field, the follow-up ones only when set: entries signed before they existed still verify."""
+        return {k: v for k, v in asdict(self).items() if k not in _FOLLOW_UP_FIELDS or v}
+
     def payload(self) -> bytes:
         """Every field, canonically: what the signature covers."""
-        return json.dumps(asdict(self), sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
+        return json.dumps(self.fields(), sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
+
+    def refusal(self) -> Refusal:
+        return Refusal(self.license_id, self.issue_iid, self.email, self.delivery == REFUSED, self.delivery_why,
+                       self.delivery_on)
 
     def describe(self) -> str:
         ticket = f"ticket {self.ticket_id}" if self.ticket_id is not None else "no ticket"
+        said = f", {self.delivery} on {self.delivery_on}" if self.delivery else ""
         return (f"license {self.license_id} for {self.email}, {self.user_count} users, {ticket}, issue "
-                f"{self.issue_ref}, made {self.made_on}")
+                f"{self.issue_ref}, made {self.made_on}{said}")
+
+
+_FOLLOW_UP_FIELDS = ("delivery", "delivery_why", "delivery_on")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What a license's newest follow-up entry says: the mail server refused its recipient, so it was never
+    delivered (refused), or a person's re-send delivered it after all (refused false)."""
+
+    license_id: str
+    issue_iid: int
+    email: str
+    refused: bool
+    why: str
+    on: str  # YYYY-MM-DD
 
 
 @dataclass(frozen=True)
@@ -154,21 +188,30 @@ class Audit:
     exposed: tuple[Issue, ...] = ()       # bot-opened issues that are not confidential: anyone could read the keys
     open_entries: tuple[Issue, ...] = ()  # entry issues left open (a crash before closing them, or a person)
     damaged: tuple[Damaged, ...] = ()
+    follow_ups: tuple[Recorded, ...] = ()  # verified follow-up entries (a refusal, a re-send), in chain order
 
     @property
     def head(self) -> Recorded | None:
-        return _head(list(self.entries))
+        return _head([*self.entries, *self.follow_ups])
 
 
 def entry_note(entry: Entry, key_text: str, signature: str = "") -> str:
     """The entry's text: a line for people, the key, and the entry (with its signature) as hidden JSON."""
-    data = {**asdict(entry), **({"sig": signature} if signature else {})}
+    data = {**entry.fields(), **({"sig": signature} if signature else {})}
     text = json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
     text = text.replace("<", "\\u003c").replace(">", "\\u003e")  # no value can end the comment
     ticket = f"ticket {entry.ticket_id}" if entry.ticket_id is not None else "no ticket"
-    return (f"License `{entry.license_id}` for {entry.email}, {entry.user_count} users, {ticket}, made "
-            f"{entry.made_on} for {entry.issue_ref}, expires {entry.expires_on}. {entry.upload_markdown}\n\n"
-            f"```\n{key_text.strip()}\n```\n\n{_ENTRY_MARKER}{text} -->\n")
+    if entry.delivery == REFUSED:
+        said = (f"License `{entry.license_id}` ({entry.issue_ref}) was refused by the mail server for {entry.email} on "
+                f"{entry.delivery_on} and never delivered: {entry.delivery_why}. It does not count for the "
+                "one-license-per-ticket or the cooldown rule.")
+    elif entry.delivery == DELIVERED:
+        said = (f"License `{entry.license_id}` ({entry.issue_ref}) was delivered to {entry.email} on "
+                f"{entry.delivery_on} after all ({entry.delivery_why}); it counts again.")
+    else:
+        said = (f"License `{entry.license_id}` for {entry.email}, {entry.user_count} users, {ticket}, made "
+                f"{entry.made_on} for {entry.issue_ref}, expires {entry.expires_on}. {entry.upload_markdown}")
+    return f"{said}\n\n```\n{key_text.strip()}\n```\n\n{_ENTRY_MARKER}{text} -->\n"
 
 
 def parse_entry(body: str) -> tuple[Entry, str] | None:
@@ -187,6 +230,8 @@ def _parse(body: str) -> tuple[Entry, str, str] | None:
         known = {f.name for f in fields(Entry)}
         entry = Entry(**{k: v for k, v in data.items() if k in known})
         int(entry.issue_iid), int(entry.seq), date.fromisoformat(entry.made_on), date.fromisoformat(entry.expires_on)
+        if entry.delivery not in ("", REFUSED, DELIVERED):
+            return None
         signature = str(data.get("sig") or "")
     except (ValueError, TypeError, AttributeError):
         return None
@@ -291,12 +336,15 @@ def audit(issues: Sequence[Issue], trusted) -> Audit:
         legacy_pending = sum(1 for r in good if r.entry.legacy_note) < count
     elif root is not None and legacy_iid is not None:
         legacy_pending = False  # a fresh chain with an older bot issue that is not an old record issue
-    kept = tuple(_first_of_each(good))
+    kept = tuple(_first_of_each([r for r in good if not r.entry.delivery]))
+    licenses = {r.entry.license_id: r.entry.sha256 for r in kept}
+    # A follow-up counts for a license the chain holds, the same one (a migrated old entry comes first).
+    follow_ups = tuple(r for r in good if r.entry.delivery and licenses.get(r.entry.license_id) == r.entry.sha256)
     exposed = tuple(i for i in ordered if not i.confidential)
-    entry_iids = {r.where for r in kept}
+    entry_iids = {r.where for r in (*kept, *follow_ups)}
     open_entries = tuple(i for i in ordered if i.iid in entry_iids and i.state == "opened")
     return Audit(kept, tuple(problems), legacy_iid, legacy_author, legacy_pending, exposed, open_entries,
-                 tuple(damaged))
+                 tuple(damaged), follow_ups)
 
 
 def _chain_problems(good: list[Recorded]) -> list[Problem]:
@@ -348,6 +396,7 @@ class Record:
         self._audit: Audit | None = None
         self._legacy: list[Recorded] = []
         self._entries: list[Recorded] | None = None
+        self._follow_ups: list[Recorded] = []
         self.added: list[Entry] = []  # what this run recorded
 
     def audit(self) -> Audit:
@@ -370,7 +419,19 @@ class Record:
             audit_ = self.audit()
             ids = {r.entry.license_id for r in audit_.entries}
             self._entries = [*(r for r in self._legacy if r.entry.license_id not in ids), *audit_.entries]
+            self._follow_ups = list(audit_.follow_ups)
         return self._entries
+
+    def refused(self, license_id: str) -> Refusal | None:
+        """The refusal that says this license was never delivered, or None (delivered, or not refused): the
+        license's newest signed follow-up entry decides."""
+        latest = self._latest_follow_up(license_id)
+        return latest.entry.refusal() if latest is not None and latest.entry.delivery == REFUSED else None
+
+    def _latest_follow_up(self, license_id: str) -> Recorded | None:
+        self.entries()
+        mine = [r for r in self._follow_ups if r.entry.license_id == license_id]
+        return max(mine, key=lambda r: (r.entry.seq, r.where)) if mine else None
 
     def problems(self) -> tuple[Problem, ...]:
         return self.audit().problems
@@ -394,7 +455,7 @@ class Record:
         audit_, out = self.audit(), []
         if self.signer is None:
             return out
-        by_place = sorted(audit_.entries, key=lambda r: r.where)
+        by_place = sorted([*audit_.entries, *audit_.follow_ups], key=lambda r: r.where)
         for damaged in audit_.damaged:
             after = next((r for r in by_place if r.where > damaged.iid), None)
             before = next((r for r in reversed(by_place) if r.where < damaged.iid), None)
@@ -426,7 +487,7 @@ class Record:
 
     def reload(self) -> None:
         """Read the record again (after the run repaired it)."""
-        self._audit, self._entries, self._legacy = None, None, []
+        self._audit, self._entries, self._legacy, self._follow_ups = None, None, [], []
 
     def exposed(self) -> list[Issue]:
         """Issues holding a key that anyone may read: entry issues (and the old record issue) and the requests
@@ -436,12 +497,17 @@ class Record:
         return bot + self.tracker.not_confidential(requests) if requests else bot
 
     def for_issue(self, iid: int) -> Recorded | None:
-        """The license made for an issue (the first, if a person's mistake ever made two)."""
-        return next((r for r in self.entries() if r.entry.issue_iid == iid), None)
+        """The license made for an issue: the first one not refused by the mail server, else the last refused
+        (an issue whose first license was refused gets one for its corrected address)."""
+        mine = [r for r in self.entries() if r.entry.issue_iid == iid]
+        live = [r for r in mine if not self.refused(r.entry.license_id)]
+        return live[0] if live else (mine[-1] if mine else None)
 
     def prior_licenses(self, exclude_iid: int) -> tuple[PriorLicense, ...]:
-        """Every license made for another issue, newest first: what the duplicate rules compare."""
-        return tuple(r.entry.prior() for r in reversed(self.entries()) if r.entry.issue_iid != exclude_iid)
+        """Every license made for another issue, newest first: what the duplicate rules compare. A license the
+        mail server refused was never delivered and does not count."""
+        return tuple(r.entry.prior() for r in reversed(self.entries())
+                     if r.entry.issue_iid != exclude_iid and not self.refused(r.entry.license_id))
 
     def for_email(self, email: str, ticket_id: int | None = None) -> list[Recorded]:
         """Licenses made for an address (and a ticket, if given), newest first."""
@@ -455,20 +521,34 @@ class Record:
                          and r.entry.seq > 0), None)
         if existing is not None:
             return existing
+        self._migrate()
+        migrated = next((r for r in self.entries() if r.entry.license_id == entry.license_id), None)
+        return migrated or self._append(entry, key_text)
+
+    def _migrate(self) -> None:
         if self.signer is None:
             raise RuntimeError("this record was opened to read only")  # pragma: no cover - a programming error
         count = len(self._legacy)
         for old in list(self._legacy):
             self._append(replace(old.entry, seq=0, prev=""), old.key_text, legacy=count)
             self._legacy.remove(old)
-        migrated = next((r for r in self.entries() if r.entry.license_id == entry.license_id), None)
-        return migrated or self._append(entry, key_text)
+
+    def mark_refused(self, entry: Entry, refused: bool, why: str, on: str) -> None:
+        """Say on the record, in a signed follow-up entry, that ENTRY's license was refused by the mail server
+        (never delivered), or delivered after all. Idempotent: nothing is written when the record says so."""
+        if (self.refused(entry.license_id) is not None) == refused:
+            return
+        self._migrate()
+        recorded = next(r for r in self.entries() if r.entry.license_id == entry.license_id)
+        follow_up = replace(recorded.entry, delivery=REFUSED if refused else DELIVERED, delivery_why=why,
+                            delivery_on=on, legacy_note=0)
+        self._follow_ups.append(self._append(follow_up, recorded.key_text))
 
     def _append(self, entry: Entry, key_text: str, legacy: int = 0) -> Recorded:
         lic = verify(entry, key_text, self.trusted)
         if lic is None:
             raise lic_mod.LicenseError(f"license {entry.license_id} does not match its own record entry")
-        head = _head(self.entries())
+        head = _head([*self.entries(), *self._follow_ups])
         if head is None:
             audit_ = self.audit()
             prev = f"legacy:#{audit_.legacy_iid}:{legacy}" if legacy and audit_.legacy_iid is not None else ""
@@ -481,8 +561,12 @@ class Record:
         def landed(issues: list[Issue]) -> Issue | None:
             return next((i for i in issues if (p := _parse(i.description)) and p[0].license_id == entry.license_id
                          and p[0].seq == entry.seq), None)
-        issue = self.tracker.open_entry(ENTRY_TITLE.format(license_id=entry.license_id), body, landed)
+        title = (FOLLOW_UP_TITLE.format(license_id=entry.license_id, delivery=entry.delivery) if entry.delivery
+                 else ENTRY_TITLE.format(license_id=entry.license_id))
+        issue = self.tracker.open_entry(title, body, landed)
         recorded = Recorded(entry, key_text, lic, signature, issue.iid)
+        if entry.delivery:
+            return recorded
         entries = self.entries()
         entries[:] = [r for r in entries if r.entry.license_id != entry.license_id]
         entries.append(recorded)

@@ -35,7 +35,8 @@ _ALIASES = {
               "customer email address", "recipient", "recipient email", "send to"},
     "user_count": {"user count", "users", "number of users", "seats", "seat count", "user seats",
                    "licensed users", "active users", "maximum users"},
-    "expired_on": {"license expiration date", "expiration date", "expired on", "expiry date",
+    "expired_on": {"expiry date of the customer s expired license",  # the template's heading
+                   "license expiration date", "expiration date", "expired on", "expiry date",
                    "license expiry date", "license expired on", "expires at", "expired", "expiry",
                    "license expiration", "expiration"},
     "checklist": {"checklist", "check list"},
@@ -48,7 +49,7 @@ HEADINGS = {
     "ticket": "### Zendesk ticket",
     "email": "### Customer email",
     "user_count": "### User count",
-    "expired_on": "### License expiration date",
+    "expired_on": "### Expiry date of the customer's expired license",
     "checklist": "### Checklist",
 }
 

@@ -33,6 +33,7 @@ class Summary:
     failed: int = 0
     retrying: int = 0
     skipped: int = 0
+    unchanged: int = 0  # of the skipped: already said on an earlier run, counted and not printed again
     recorded: list[str] = field(default_factory=list)  # license ids this run added to the record
     api_calls: int = 0
     locked_out: bool = False
@@ -50,9 +51,23 @@ class Summary:
             return 1
         return 2 if self.retrying or self.locked_out else 0
 
-    def line(self) -> str:
-        return (f"found {self.found}, succeeded {self.succeeded}, failed {self.failed}, retrying {self.retrying}, "
-                f"skipped {self.skipped}, licenses made {len(self.recorded)}, API calls {self.api_calls}")
+    def line(self, dry_run: bool = False) -> str:
+        """The run's last words: the counts, then which issues failed or wait (a dry run says what it would do)."""
+        if dry_run:
+            text = (f"found {self.found}, would succeed {self.succeeded}, would fail {self.failed}, would retry "
+                    f"{self.retrying}, would skip {self.skipped}, API calls {self.api_calls}")
+        else:
+            text = (f"found {self.found}, succeeded {self.succeeded}, failed {self.failed}, retrying "
+                    f"{self.retrying}, skipped {self.skipped}, licenses made {len(self.recorded)}, API calls "
+                    f"{self.api_calls}")
+        if self.unchanged:
+            text += f"\n{self.unchanged} of the skipped unchanged since an earlier run (not listed above)"
+        for outcome, what in (("failed", "each status note says what to do"),
+                              ("retrying", "the next run tries again")):
+            iids = [r.iid for r in self.results if r.outcome == outcome]
+            if iids:
+                text += f"\n{WOULD[outcome] if dry_run else outcome}: {', '.join(f'#{i}' for i in iids)} ({what})"
+        return text
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -74,21 +89,36 @@ def quiet(result: Result) -> dict:
     reason = None
     if result.outcome in ("retrying", "skipped"):  # why it waits: the bot's words, any address in them hidden
         reason = _ADDRESS.sub("[address]", result.detail)[:200]
+    elif result.outcome == "succeeded" and "; " in result.detail:  # the Zendesk note's fate (README, Zendesk)
+        reason = _ADDRESS.sub("[address]", result.detail.split("; ", 1)[1])[:200]
+    elif result.outcome == "failed" and result.detail.startswith(HELD):  # only that: the why can name a customer
+        reason = HELD
     return {"iid": result.iid, "outcome": result.outcome, "license_id": found.group(1) if found else None,
             "fields": [field_name for field_name, _ in result.problems], "reason": reason}
 
 
-def log_lines(ref: str, result: Result) -> list[str]:
+HELD = "held for a person"  # how a hold's detail starts (bot.processor)
+# Skips that repeat on every run until a person acts: said once (when the request failed or was held), then counted.
+UNCHANGED = ("failed earlier and not updated since", "failed earlier; its description has not changed",
+             "held for a person", "its license was not delivered; waiting for a person")
+WOULD = {"succeeded": "would succeed", "failed": "would fail", "retrying": "would retry", "skipped": "would skip"}
+
+
+def log_lines(ref: str, result: Result, dry_run: bool = False) -> list[str]:
     """The job log's lines for one result: what `quiet` keeps, in words."""
     from . import messages
 
     q = quiet(result)
-    head = f"{ref} {result.outcome}"
+    head = f"{ref} {WOULD[result.outcome] if dry_run else result.outcome}"
+    held = result.outcome == "failed" and q["reason"] == HELD  # said first: a person must act
+    if held:
+        head += f": {HELD}"
     if q["license_id"]:
-        head += f": license {q['license_id']}"
+        head += f"{',' if held else ':'} license {q['license_id']}"
     if q["fields"]:
-        head += f"{',' if q['license_id'] else ':'} {len(q['fields'])} problem{'s' if len(q['fields']) != 1 else ''}"
-    if q["reason"]:
+        head += (f"{',' if q['license_id'] or held else ':'} {len(q['fields'])} "
+                 f"problem{'s' if len(q['fields']) != 1 else ''}")
+    if q["reason"] and not held:
         head += f": {q['reason']}"
     return [head] + ["    " + messages.FIELD_NAMES.get(f, f) for f in q["fields"]]
 
@@ -99,7 +129,7 @@ def _fatal(exc: TrackerError) -> bool:
 
 
 def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | None = None,
-        say: Callable[[str], None] = print) -> Summary:
+        say: Callable[[str], None] = print, dry_run: bool = False) -> Summary:
     summary = Summary()
     tracker = ctx.tracker
     lock = RunLock(tracker, ctx.now, timedelta(minutes=ctx.config.run.lock_stale_minutes))
@@ -135,8 +165,10 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
                 _check_zendesk(ctx)
         summary.found = len(issues)
         if issues:
+            say(f"{len(issues)} request{'s' if len(issues) != 1 else ''} to "
+                f"{'look at (dry run: nothing is written)' if dry_run else 'process'}")
             _keep_keys_confidential(ctx, say)
-            _process_all(issues, ctx, summary, say)
+            _process_all(issues, ctx, summary, say, dry_run)
     except TrackerError as exc:
         summary.error = str(exc)
     except MailError as exc:  # only configuration problems get here: the settings, not the customer
@@ -194,10 +226,10 @@ def _check_zendesk(ctx: Context) -> None:
                            "may add private comments and edit tags", config=True)
 
 
-def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[str], None]) -> None:
+def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[str], None], dry_run: bool) -> None:
     from . import processor  # only a run with work pays for the workflow's imports
     from .license import LicenseError
-    from .processor import RETRYING, Result
+    from .processor import RETRYING, SKIPPED, Result
 
     for issue in issues:
         try:
@@ -228,5 +260,8 @@ def _process_all(issues: list, ctx: Context, summary: Summary, say: Callable[[st
         result = Result(result.iid, result.outcome, ctx.scrub(result.detail),
                         tuple((f, ctx.scrub(m)) for f, m in result.problems))
         summary.add(result)
-        for line in log_lines(issue.ref, result):  # numbers, outcomes, license ids and field names only
+        if result.outcome == SKIPPED and result.detail.startswith(UNCHANGED):
+            summary.unchanged += 1
+            continue
+        for line in log_lines(issue.ref, result, dry_run):  # numbers, outcomes, license ids and field names only
             say(line)

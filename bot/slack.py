@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 import requests
 
+from . import meaning
 from .errors import BotError
 
 
@@ -28,4 +30,8 @@ class SlackWebhook:
             # The exception text can carry the webhook URL, which is a secret: name only its kind.
             raise SlackError(f"Slack could not be reached ({type(exc).__name__})") from None
         if response.status_code >= 300:
-            raise SlackError(f"Slack answered {response.status_code}: {response.text[:100]}")
+            # Slack's webhook errors are short names (no_service, invalid_token, channel_not_found): kept, as the
+            # code is; any other body (a proxy's page) is not.
+            name = response.text.strip()[:60]
+            said = f", {name}" if re.fullmatch(r"[a-z_]+", name) else ""
+            raise SlackError(meaning.http("Slack", response.status_code).removesuffix(")") + said + ")")

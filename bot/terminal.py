@@ -41,3 +41,46 @@ def cut(text: str, limit: int) -> str:
     """TEXT cleaned, then at most LIMIT characters, with … where it was cut."""
     text = clean(text)
     return text if len(text) <= limit else text[:max(limit - 1, 0)] + "…"
+
+
+# --- fitting the terminal ------------------------------------------------------------------------------------
+
+def wrap(text: str, width: int) -> str:
+    """TEXT with each line wrapped at WIDTH columns, continuation lines indented two more than the line.
+
+    Only at spaces: a URL, an address or a host:port is never split (a longer one overflows on its own line,
+    so it still copies and clicks whole). Lines that fit are untouched, so do lines with no space to break at.
+    """
+    import textwrap
+
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width or " " not in line.strip():
+            out.append(line)
+            continue
+        indent = line[:len(line) - len(line.lstrip(" "))]
+        out.append(textwrap.fill(line.strip(" "), max(width, len(indent) + 20), initial_indent=indent,
+                                 subsequent_indent=indent + "  ", break_long_words=False, break_on_hyphens=False,
+                                 drop_whitespace=True))
+    return "\n".join(out)
+
+
+# What the CLI's own symbols become on an output that cannot show them (PYTHONIOENCODING=ascii, a C locale).
+_ASCII = str.maketrans({"✓": "+", "✗": "x", "⚠": "!", "–": "-", "—": "-", "…": "...", "’": "'", "‘": "'",
+                        "“": '"', "”": '"', "→": "->", "×": "x", "\u00a0": " "})
+
+
+def encodable(text: str, encoding: str | None) -> str:
+    """TEXT as an output of ENCODING can take it: the CLI's symbols spelled in ASCII, anything else as `?`."""
+    if not encoding:
+        return text
+    try:
+        text.encode(encoding)
+        return text
+    except (UnicodeEncodeError, LookupError):
+        pass
+    text = text.translate(_ASCII)
+    try:
+        return text.encode(encoding, errors="replace").decode(encoding)
+    except LookupError:
+        return text.encode("ascii", errors="replace").decode("ascii")

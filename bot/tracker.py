@@ -16,6 +16,7 @@ import gitlab
 import gitlab.exceptions
 import requests
 
+from . import meaning
 from . import status as status_mod
 from .config import Config
 from .errors import BotError
@@ -559,5 +560,7 @@ class GitLabTracker:
         if code == 404:
             return TrackerError(f"could not {doing}: not found (404) at {where}: {detail}", status=code)
         transient = code is None or code >= 500 or code in (408, 409, 429)
+        if transient:  # a server or proxy failing: what it means and the code, never its page (bot.meaning)
+            return TrackerError(f"could not {doing}: {meaning.http('GitLab', code)}", transient=True, status=code)
         return TrackerError(f"could not {doing}: GitLab answered {code}: {detail}", transient=transient, status=code)
 

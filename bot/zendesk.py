@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from . import meaning
 from .config import ZendeskConfig
 from .errors import BotError
 
@@ -248,11 +249,8 @@ class ZendeskClient:
         if code == 422 and "closed" in response.text.lower():
             raise ZendeskError(f"could not {doing}: the ticket is closed, and Zendesk allows no change to a closed "
                                "ticket", kind=CLOSED, status=code)
-        if code >= 400:
-            detail = _json(response)
-            detail = detail.get("description") or detail.get("error") if isinstance(detail, dict) else None
-            raise ZendeskError(f"could not {doing}: Zendesk answered {code}" + (f": {str(detail)[:200]}" if detail
-                                                                                else ""),
+        if code >= 400:  # what it means and the code, never Zendesk's raw body (bot.meaning)
+            raise ZendeskError(f"could not {doing}: {meaning.http('Zendesk', code)}",
                                transient=code >= 500 or code == 429, status=code)
         if not response.content:
             return {}

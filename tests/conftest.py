@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +20,10 @@ settings.load_profile("license-bot")
 DATA = Path(__file__).parent / "data"
 VECTOR = DATA / "license-vector"
 TODAY = date(2026, 11, 27)
+
+# The CLI wraps its lines at the terminal's width (80 in a pipe). Tests that read what a command says run it
+# wide, so a phrase is one line; tests/test_terminal_output.py reads how it is laid out, at the widths it names.
+os.environ["COLUMNS"] = "1000"
 
 
 @pytest.fixture(scope="session")

@@ -149,14 +149,18 @@ def test_check_request_invalid_exits_1_with_fields_and_fixes():
                                                  "checklist"]  # one per unticked box
 
 
-def test_check_request_text_output_is_the_comment_addressed_to_the_author():
+def test_check_request_text_output_is_plain_and_true_offline():
+    # Finding (issue 18): it printed the issue note's Markdown (**, backticks) and said "the bot checks it again
+    # when the description changes", which is false for a file checked at a terminal.
     result = subprocess.run(
         [sys.executable, "-m", "bot", "check-request", "-", "--author", "bob", "--today", "2026-11-27"],
         input=(REQUESTS / "bad-ambiguous-date.md").read_text(), capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert result.returncode == 1
-    assert result.stdout.startswith("@bob this request was **not** processed")
-    assert "- **License expiration date**: `11/12/2026` is ambiguous" in result.stdout
+    assert result.stdout.startswith("not valid: 1 problem, by who can act:\nThe requester: fix the description")
+    assert "- Expiry date of the customer's expired license: '11/12/2026' is ambiguous" in result.stdout
+    assert "**" not in result.stdout and "`" not in result.stdout and "checks it again" not in result.stdout
+    assert "Not checked here (offline)" in result.stdout
 
 
 def test_check_request_judges_scope_against_the_given_day():

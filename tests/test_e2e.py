@@ -58,7 +58,8 @@ def test_every_kind_of_invalid_request_is_explained_and_sends_nothing(bot, sandb
         ROOT / "templates" / "Emergency License Request.md").read_text()})
     result = bot.run()
     assert result.returncode == 0 and "failed 6" in result.stdout
-    names = {"user_count": "User count", "expired_on": "License expiration date", "email": "Customer email",
+    names = {"user_count": "User count", "expired_on": "Expiry date of the customer's expired license",
+             "email": "Customer email",
              "ticket": "Zendesk ticket", "checklist": "Checklist"}
     for field, issue in filed.items():
         issue = reread(sandbox.url, issue)
@@ -67,7 +68,8 @@ def test_every_kind_of_invalid_request_is_explained_and_sends_nothing(bot, sandb
         assert f"**{names[field]}**" in note.body and "@alice" in note.body
         assert [a["username"] for a in issue.assignees] == ["alice"]
     (note,) = status_notes(reread(sandbox.url, untouched))
-    for name in ("Zendesk ticket", "Customer email", "User count", "License expiration date", "Checklist"):
+    for name in ("Zendesk ticket", "Customer email", "User count", "Expiry date of the customer's expired license",
+                 "Checklist"):
         assert f"**{name}**" in note.body
     assert mail(sandbox.url) == []
 
@@ -219,7 +221,7 @@ def test_the_sandbox_restarted_mid_run(tmp_path, key_pair):
 def test_the_demo_shows_the_whole_workflow_and_checks_it(tmp_path):
     (tmp_path / "tmp").mkdir()
     result = subprocess.run([sys.executable, "-m", "bot", "demo"], capture_output=True, text=True, timeout=120,
-                            cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                            cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "1000",
                                                "TMPDIR": str(tmp_path / "tmp")})
     assert result.returncode == 0, result.stdout + result.stderr
     # Finding 20.7: the demo's folder (a SoftHSM token and its PIN's config, or a PEM private key) is removed.

@@ -73,6 +73,9 @@ def test_4_erasing_the_status_note_never_yields_a_second_license(world):
     assert outcomes(world.run()) == ["failed"]
     assert len(world.tracker.uploads) == 1 and len(world.mailer.sent) == 1
     assert world.status().step == "held" and "a person must look" in world.note().body
+    # Issue 18: an open issue held for a person does not keep its [Success] title; a search still finds it.
+    assert world.issue().title == "[Held] - Created a license under jane.doe@example.com for 250 users"
+    assert "`license-bot find jane.doe@example.com`" in world.note().body and "[success]" not in world.note().body
     assert outcomes(world.run()) == ["skipped"]  # and it stays that way
 
 

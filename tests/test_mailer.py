@@ -77,8 +77,8 @@ def test_message_id_is_stable_for_a_license(config, delivery):
 
 
 @pytest.mark.parametrize("recipient,permanent,says", [
-    ("gone@example.com", True, "550 5.1.1 no such user"),        # refused: permanent
-    ("busy@example.com", False, "450 4.2.1 mailbox busy"),       # 4xx: try again later
+    ("gone@example.com", True, "the address does not exist (550 5.1.1)"),  # refused: permanent
+    ("busy@example.com", False, "refused it for now (a temporary problem; it may work later) (450 4.2.1)"),  # 4xx
 ])
 def test_a_refused_recipient_is_classified_by_its_reply(config, delivery, plain_server, recipient, permanent, says):
     inbox, port = plain_server

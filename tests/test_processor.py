@@ -14,6 +14,7 @@ from bot import messages, processor, runner
 from bot import status as status_mod
 from bot.license import decode, fingerprint
 from bot.mailer import MailError
+from bot.request import HEADINGS
 from bot.tracker import TrackerError
 
 from .fakes import NOW, Crash, CrashPlan, FakeMailer, FakeNotifier, FakeTracker
@@ -24,7 +25,7 @@ TEMPLATE = (Path(__file__).resolve().parent.parent / "templates" / "Emergency Li
 def filled(ticket="512345", email_="jane.doe@example.com", users="250", expired="2026-11-13", tick="x") -> str:
     text = TEMPLATE
     for heading, value in [("### Zendesk ticket\n", ticket), ("### Customer email\n", email_),
-                           ("### User count\n", users), ("### License expiration date\n", expired)]:
+                           ("### User count\n", users), (HEADINGS["expired_on"] + "\n", expired)]:
         text = text.replace(heading, f"{heading}{value}\n", 1)
     return text.replace("- [ ]", f"- [{tick}]")
 
@@ -86,8 +87,9 @@ def test_a_valid_request_ends_closed_with_its_license(world, private_key):
     assert status.step == "delivered" and status.license_sha256 == fingerprint(data.decode())
     assert status_mod.key_text(note.body) == data.decode()
     assert name in note.body and "<details>" in note.body
-    assert (f"emailed to **jane.doe@example.com** on 2026-11-27 03:00 UTC (Message-ID `{status.message_id}`)"
-            in note.body)
+    assert "emailed to **jane.doe@example.com** on 2026-11-27 03:00 UTC, and this issue was closed" in note.body
+    # Issue 18: what happened first; the Message-ID is a detail, after the license's facts.
+    assert note.body.index(f"- **Message-ID:** `{status.message_id}`") > note.body.index("- **File:**")
     (entry,) = world.tracker.entry_issues()  # recorded in an issue the bot's user opened, with the key
     assert entry.author_id == world.tracker.bot_id and data.decode() in entry.description
 
@@ -146,7 +148,7 @@ def test_an_invalid_request_stays_open_assigned_and_explained(world):
     assert issue.state == "opened" and "license-request::failed" in issue.labels
     assert issue.assignee_ids == (10,)
     assert note.body.count("@alice") == 1
-    for name in ("User count", "License expiration date", "Checklist"):
+    for name in ("User count", "Expiry date of the customer's expired license", "Checklist"):
         assert f"**{name}**" in note.body
     assert world.tracker.uploads == [] and world.mailer.sent == []
 

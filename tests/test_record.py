@@ -195,5 +195,59 @@ def test_a_dry_run_shows_a_record_repair_without_the_key(vector):
     tracker, (one,) = _chain(vector, 1)
     printed: list[str] = []
     DryRunTracker(tracker, printed.append).edit_issue(one, IssueEdit(description=entry_note(entry, key)))
-    assert len(printed) == 1 and "would edit issue #901: description=" in printed[0]
+    assert len(printed) == 1 and "would change issue #901: rewrite its description, reading:" in printed[0]
     assert key not in printed[0] and "[the license key:" in printed[0]
+
+
+def _refused_world(config, private_key, email="first@example.org"):
+    from bot.mailer import MailError
+
+    world = World(config, private_key)
+    world.tracker.file(filled(email_=email))
+    world.mailer.fail = [MailError("the mail server refused the recipient (x: the address does not exist (550 5.1.1))",
+                                   permanent=True)]
+    assert outcomes(world.run()) == ["failed"]
+    return world
+
+
+def test_a_refusal_is_a_signed_chained_entry_of_its_own(config, private_key):
+    # Issue 18 in issue 16's record: "the record says so" for a refused license is a follow-up entry the bot
+    # opens, signs and chains like any other, so a refused license counts for no rule only on the bot's word.
+    world = _refused_world(config, private_key)
+    license_entry, refusal = world.tracker.entry_issues()
+    assert refusal.author_id == world.tracker.bot_id and refusal.confidential and refusal.state == "closed"
+    checked = audit(world.tracker.bot_issues(), [private_key.public_key()])
+    assert checked.problems == () and [r.entry.seq for r in checked.entries] == [1]
+    (follow_up,) = checked.follow_ups
+    assert (follow_up.entry.seq, follow_up.entry.prev) == (2, checked.entries[0].digest)
+    assert follow_up.entry.delivery == record.REFUSED and checked.head == follow_up
+    reader = Record(world.tracker, [private_key.public_key()])
+    assert reader.refused(checked.entries[0].entry.license_id).why == "the address does not exist (550 5.1.1)"
+
+
+def test_nobody_below_the_bot_can_forge_a_refusal_to_get_a_second_license(config, private_key):
+    # Finding: "refused" frees a ticket for a second license, so it must be as hard to forge as an entry. A
+    # Maintainer who edits a delivered license's entry to say "refused" breaks its signature (the record is then
+    # damaged and every new request held); a genuine refusal copied into an issue someone else opens does not
+    # count (only issues the bot's user opened are read).
+    world = World(config, private_key)
+    world.tracker.file(filled(email_="first@example.org"))
+    assert outcomes(world.run()) == ["succeeded"]
+    (entry,) = world.tracker.entry_issues()
+    forged = entry.description.replace('"email"', '"delivery":"refused","delivery_on":"2026-11-27",'
+                                                  '"delivery_why":"550","email"')
+    assert record.parse_entry(forged)[0].delivery == record.REFUSED
+    world.tracker.issues[entry.iid] = replace(entry, description=forged)
+    reader = Record(world.tracker, [private_key.public_key()])
+    license_id = record.parse_entry(entry.description)[0].license_id
+    assert "does not carry the bot's signature" in reader.damage() and reader.refused(license_id) is None
+
+    genuine = _refused_world(config, private_key).tracker.entry_issues()[1].description  # signed by the same key
+    world.tracker.issues[entry.iid] = entry  # restored
+    world.tracker.file(genuine, author="mallory", author_id=66, labels=(), iid=950)
+    reader = Record(world.tracker, [private_key.public_key()])
+    assert reader.problems() == () and reader.audit().follow_ups == ()
+    world.tracker.issues[1] = replace(world.issue(), state="opened", updated_at=NOW,
+                                      description=filled(email_="second@example.org"))
+    world.run()
+    assert len(world.mailer.sent) == 1  # the one license the ticket got; no second for another address

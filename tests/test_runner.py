@@ -32,7 +32,10 @@ def test_summary_counts_each_outcome_and_exit_0(config, private_key):
     assert summary.recorded == [ctx.record.entries()[0].entry.license_id]
     license_id = summary.recorded[0]
     # Finding 20.6: the log names the issue, the outcome, the license id and the field at fault, not the customer.
-    assert lines == [f"#1 succeeded: license {license_id}", "#2 failed: 1 problem", "    License expiration date"]
+    # Issue 18: the run says how many it will process, and ends with the failed issues listed.
+    assert lines == ["2 requests to process", f"#1 succeeded: license {license_id}", "#2 failed: 1 problem",
+                     "    Expiry date of the customer's expired license"]
+    assert summary.line().endswith("\nfailed: #2 (each status note says what to do)")
     report = json.loads(summary.to_json())
     assert report["exit_code"] == 0 and report["api_calls"] == summary.api_calls > 0
     assert report["results"] == [
@@ -171,7 +174,7 @@ def test_a_dry_run_prints_exactly_the_writes_a_real_run_makes_and_makes_none(con
     assert dry_t.writes == [] and dry_t.uploads == []
 
     runner.run(make(config, private_key, tracker=real_t, mailer=real_m, notifier=real_n), say=lambda _: None)
-    kinds = {"edit": "would edit issue", "upload": "would upload", "note": "would create a status note",
+    kinds = {"edit": "would change issue", "upload": "would upload", "note": "would write a status note",
              "label+": "would create label license-bot-run-lock", "label-": "would delete label license-bot-run-lock",
              "record-issue": "would open the record issue", "record": "would record license"}
     expected = [kinds[kind] for kind, _, _ in real_t.writes]
@@ -180,9 +183,27 @@ def test_a_dry_run_prints_exactly_the_writes_a_real_run_makes_and_makes_none(con
     assert [next(p for p in expected if line.startswith(p)) for line in printed] == expected
     tracker_lines = [p for p in printed if not p.startswith(("would email", "would post"))]
     for (kind, _, what), line in zip(real_t.writes, tracker_lines, strict=True):
-        if kind == "edit":
-            assert all(f"{k}={v!r}" in line for k, v in what.items())
+        if kind == "edit":  # every change, in words (issue 18: not a payload's repr)
+            words = {"title": lambda v: f"retitle it {v!r}", "add_labels": lambda v: v.replace(",", ", "),
+                     "remove_labels": lambda v: v.replace(",", ", "), "state_event": lambda v: f"{v} it",
+                     "confidential": lambda v: "make it confidential" if v else "not confidential",
+                     "assignee_ids": lambda v: f"assign it to user id {', '.join(map(str, v))}"}
+            assert all(words[k](v) in line for k, v in what.items()), (line, what)
     email_line = next(p for p in printed if p.startswith("would email"))
-    assert "To: jane.doe@example.com" in email_line and real_m.sent[0]["Message-ID"] in email_line
-    note_line = next(p for p in printed if p.startswith("would create a status note on issue #1"))
+    assert "to jane.doe@example.com" in email_line and real_m.sent[0]["Message-ID"] in email_line
+    note_line = next(p for p in printed if p.startswith("would write a status note on issue #1"))
     assert "[the license key:" in note_line and "BEGIN GITLAB" not in note_line
+    # Issue 18: what a person reads, not the hidden state JSON or the Markdown marks.
+    assert "license-bot:state" not in note_line and "<!--" not in note_line and "**" not in note_line
+
+
+def test_a_request_skipped_for_the_same_reason_as_last_run_is_counted_not_printed(config, private_key):
+    # Finding (issue 18): old failed requests printed a "skipped" line on every run, burying what changed.
+    ctx = make(config, private_key)
+    ctx.tracker.file(filled(expired="11/12/2026"))
+    runner.run(ctx, say=lambda _: None)
+    lines: list[str] = []
+    again = runner.run(make(config, private_key, tracker=ctx.tracker), say=lines.append)
+    assert (again.skipped, again.unchanged) == (1, 1)
+    assert lines == ["1 request to process"]
+    assert "1 of the skipped unchanged since an earlier run" in again.line()

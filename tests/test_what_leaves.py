@@ -18,7 +18,8 @@ BYPASS = "https://evil.example\\@gitlab.zendesk.com/agent/tickets/512000"
 def _check(ticket: str, **more) -> subprocess.CompletedProcess:
     text = request_text(1, ticket=ticket, **more)
     return subprocess.run([sys.executable, "-m", "bot", "check-request", "-"], input=text, capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, timeout=60)
+                          text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "COLUMNS": "1000"},
+                          timeout=60)
 
 
 # --- Finding 20.4: canonical links ----------------------------------------------------------------------------------
@@ -33,14 +34,14 @@ def _check(ticket: str, **more) -> subprocess.CompletedProcess:
 def test_a_ticket_url_a_browser_would_take_elsewhere_is_refused(url, why):
     result = _check(url)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    line = next(line for line in result.stdout.splitlines() if "**Zendesk ticket**" in line)
+    line = next(line for line in result.stdout.splitlines() if line.startswith("- Zendesk ticket:"))
     assert why in line and "paste the Zendesk ticket's URL (https://gitlab.zendesk.com/agent/tickets/NUMBER)" in line
 
 
 def test_a_valid_ticket_url_is_written_as_the_link_the_bot_builds():
     result = _check("<HTTPS://GitLab.Zendesk.com:443/agent/tickets/512000/?utm_source=evil.example#comment>")
     assert result.returncode == 0, result.stdout
-    assert result.stdout.rstrip().endswith("(ticket https://gitlab.zendesk.com/agent/tickets/512000)")
+    assert result.stdout.splitlines()[0].endswith("(ticket https://gitlab.zendesk.com/agent/tickets/512000)")
 
 
 def test_the_status_note_record_and_email_carry_the_built_link_not_the_typed_one(bot, sandbox):
@@ -137,8 +138,9 @@ def test_report_json_and_the_log_name_no_customer(bot, sandbox, tmp_path):
     assert data["results"] == [
         {"iid": good.iid, "outcome": "succeeded", "license_id": license_id, "fields": [], "reason": None},
         {"iid": bad.iid, "outcome": "failed", "license_id": None, "fields": ["user_count"], "reason": None}]
-    assert result.stdout.splitlines()[:3] == [f"#{good.iid} succeeded: license {license_id}",
+    assert result.stdout.splitlines()[:4] == ["2 requests to process", f"#{good.iid} succeeded: license {license_id}",
                                               f"#{bad.iid} failed: 1 problem", "    User count"]
+    assert result.stdout.splitlines()[-1] == f"failed: #{bad.iid} (each status note says what to do)"
 
 
 def test_the_terminal_filter_removes_sequences_whole_and_a_cut_never_leaves_one_open():

@@ -738,6 +738,17 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         self.server.smtp_switch(state == "up")  # type: ignore[attr-defined]
         return 200, {"smtp": state}, {}
 
+    @route("POST", r"/sandbox/smtp/refuse")
+    def smtp_refuse(self):
+        """{"address": ..., "reply": "550 5.1.1 ..."}: the mail server refuses that recipient; {} refuses none."""
+        data = self.body()
+        refused = self.server.smtp_refused  # type: ignore[attr-defined]
+        if data.get("address"):
+            refused[data["address"]] = data.get("reply") or "550 5.1.1 <address>: Recipient address rejected"
+        else:
+            refused.clear()
+        return 200, {"refused": sorted(refused)}, {}
+
     @route("POST", r"/sandbox/projects/([^/]+)/visibility/(private|internal|public)")
     def set_visibility(self, ref, visibility):
         project = next(p for p in self.sandbox.state["projects"] if ref in (str(p["id"]), p["path_with_namespace"]))

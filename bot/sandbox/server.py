@@ -30,6 +30,7 @@ class SandboxServer:
         self._inbox = mailsink.Inbox(on_message=self.sandbox.add_mail)
         self._smtp = None
         self.http.smtp_switch = self.smtp_switch  # type: ignore[attr-defined]
+        self.http.smtp_refused = self._inbox.refuse  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
     @property

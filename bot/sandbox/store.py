@@ -18,6 +18,8 @@ from email import policy as email_policy
 from pathlib import Path
 from typing import Any
 
+from .. import resources
+
 GUEST, PLANNER, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 15, 20, 30, 40, 50
 TOKENS = {"alice-token": "alice", "mallory-token": "mallory", "bot-token": "license-bot", "emil-token": "emil",
           "carol-token": "carol", "dave-token": "dave", "mike-token": "mike", "maya-token": "maya",
@@ -86,7 +88,9 @@ def seed_state() -> dict[str, Any]:
             "labels": [{"id": n, "name": name, "color": "#6699cc", "description": None} for n, name in enumerate(
                 ["license-request", "license-request::processing", "license-request::success",
                  "license-request::failed", "license-request-override"], start=1)],
-            "issues": [], "uploads": {}, "files": {},
+            # ... and the issue template it commits (doctor: a fresh sandbox reads as healthy).
+            "issues": [], "uploads": {}, "files": {f".gitlab/issue_templates/{resources.ISSUE_TEMPLATE}": {
+                "content": resources.issue_template().read_text(encoding="utf-8"), "branch": "main"}},
         }, {
             # The bot's own project (its CI and schedule), apart from the tracker: the bot's user is a Reporter.
             "id": 2, "path": "license-bot", "path_with_namespace": "support/license-bot", "group_id": 1,
