@@ -42,9 +42,9 @@ def read_bytes(path: str | Path, limit: int, what: str) -> bytes:
             with open(path, "rb") as fh:
                 data = fh.read(limit + 1)
     except OSError as exc:
-        raise FileError(f"{what} {path}: cannot read it ({exc.strerror})") from None
+        raise FileError(f"cannot read {what} {path}: {exc.strerror}") from None
     if len(data) > limit:
-        raise FileError(f"{what} {path}: larger than {_size(limit)}; is it the right file?")
+        raise FileError(f"{what} {path} is larger than {_size(limit)}; is it the right file?")
     return data
 
 
@@ -54,9 +54,9 @@ def read_text(path: str | Path, limit: int, what: str, *, max_chars: int | None 
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FileError(f"{what} {path}: not UTF-8 text (byte {exc.start:,}); save it as UTF-8") from None
+        raise FileError(f"{what} {path} is not UTF-8 text (byte {exc.start:,}); save it as UTF-8") from None
     if max_chars is not None and len(text) > max_chars:
-        raise FileError(f"{what} {path}: {len(text):,} characters, more than the {max_chars:,} GitLab allows")
+        raise FileError(f"{what} {path} has {len(text):,} characters, more than the {max_chars:,} allowed")
     return text
 
 

@@ -93,7 +93,7 @@ def test_a_deep_or_huge_config_is_one_clear_error(tmp_path):
     nested.write_text("{a: " * 50_000)
     with pytest.raises(ConfigError, match="nested too deeply"):
         config_mod.load(nested, environ={})
-    with pytest.raises(ConfigError, match="larger than 256 KB"):
+    with pytest.raises(ConfigError, match="is larger than 256 KB"):
         config_mod.load("/dev/zero", environ={})
 
 
@@ -142,7 +142,7 @@ def test_config_file_choice_and_unreadable_or_broken_files(tmp_path):
     custom.write_text("license:\n  duration_days: 7\n")
     assert config_mod.load(custom, environ={}).license.terms.duration_days == 7
     assert config_mod.load(environ={"LICENSE_BOT_CONFIG": str(custom)}).license.terms.duration_days == 7
-    with pytest.raises(ConfigError, match="the config file .*missing.yaml: cannot read it"):
+    with pytest.raises(ConfigError, match="cannot read the config file"):
         config_mod.load(tmp_path / "missing.yaml", environ={})
     broken = tmp_path / "broken.yaml"
     broken.write_text("license: [\n")
@@ -165,5 +165,5 @@ def test_secrets_come_from_the_environment_and_hide_from_repr(tmp_path):
     with pytest.raises(keys.SigningKeyError, match="not both"):
         keys.private_key_from(both)
     missing = config_mod.secrets_from_env({"LICENSE_PRIVATE_KEY_FILE": str(tmp_path / "nope")})
-    with pytest.raises(keys.SigningKeyError, match="LICENSE_PRIVATE_KEY_FILE .*: cannot read it"):
+    with pytest.raises(keys.SigningKeyError, match="cannot read LICENSE_PRIVATE_KEY_FILE"):
         keys.private_key_from(missing)
