@@ -661,11 +661,17 @@ def _parse_checklist(texts: list[str]) -> Checklist:
 # --- the whole document ------------------------------------------------------------------------------
 
 def parse(text: str, ticket_base_url: str = "https://gitlab.zendesk.com") -> ParseResult:
-    """Parse an issue description; every problem is reported at once, as field errors."""
+    """Parse an issue description; every problem is reported at once, as field errors. The same description
+    asked twice (whether it is a request, then what it asks) is read once: the result is immutable."""
+    return _parse_once(text if isinstance(text, str) else "", ticket_base_url)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_once(text: str, ticket_base_url: str) -> ParseResult:
     gc_was_on = gc.isenabled()
     gc.disable()  # a hostile description makes a token or line per block: collections made it superlinear
     try:
-        return _parse(text if isinstance(text, str) else "", ticket_base_url)
+        return _parse(text, ticket_base_url)
     finally:
         if gc_was_on:
             gc.enable()
