@@ -48,6 +48,19 @@ class _Terminal:
 say = _Terminal()
 
 
+class _Scrubbed:
+    """A stream whose every write goes through the terminal's scrubber, for code that prints for itself."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(say.scrub(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def utc_today() -> date:
     return datetime.now(timezone.utc).date()
 
@@ -317,7 +330,8 @@ def _what_is_wrong(exc: Exception) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import demo
 
-    return demo.main()
+    with contextlib.redirect_stdout(_Scrubbed(sys.stdout)):  # the demo prints for itself: same scrubber
+        return demo.main()
 
 
 def _port_arg(text: str) -> int:

@@ -270,3 +270,20 @@ def test_a_description_is_parsed_once_per_run(config, private_key, monkeypatch):
     world.tracker.file(filled(), labels=())  # no label: the form marker makes it a request
     assert outcomes(world.run()) == ["succeeded"]
     assert len(calls) == 1
+
+
+# The README's test command on a machine without the Debian packages the tests use.
+
+def test_the_readme_test_command_names_the_missing_debian_packages_and_stops(tmp_path):
+    import shutil
+
+    bin_dir = tmp_path / "bin"  # python3 and the basics, but no openssl, chromium, softhsm2-util or apt-get
+    bin_dir.mkdir()
+    for tool in ("python3", "dirname", "id"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run([shutil.which("bash"), str(ROOT / ".ci" / "test")], capture_output=True, text=True,
+                            timeout=60, env={"PATH": str(bin_dir), "HOME": str(tmp_path)})
+    assert result.returncode == 1, result.stderr
+    assert "the tests need these Debian packages, which are missing: openssl chromium softhsm2" in result.stderr
+    assert "sudo apt-get install openssl chromium softhsm2" in result.stderr
+    assert "pytest" not in result.stdout + result.stderr
