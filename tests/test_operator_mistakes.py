@@ -5,9 +5,10 @@ changes no file but the one it was asked to write.
 Facts relied on: GitLab refuses an issue description longer than 1,048,576 characters
 (`Issuable::DESCRIPTION_LENGTH_MAX = 1.megabyte`, validated as a length in app/models/concerns/issuable.rb), so
 `check-request` refuses more than GitLab would ever hand the bot. GitLab answers 404 for an issue that was
-deleted (lib/api/issues.rb finds it with `find_project_issue`, which raises not found), so such an event is
-ignored. A webhook's payload carries `object_attributes.iid` as a number (doc/user/project/integrations/
-webhook_events.md, "Issue events")."""
+deleted (lib/api/helpers.rb `find_project_issue`: `IssuesFinder...find_by!(iid:)`, whose RecordNotFound the API
+renders as 404 Not Found), so such an event is ignored. A webhook's payload carries `project` and `user` as
+objects and `object_attributes.iid` as a number (lib/gitlab/hook_data/issue_builder.rb; the payload example
+in doc/user/project/integrations/webhook_events.md, "Issue events")."""
 
 from __future__ import annotations
 
