@@ -48,6 +48,21 @@ class _Terminal:
 say = _Terminal()
 
 
+def _route_library_output() -> None:
+    """What libraries print by themselves (urllib3's retry warnings name URLs; Python warnings) takes the same
+    way out as everything else: logging's last-resort handler and warnings' printer both write through `say`."""
+    import logging
+    import warnings
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            say(f"license-bot: {record.levelname.lower()}: {record.getMessage()}", err=True)
+
+    logging.lastResort = Handler(logging.WARNING)
+    warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: say(
+        f"license-bot: {category.__name__}: {message}", err=True)
+
+
 class _Scrubbed:
     """A stream whose every write goes through the terminal's scrubber, for code that prints for itself."""
 
@@ -544,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     say.reset()  # this invocation's environment: its secrets are the ones to scrub
+    _route_library_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
