@@ -141,7 +141,7 @@ def _keygen_in_token(args: argparse.Namespace) -> int:
                                args.bits)
     _write(public_path, keys.public_pem(public).decode("ascii"), "--out", args.force)
     say(f"made a {args.bits}-bit key pair {p.key_label!r} inside the token {p.token_label!r} (its private half never "
-          f"leaves it) and wrote its public half to {public_path}")
+        f"leaves it) and wrote its public half to {public_path}")
     return 0
 
 
@@ -185,7 +185,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     problems = lic_mod.preflight(lic, today)
     if args.json:
         say(json.dumps({"license": lic.to_payload(), "accepted_today": not problems, "problems": problems},
-                         indent=2, ensure_ascii=False))
+                       indent=2, ensure_ascii=False))
         return 0
     rows = [
         ("Licensee", ", ".join(f"{k}: {v}" for k, v in lic.licensee.items())),
@@ -236,7 +236,7 @@ def cmd_check_request(args: argparse.Namespace) -> int:
     elif verdict.ok:
         r = verdict.request
         say(f"valid: a {config.license.terms.duration_days}-day {config.license.terms.plan} trial for "
-              f"{r.user_count} users would be sent to {r.email} (ticket {r.ticket_url})")
+            f"{r.user_count} users would be sent to {r.email} (ticket {r.ticket_url})")
     else:
         say(messages.failure(args.author, verdict.errors, verdict.warnings), end="")
     return 0 if verdict.ok else 1
@@ -320,10 +320,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                        f"{exc.strerror}; pick free ones with --port and --smtp-port") from None
     say(f"GitLab sandbox at {server.url} (API {server.url}/api/v4), project support/internal-requests")
     say(f"SMTP sink at 127.0.0.1:{server.smtp_port}; mail at {server.url}/sandbox/mail, "
-          f"API calls at {server.url}/sandbox/requests")
+        f"API calls at {server.url}/sandbox/requests")
     say("tokens: " + ", ".join(f"{user}: {token}" for token, user in TOKENS.items()))
     say(f"GitLab {args.edition}, search rules {args.search_rules}, search limit "
-          f"{args.search_rate_limit or 'off'}{'/min' if args.search_rate_limit else ''}")
+        f"{args.search_rate_limit or 'off'}{'/min' if args.search_rate_limit else ''}")
     say(f"state: {args.state or 'in memory'}. Ctrl-C stops it.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -414,8 +414,8 @@ def cmd_find(args: argparse.Namespace) -> int:
     written = find.download(record, hits, Path(args.download), force=args.force) if args.download else []
     if args.json:
         say(json.dumps({"email": email, "found": find.to_json(hits),
-                          "downloads": [{"iid": r.entry.issue_iid, "path": str(p), "license_id": r.entry.license_id}
-                                        for p, r in written]}, indent=2))
+                        "downloads": [{"iid": r.entry.issue_iid, "path": str(p), "license_id": r.entry.license_id}
+                                      for p, r in written]}, indent=2))
         return find.FOUND if hits else find.NOTHING
     for title, kind in (("Licenses", find.LICENSE), ("Not made by the bot", find.NOT_THE_BOTS),
                         ("Open requests", find.OPEN)):
@@ -426,10 +426,10 @@ def cmd_find(args: argparse.Namespace) -> int:
                 say("\n".join("  " + line for line in hit.lines()))
     for path, r in written:
         say(f"wrote {path}: license {r.entry.license_id} for {r.license.email}, {r.license.user_count} users, "
-              f"expires {r.license.expires_at}; it decodes with the public key")
+            f"expires {r.license.expires_at}; it decodes with the public key")
     if not hits:
         say(f"nothing found for {email}: no license in the bot's record and no open request. If the customer "
-              "needs a license, file a new request.")
+            "needs a license, file a new request.")
     return find.FOUND if hits else find.NOTHING
 
 
