@@ -158,7 +158,7 @@ _UNDERLINE = r"[ ]{0,3}(?:=+|-+)[ \t]*" + _EOL
 # A line that is a paragraph's text wherever it stands: not indented as code, and it neither starts another
 # block nor underlines a heading. Lines starting with < go the slow way (HTML blocks have 7 kinds).
 _PLAIN = (r"[ ]{0,3}(?:[^#<> \t\n`~=\-]|#{7}|#{1,6}[^ \t\n#]|`(?!``)|~(?!~~)|(?!(?:=+|-+)[ \t]*(?:\n|\Z))[=\-])"
-          r"[^\n]*+" + _EOL)
+          r"[^\n]*" + _EOL)
 _INDENTED = r"(?:[ ]{0,3}\t|[ ]{4})"
 _BLOCK_NAMES = (
     "address|article|aside|base|basefont|blockquote|body|caption|center|col|colgroup|dd|details|dialog|dir|div|"
@@ -167,6 +167,9 @@ _BLOCK_NAMES = (
     "tbody|td|tfoot|th|thead|title|tr|track|ul")
 _ATTRIBUTE = (r"(?:\s+[a-zA-Z_:][a-zA-Z0-9:._-]*(?:\s*=\s*(?:[^\"'=<>`\x00-\x20]+|'[^']*'|\"[^\"]*\"))?)")
 _OPEN_CLOSE_TAG = r"(?:<[A-Za-z][A-Za-z0-9\-]*" + _ATTRIBUTE + r"*\s*/?>|</[A-Za-z][A-Za-z0-9\-]*\s*>)"
+# The same within one line, for expressions over many lines (a block's start is judged by its line alone).
+_OPEN_CLOSE_TAG_LINE = (_OPEN_CLOSE_TAG.replace(r"\s", r"[^\S\n]").replace(r"'[^']*'", r"'[^'\n]*'")
+                        .replace(r'\"[^\"]*\"', r'\"[^\"\n]*\"'))
 # HTML block starts (CommonMark's seven kinds, in order) and what ends each; kinds 1-6 interrupt a paragraph.
 _HTML_KINDS = (
     (re.compile(r"<(?a:script|pre|style|textarea)(?=\s|>|$)", re.I), re.compile(r"</(?a:script|pre|style|textarea)>",
@@ -178,31 +181,39 @@ _HTML_KINDS = (
     (re.compile(r"</?(?a:" + _BLOCK_NAMES + r")(?=\s|/?>|$)", re.I), None),
     (re.compile(_OPEN_CLOSE_TAG + r"\s*$"), None),
 )
-# Possessive repetition (`++`, `*+`) throughout: it keeps no backtracking state per repetition, so a run of
-# half a million blocks costs the same per block as a run of ten.
+# A run of half a million blocks is consumed chunk by chunk: each expression repeats its block at most _MANY
+# times and is applied again where it stopped. An unbounded repeat of a group makes Python's regex engine keep
+# state for every repetition (superlinear on a megabyte); and possessive quantifiers, which would avoid that,
+# match wrongly in Python before 3.11.4 (Debian 12 ships 3.11.2), so none are used.
+_MANY = "{1,2048}"
+_SOME = "{0,2048}"
+_BLANK_LINE = r"[ \t]*\n"
 _RUNS = {
-    # Paragraphs of plain lines: the complete ones, then the lines of one still open.
-    "plain": re.compile(r"(?P<closed>(?:(?:" + _PLAIN + r")++(?:[ \t]*\n)++)*+)(?P<open>(?:" + _PLAIN + r")*+)"),
-    "atx": re.compile(r"(?:" + _ATX + r"(?:[ \t]*\n)*+)++"),
+    # Paragraphs of plain lines and the blank lines between them.
+    "plain": re.compile(r"(?:" + _PLAIN + "|" + _BLANK_LINE + ")" + _MANY),
+    "atx": re.compile(r"(?:" + _ATX + "|" + _BLANK_LINE + ")" + _MANY),
     # One-line paragraphs each underlined: setext headings (x/-, -/-, x/=).
-    "setext": re.compile(r"(?:(?:" + _PLAIN + "|" + _UNDERLINE + ")" + _UNDERLINE + r"(?:[ \t]*\n)*+)++"),
+    "setext": re.compile(r"(?:(?:" + _PLAIN + "|" + _UNDERLINE + ")" + _UNDERLINE + "|" + _BLANK_LINE + ")" + _MANY),
     # Blockquotes each ended by a blank line.
-    "quote": re.compile(r"(?:[ ]{0,3}>[^\n]*+\n(?:[ \t]*>[^\n]*+\n)*+(?:[ \t]*\n)++)++"),
-    "fence": re.compile(r"(?:[ ]{0,3}(?:(?P<b>`{3,})[^`\n]*+\n(?:(?![ ]{0,3}(?P=b)`*[ \t]*" + _EOL + r")[^\n]*+\n)*+"
-                        r"[ ]{0,3}(?P=b)`*+|(?P<t>~{3,})[^\n]*+\n(?:(?![ ]{0,3}(?P=t)~*[ \t]*" + _EOL + r")[^\n]*+\n)*+"
-                        r"[ ]{0,3}(?P=t)~*+)[ \t]*" + _EOL + r"(?:[ \t]*\n)*+)++"),
-    "code": re.compile(r"(?:" + _INDENTED + r"[^\n]*+" + _EOL + r"|[ \t]*\n)++"),
+    "quote": re.compile(r"(?:[ ]{0,3}>[^\n]*\n(?:[ \t]*>[^\n]*\n)" + _SOME + "(?:" + _BLANK_LINE + ")" + _MANY
+                        + ")" + _MANY),
+    "fence": re.compile(r"(?:[ ]{0,3}(?:(?P<b>`{3,})[^`\n]*\n(?:(?![ ]{0,3}(?P=b)`*[ \t]*" + _EOL + r")[^\n]*\n)"
+                        + _SOME + r"[ ]{0,3}(?P=b)`*|(?P<t>~{3,})[^\n]*\n(?:(?![ ]{0,3}(?P=t)~*[ \t]*" + _EOL
+                        + r")[^\n]*\n)" + _SOME + r"[ ]{0,3}(?P=t)~*)[ \t]*" + _EOL + "|" + _BLANK_LINE + ")" + _MANY),
+    "code": re.compile(r"(?:" + _INDENTED + r"[^\n]*" + _EOL + "|" + _BLANK_LINE + ")" + _MANY),
     # HTML blocks of kinds 6 and 7 (they end at a blank line), and one-line comments.
     "html": re.compile(r"(?:[ ]{0,3}(?:(?:</?(?a:" + _BLOCK_NAMES + r")(?=\s|/?>|\Z)|(?!<(?:script|pre|style|"
-                       r"textarea)(?=[\s>]|\Z))" + _OPEN_CLOSE_TAG + r"[ \t]*(?=\n|\Z))[^\n]*+" + _EOL
-                       + r"(?:[ \t]*[^ \t\n][^\n]*+" + _EOL + r")*+|<!--[^\n]*?-->[^\n]*+" + _EOL
-                       + r")(?:[ \t]*\n)*+)++", re.I),
+                       r"textarea)(?=[\s>]|\Z))" + _OPEN_CLOSE_TAG_LINE + r"[ \t]*(?=\n|\Z))[^\n]*" + _EOL
+                       + r"(?:[ \t]*[^ \t\n][^\n]*" + _EOL + ")" + _SOME + r"(?=[ \t]*(?:\n|\Z))"  # ends here
+                       + r"|<!--[^\n]*?-->[^\n]*" + _EOL
+                       + r")(?:" + _BLANK_LINE + ")" + _SOME + ")" + _MANY, re.I),
 }
-_CONTINUATION = re.compile(r"(?:" + _PLAIN + "|" + _INDENTED + r"[ \t]*[^ \t\n][^\n]*+" + _EOL + r")++")
+_CONTINUATION = re.compile(r"(?:" + _PLAIN + "|" + _INDENTED + r"[ \t]*[^ \t\n][^\n]*" + _EOL + ")" + _MANY)
 # A blockquote's lines: `>` lines, each followed (when it holds text) by lazy lines that continue its paragraph.
-_QUOTE_LINES = re.compile(r"(?:[ \t]*>[ \t]*+[^ \t\n][^\n]*+" + _EOL + r"(?:" + _PLAIN + "|" + _INDENTED
-                          + r"[ \t]*[^ \t\n][^\n]*+" + _EOL + r")*+|[ \t]*>[ \t]*+" + _EOL + r")++")
-_BLANKS = re.compile(r"(?:[ \t]*\n)++")
+_QUOTE_LINES = re.compile(r"(?:[ \t]*>[ \t]*[^ \t\n][^\n]*" + _EOL + r"(?:" + _PLAIN + "|" + _INDENTED
+                          + r"[ \t]*[^ \t\n][^\n]*" + _EOL + ")" + _SOME + r"|[ \t]*>[ \t]*" + _EOL + ")" + _MANY)
+_BLANKS = re.compile(r"(?:" + _BLANK_LINE + ")" + _MANY)
+_LAST_BLANK = re.compile(r"\n[ \t]*\n")
 _FENCE_OPEN = re.compile(r"[ ]{0,3}(`{3,}(?=[^`\n]*$)|~{3,})", re.M)
 _ATX_START = re.compile(r"[ ]{0,3}#{1,6}(?:[ \t]|$)")
 _UNDERLINE_RE = re.compile(r"[ ]{0,3}(?:=+|-+)[ \t]*$")
@@ -371,44 +382,53 @@ def _collect(items: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 def _run(text: str, pos: int, items: list[tuple[str, str]], para: list[str]) -> tuple[int, bool]:
-    """Consume a run of same-shaped blocks at `pos` by one match: the new position (`pos` itself when no run
-    starts here), and whether the run held the form marker outside code."""
+    """Consume a run of same-shaped blocks at `pos`: the new position (`pos` itself when no run starts here),
+    and whether the run held the form marker outside code."""
     c = text[pos]
     if c in " " and _indent(text[pos:pos + 4]) >= 4 or c == "\t":
-        match = _RUNS["code"].match(text, pos)
-        return (match.end() if match else pos), False
+        return _repeat(_RUNS["code"], text, pos), False
     first = text[pos:pos + 4].lstrip(" ")[:1]
     if first == "#":
-        match = _RUNS["atx"].match(text, pos)
-        if match:
-            items.append(("heading", _atx_text(_last_lines(text, pos, match.end(), 1)[0])))
-            return match.end(), _marked(text, pos, match.end())
+        end = _repeat(_RUNS["atx"], text, pos)
+        if end > pos:
+            items.append(("heading", _atx_text(_last_lines(text, pos, end, 1)[0])))
+            return end, _marked(text, pos, end)
     elif first == ">":
-        match = _RUNS["quote"].match(text, pos)
-        if match:
-            return match.end(), _marked(text, pos, match.end())
-        return pos, False
+        end = _repeat(_RUNS["quote"], text, pos)
+        return end, _marked(text, pos, end)
     elif first in "`~":
-        match = _RUNS["fence"].match(text, pos)
-        return (match.end() if match else pos), False
+        return _repeat(_RUNS["fence"], text, pos), False
     elif first == "<":
-        match = _RUNS["html"].match(text, pos)
-        return (match.end(), _marked(text, pos, match.end())) if match else (pos, False)
-    match = _RUNS["setext"].match(text, pos)
-    if match:
-        items.append(("heading", _clean(_last_lines(text, pos, match.end(), 2)[0].strip())))
-        return match.end(), _marked(text, pos, match.end())
-    match = _RUNS["plain"].match(text, pos)
-    if match and match.end() > pos:
-        closed, open_ = match.group("closed"), match.group("open")
-        if closed:
-            if "<!--" in closed:  # a comment never spans paragraphs
-                closed = "\n\n".join(_without_comments(p) for p in re.split(r"\n[ \t]*\n", closed))
-            items.append(("text", closed))
-        if open_:
-            para.append(open_.rstrip("\n"))
-        return match.end(), _marked(text, pos, match.end() - len(open_))  # open lines: checked at close
-    return pos, False
+        end = _repeat(_RUNS["html"], text, pos)
+        return end, _marked(text, pos, end)
+    end = _repeat(_RUNS["setext"], text, pos)
+    if end > pos:
+        items.append(("heading", _clean(_last_lines(text, pos, end, 2)[0].strip())))
+        return end, _marked(text, pos, end)
+    end = _repeat(_RUNS["plain"], text, pos)
+    if end == pos:
+        return pos, False
+    # The paragraphs before the last blank line are complete; the lines after it are a paragraph still open
+    # (a setext underline or a lazy line may follow). Found by searching the run backwards, in one step.
+    run = text[pos:end]
+    last_blank = _LAST_BLANK.search(run[::-1])
+    split = len(run) - last_blank.start() if last_blank else 0
+    closed, open_ = run[:split], run[split:]
+    if closed.strip():
+        if "<!--" in closed:  # a comment never spans paragraphs
+            closed = "\n\n".join(_without_comments(p) for p in re.split(r"\n[ \t]*\n", closed))
+        items.append(("text", closed))
+    if open_.strip():
+        para.append(open_.rstrip("\n"))
+    return end, FORM_MARKER in closed  # the open lines are checked when their paragraph closes
+
+
+def _repeat(pattern: re.Pattern, text: str, pos: int) -> int:
+    """Apply a bounded-repeat expression again and again from `pos`: the end of the whole run."""
+    end = pos
+    while (match := pattern.match(text, end)) and match.end() > end:
+        end = match.end()
+    return end
 
 
 def _last_lines(text: str, start: int, end: int, count: int) -> list[str]:
@@ -418,6 +438,79 @@ def _last_lines(text: str, start: int, end: int, count: int) -> list[str]:
 
 def _marked(text: str, start: int, end: int) -> bool:
     return text.find(FORM_MARKER, start, end) != -1
+
+
+# A blockquote line: its `>` markers (nested ones too), then its content.
+_QUOTE_MARKERS = re.compile(r"(?:[ \t]*>[ ]?)+")
+_MARKERS = r"(?:[ \t]*>[ ]?)+(?![ \t]*>)"  # all of a line's markers, never fewer
+# Quote lines whose content is paragraph text, each with the lazy lines continuing it: a paragraph stays open
+# throughout. `m` holds the last quote line's markers (its depth).
+_QUOTED_PARAGRAPH = re.compile(r"(?:(?P<m>" + _MARKERS + ")" + _PLAIN + "(?:" + _PLAIN + ")" + _SOME + ")" + _MANY)
+# Quote lines with no content, or a heading: no paragraph is open after them.
+_QUOTE_LINES_CLOSED = re.compile(r"(?:" + _MARKERS + r"(?:[ ]{0,3}#{1,6}(?:[ \t][^\n]*)?)?[ \t]*" + _EOL + ")"
+                                 + _MANY)
+# Fenced code inside a quote, from its opening line to its closing one.
+_QUOTED_FENCES = re.compile(
+    r"(?:" + _MARKERS + r"[ ]{0,3}(?:(?P<b>`{3,})[^`\n]*\n(?:" + _MARKERS + r"(?![ ]{0,3}(?P=b))[^\n]*\n)" + _SOME
+    + _MARKERS + r"[ ]{0,3}(?P=b)`*|(?P<t>~{3,})[^\n]*\n(?:" + _MARKERS + r"(?![ ]{0,3}(?P=t))[^\n]*\n)" + _SOME
+    + _MARKERS + r"[ ]{0,3}(?P=t)~*)[ \t]*" + _EOL + ")" + _MANY)
+
+
+def _blockquote(text: str, pos: int) -> int:
+    """Where a blockquote that starts at `pos` ends: after its `>` lines and the lazy lines that continue a
+    paragraph still open inside it (CommonMark's "paragraph continuation text"). Which inner block is open
+    is followed line by line, roughly: paragraphs, blank lines, headings, fences, HTML, indented code."""
+    n, at = len(text), pos
+    paragraph, fence = False, None  # the innermost open block: a paragraph, or a fence's (character, length)
+    depth = 1  # how many `>` the last quote line had
+    while at < n:
+        if fence is None:  # runs of quote lines whose effect is known, at once
+            match = _QUOTED_PARAGRAPH.match(text, at)
+            if match:
+                paragraph, depth = True, match.group("m").count(">")
+                at = match.end()
+                continue
+            match = _QUOTE_LINES_CLOSED.match(text, at) or _QUOTED_FENCES.match(text, at)
+            if match:
+                paragraph = False
+                at = match.end()
+                continue
+        end = _line_end(text, at)
+        line = text[at:end]
+        stripped = line.lstrip(" \t")
+        if stripped[:1] != ">":  # a lazy line, only where a paragraph is open
+            # Inside a nested quote its indentation no longer makes it code: `# x` ends the quote (markdown-it).
+            if not stripped or not paragraph or _interrupts(line if depth < 2 else stripped, stripped):
+                break
+            at = end + 1
+            continue
+        expanded = line.expandtabs(4)  # CommonMark's tab stops: a tab after `>` is partly its optional space
+        markers = _QUOTE_MARKERS.match(expanded).group(0)
+        depth, content = markers.count(">"), expanded[len(markers):]
+        bare = content.lstrip(" \t")
+        if fence is not None:
+            mark = _FENCE_OPEN.match(content)
+            if mark and mark.group(1)[0] == fence[0] and len(mark.group(1)) >= fence[1] and \
+                    not content.strip(" \t").strip(fence[0]):
+                fence = None
+            paragraph = False
+        elif not bare:
+            paragraph = False
+        elif _indent(content) >= 4:
+            pass  # indented code, or a paragraph's continuation: whichever was open stays so
+        elif bare[0] == "#" and _ATX_START.match(content):
+            paragraph = False
+        elif bare[0] in "`~" and _FENCE_OPEN.match(content):
+            mark = _FENCE_OPEN.match(content).group(1)
+            fence, paragraph = (mark[0], len(mark)), False
+        elif bare[0] == "<" and (kind := _html_kind(bare)) is not None and (kind <= 6 or not paragraph):
+            paragraph = False
+        elif paragraph and _UNDERLINE_RE.match(content):
+            paragraph = False  # a setext heading
+        else:
+            paragraph = True
+        at = end + 1
+    return min(at, n)
 
 
 def _block(text: str, pos: int, end: int, line: str, stripped: str, items: list[tuple[str, str]],
@@ -435,24 +528,9 @@ def _block(text: str, pos: int, end: int, line: str, stripped: str, items: list[
             close = re.compile(r"^[ ]{0,3}" + re.escape(mark[0]) + "{" + str(len(mark)) + r",}[ \t]*$", re.M)
             found = close.search(text, min(nxt, n))
             return (n if found is None else found.end() + 1), False
-    if c == ">":  # a blockquote: its `>` lines and the lazy lines that continue its paragraph
-        at, last_empty = pos, False
-        while at < n:
-            match = _QUOTE_LINES.match(text, at)
-            if match:
-                last = _last_lines(text, at, match.end(), 1)[0].lstrip(" \t")
-                last_empty = last[:1] == ">" and not last[1:].strip(" \t")
-                at = match.end()
-                continue
-            if last_empty:
-                break
-            line_end = _line_end(text, at)
-            lazy_line = text[at:line_end]
-            lazy_stripped = lazy_line.lstrip(" \t")
-            if not lazy_stripped or _interrupts(lazy_line, lazy_stripped):
-                break
-            at = line_end + 1
-        return min(at, n), _marked(text, pos, min(at, n))
+    if c == ">":
+        end = _blockquote(text, pos)
+        return end, _marked(text, pos, end)
     if c == "<":
         kind = _html_kind(stripped)
         if kind is not None:
