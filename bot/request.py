@@ -209,9 +209,6 @@ _RUNS = {
                        + r")(?:" + _BLANK_LINE + ")" + _SOME + ")" + _MANY, re.I),
 }
 _CONTINUATION = re.compile(r"(?:" + _PLAIN + "|" + _INDENTED + r"[ \t]*[^ \t\n][^\n]*" + _EOL + ")" + _MANY)
-# A blockquote's lines: `>` lines, each followed (when it holds text) by lazy lines that continue its paragraph.
-_QUOTE_LINES = re.compile(r"(?:[ \t]*>[ \t]*[^ \t\n][^\n]*" + _EOL + r"(?:" + _PLAIN + "|" + _INDENTED
-                          + r"[ \t]*[^ \t\n][^\n]*" + _EOL + ")" + _SOME + r"|[ \t]*>[ \t]*" + _EOL + ")" + _MANY)
 _BLANKS = re.compile(r"(?:" + _BLANK_LINE + ")" + _MANY)
 _LAST_BLANK = re.compile(r"\n[ \t]*\n")
 _FENCE_OPEN = re.compile(r"[ ]{0,3}(`{3,}(?=[^`\n]*$)|~{3,})", re.M)
