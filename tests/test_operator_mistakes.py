@@ -48,6 +48,7 @@ def _world(tmp: Path, key_files) -> tuple[dict, dict[str, Row]]:
     dotenv.write_text(f"GITLAB_TOKEN={TOKEN}\nSMTP_PASSWORD={SHORT['SMTP_PASSWORD']}\n")
     (tmp / "deep.yaml").write_text("[" * 100_000)
     (tmp / "zero-key.yaml").write_text("license:\n  public_key_file: /dev/zero\n")
+    (tmp / "zero-ca.yaml").write_text("smtp:\n  security: ssl\n  ca_file: /dev/zero\n")
     (tmp / "out").mkdir()
     (tmp / "out" / "license_key.pub").symlink_to(tmp / "victim.txt")  # planted: keygen must not follow it
     (tmp / "out2").mkdir()
@@ -94,6 +95,8 @@ def _world(tmp: Path, key_files) -> tuple[dict, dict[str, Row]]:
         "license.public_key_file: /dev/zero": Row(["--config", str(tmp / "zero-key.yaml"), "find", "a@example.com"], 1,
                                                   "larger than 64 KB", {"LICENSE_PUBLIC_KEY_FILE": ""}),
         "config /dev/zero": Row(["--config", "/dev/zero", "run"], 1, "larger than 256 KB"),
+        "smtp.ca_file: /dev/zero": Row(["--config", str(tmp / "zero-ca.yaml"), "doctor"], 1,
+                                       "smtp.ca_file /dev/zero is larger than 1 MB", errors=0),
         # 5. Input that ended in an internal error.
         "100,000-level YAML config": Row(["--config", str(tmp / "deep.yaml"), "run"], 1, "nested too deeply"),
         "sandbox --port 99999": Row(["sandbox", "--port", "99999"], 2, "argument --port"),
