@@ -438,8 +438,10 @@ def _marked(text: str, start: int, end: int) -> bool:
 
 
 # A blockquote line: its `>` markers (nested ones too), then its content.
-_QUOTE_MARKERS = re.compile(r"(?:[ \t]*>[ ]?)+")
-_MARKERS = r"(?:[ \t]*>[ ]?)+(?![ \t]*>)"  # all of a line's markers, never fewer
+_QUOTE_MARKERS = re.compile(r"[ \t]*>(?:[ \t]*>)*[ ]?")
+# All of a line's `>` markers, never fewer. Blanks belong to the marker after them, never to the one before:
+# with `[ ]?` after each `>` as well, `> > > ...` could be split in 2^n ways, and a failed match tried them all.
+_MARKERS = r"[ \t]*>(?:[ \t]*>)*(?![ \t]*>)"
 # Quote lines whose content is paragraph text, each with the lazy lines continuing it: a paragraph stays open
 # throughout. `m` holds the last quote line's markers (its depth).
 _QUOTED_PARAGRAPH = re.compile(r"(?:(?P<m>" + _MARKERS + ")" + _PLAIN + "(?:" + _PLAIN + ")" + _SOME + ")" + _MANY)
