@@ -438,10 +438,11 @@ def _marked(text: str, start: int, end: int) -> bool:
 
 
 # A blockquote line: its `>` markers (nested ones too), then its content.
-_QUOTE_MARKERS = re.compile(r"[ \t]*>(?:[ \t]*>)*[ ]?")
-# All of a line's `>` markers, never fewer. Blanks belong to the marker after them, never to the one before:
-# with `[ ]?` after each `>` as well, `> > > ...` could be split in 2^n ways, and a failed match tried them all.
-_MARKERS = r"[ \t]*>(?:[ \t]*>)*(?![ \t]*>)"
+_QUOTE_MARKERS = re.compile(r"[ \t]*>(?:[ \t>]*>)?[ ]?")
+# All of a line's `>` markers, never fewer, as one run of characters (not a repeated group: half a million
+# markers on one line must cost what half a million letters do). With `[ ]?` after each `>` and blanks before
+# it, `> > > ...` could be split in 2^n ways, and a failed match tried them all.
+_MARKERS = r"[ \t]*>(?:[ \t>]*>)?(?![ \t]*>)"
 # Quote lines whose content is paragraph text, each with the lazy lines continuing it: a paragraph stays open
 # throughout. `m` holds the last quote line's markers (its depth).
 _QUOTED_PARAGRAPH = re.compile(r"(?:(?P<m>" + _MARKERS + ")" + _PLAIN + "(?:" + _PLAIN + ")" + _SOME + ")" + _MANY)
