@@ -14,10 +14,67 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from . import __version__, keys, terminal
+from . import __version__, files, keys, terminal
 from . import config as config_mod
 from . import license as lic_mod
 from .errors import BotError
+
+
+class _Terminal:
+    """Every text a command shows, on standard output or error, goes through here and only here: it is
+    scrubbed of every secret of this environment (and of any URL's user-info) on its way out."""
+
+    def __init__(self) -> None:
+        self._scrubber: Callable[[str], str] | None = None
+
+    def reset(self) -> None:
+        self._scrubber = None
+
+    def scrub(self, text: str) -> str:
+        if self._scrubber is None:
+            from .scrub import Scrubber
+
+            try:
+                self._scrubber = Scrubber(config_mod.secrets_from_env().values())
+            except Exception:  # noqa: BLE001 - if even the secrets cannot be read, say nothing specific
+                return "(details withheld: the secrets could not be read to scrub them)"
+        return self._scrubber(text)
+
+    def __call__(self, text: str = "", *, err: bool = False, end: str = "\n") -> None:
+        stream = sys.stderr if err else sys.stdout
+        stream.write(self.scrub(str(text)) + end)
+        stream.flush()
+
+
+say = _Terminal()
+
+
+def _route_library_output() -> None:
+    """What libraries print by themselves (urllib3's retry warnings name URLs; Python warnings) takes the same
+    way out as everything else: logging's last-resort handler and warnings' printer both write through `say`."""
+    import logging
+    import warnings
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            say(f"license-bot: {record.levelname.lower()}: {record.getMessage()}", err=True)
+
+    logging.lastResort = Handler(logging.WARNING)
+    warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: say(
+        f"license-bot: {category.__name__}: {message}", err=True)
+
+
+class _Scrubbed:
+    """A stream whose every write goes through the terminal's scrubber, for code that prints for itself."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(say.scrub(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def utc_today() -> date:
@@ -50,21 +107,11 @@ def _users_arg(text: str) -> int:
 
 def _new_file(path: str, force: bool, what: str) -> Path:
     """A file this command may write: never a folder, never an existing file unless --force."""
-    out = Path(path)
-    if out.is_dir():
-        raise BotError(f"{what} {path}: is a folder; give a file name")
-    if out.exists() and not force:
-        raise BotError(f"{what} {path}: exists already; choose another name, or add --force to replace it")
-    if not out.parent.is_dir():
-        raise BotError(f"{what} {path}: the folder {out.parent} does not exist")
-    return out
+    return files.check_target(path, what, force=force)
 
 
-def _write(out: Path, text: str, what: str) -> None:
-    try:
-        out.write_text(text, encoding="ascii")
-    except OSError as exc:
-        raise BotError(f"{what} {out}: cannot write it ({exc.strerror})") from None
+def _write(out: Path, text: str, what: str, force: bool) -> None:
+    files.write(out, text, what, force=force)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -74,10 +121,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise BotError(f"--out {args.out}: is a file; give a folder for license_key and license_key.pub")
     try:
-        private_path, public_path = keys.write_pair(keys.generate(args.bits), args.out)
+        private_path, public_path = keys.write_pair(keys.generate(args.bits), args.out, force=args.force)
     except OSError as exc:
         raise BotError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
-    print(f"wrote {private_path} (private, mode 0600: keep it secret) and {public_path} (public)")
+    say(f"wrote {private_path} (private, mode 0600: keep it secret) and {public_path} (public)")
     return 0
 
 
@@ -97,9 +144,9 @@ def _keygen_in_token(args: argparse.Namespace) -> int:
     public_path = _new_file(str(Path(args.out) / "license_key.pub"), args.force, "--out")
     public = generate_in_token(p.module, p.token_label, p.key_label, config_mod.secrets_from_env().signer_pin,
                                args.bits, keys.refused_pins_file(config))
-    _write(public_path, keys.public_pem(public).decode("ascii"), "--out")
-    print(f"made a {args.bits}-bit key pair {p.key_label!r} inside the token {p.token_label!r} (its private half never "
-          f"leaves it) and wrote its public half to {public_path}")
+    _write(public_path, keys.public_pem(public).decode("ascii"), "--out", args.force)
+    say(f"made a {args.bits}-bit key pair {p.key_label!r} inside the token {p.token_label!r} (its private half never "
+        f"leaves it) and wrote its public half to {public_path}")
     return 0
 
 
@@ -123,10 +170,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise BotError("GitLab would refuse this license today: " + "; ".join(late))
     text = lic_mod.sign(lic, signer, today, boundary=lic_mod.DEFAULT_BOUNDARY if args.boundary else None)
     if out:
-        _write(out, text, "--output")
-        print(f"wrote {out}: {describe(lic)}", file=sys.stderr)
+        _write(out, text, "--output", args.force)
+        say(f"wrote {out}: {describe(lic)}", err=True)
     else:
-        sys.stdout.write(text)
+        say(text, end="")
     return 0
 
 
@@ -137,16 +184,13 @@ def describe(lic: lic_mod.License) -> str:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     public_key = keys.load_public_key(args.public_key)
-    try:
-        text = Path(args.file).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise BotError(f"cannot read {args.file}: {exc.strerror}") from None
+    text = files.read_bytes(args.file, files.KEY_BYTES, "the license file").decode("utf-8", errors="replace")
     lic = lic_mod.decode(text, public_key)
     today = args.today or utc_today()
     problems = lic_mod.preflight(lic, today)
     if args.json:
-        print(json.dumps({"license": lic.to_payload(), "accepted_today": not problems, "problems": problems},
-                         indent=2, ensure_ascii=False))
+        say(json.dumps({"license": lic.to_payload(), "accepted_today": not problems, "problems": problems},
+                       indent=2, ensure_ascii=False))
         return 0
     rows = [
         ("Licensee", ", ".join(f"{k}: {v}" for k, v in lic.licensee.items())),
@@ -161,35 +205,41 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        print(f"{key + ':':<{width + 1}} {value}")
+        say(f"{key + ':':<{width + 1}} {value}")
     return 0
 
 
-def _read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+def _read_description(path: str) -> str:
+    """A request as GitLab would hold it: at most its 1,048,576 characters (a file, or - for standard input)."""
     try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise BotError(f"cannot read {path}: {exc.strerror}") from None
+        data = files.read_bytes(path, files.DESCRIPTION_BYTES, "the request")
+    except files.FileError as exc:
+        if "larger than" not in str(exc):
+            raise
+        data = b"x" * (files.DESCRIPTION_CHARS + 1)  # more than GitLab would ever hold: say so below
+    text = data.decode("utf-8", errors="replace")
+    if len(text) > files.DESCRIPTION_CHARS:
+        raise BotError(f"the request {path} is longer than the {files.DESCRIPTION_CHARS:,} characters GitLab "
+                       "allows in an issue description; is it the right file?")
+    return text
 
 
 def cmd_check_request(args: argparse.Namespace) -> int:
     from . import messages, policy, request
 
     config = config_mod.load(args.config)
-    parsed = request.parse(_read_text(args.file), config.tickets.base_url)
+    parsed = request.parse(_read_description(args.file), config.tickets.base_url)
     verdict = policy.evaluate(parsed, args.today or utc_today(), config.policy, config.tickets,
                               policy.Facts(author=args.author))
     if args.json:
-        print(json.dumps({
+        say(json.dumps({
             "valid": verdict.ok,
             "request": verdict.request.to_json() if verdict.request else None,
             "errors": [{"field": e.field, "message": e.message} for e in verdict.errors],
             "warnings": [{"field": w.field, "message": w.message} for w in verdict.warnings],
         }, indent=2, ensure_ascii=False))
     else:
-        print(_offline_verdict(verdict, config, messages))
+        say(_offline_verdict(verdict, config, messages))
     return 0 if verdict.ok else 1
 
 
@@ -231,11 +281,11 @@ def _trigger_payload(environ) -> str | None:
     if environ.get("CI_PIPELINE_SOURCE") != "trigger" or not environ.get("TRIGGER_PAYLOAD"):
         return None
     value = environ["TRIGGER_PAYLOAD"]
-    path = Path(value)
-    try:
-        return path.read_text(encoding="utf-8") if len(value) < 4096 and path.is_file() else value
-    except OSError as exc:
-        raise BotError(f"TRIGGER_PAYLOAD: cannot read {value}: {exc.strerror}") from None
+    if len(value) >= 4096 or not Path(value).is_file():
+        return value
+    # An issue event carries the description (up to 1,048,576 characters, each up to 6 bytes as a JSON
+    # escape) and little else of any size.
+    return files.read_bytes(value, 8 * files.MB, "TRIGGER_PAYLOAD").decode("utf-8", errors="replace")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -247,7 +297,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .slack import SlackWebhook
     from .tracker import GitLabTracker
 
-    report = _new_file(args.report, True, "--report") if args.report else None  # before any work, not after
+    report = _new_file(args.report, args.force, "--report") if args.report else None  # before any work, not after
     if report is not None and not os.access(report.parent, os.W_OK):
         raise BotError(f"--report {args.report}: the folder {report.parent} is not writable")
     summary = runner.Summary()
@@ -269,22 +319,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             from . import dryrun
 
-            tracker, mailer = dryrun.DryRunTracker(tracker, print), dryrun.DryRunMailer(print)
-            notifier = dryrun.DryRunNotifier(print) if notifier else None
+            tracker, mailer = dryrun.DryRunTracker(tracker, say), dryrun.DryRunMailer(say)
+            notifier = dryrun.DryRunNotifier(say) if notifier else None
         ctx = runner.Context(config=config, tracker=tracker, mailer=mailer, signer=signer,
                              now=datetime.now(timezone.utc), notifier=notifier, scrub=scrub, zendesk=zendesk)
-        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=lambda t: print(scrub(t)),
-                             dry_run=args.dry_run)
+        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=say, dry_run=args.dry_run)
     except BotError as exc:
         summary.error = scrub(str(exc))
     finally:
         if report is not None:
-            _write(report, scrub(summary.to_json()) + "\n", "--report")
+            _write(report, scrub(say.scrub(summary.to_json())) + "\n", "--report", args.force)
     if summary.error:
         # A run that could not work prints its error and no summary line: "found 0" would read as a quiet day.
-        print(f"license-bot: error: {summary.error}", file=sys.stderr)
+        say(f"license-bot: error: {summary.error}", err=True)
         return summary.exit_code
-    print(("dry run, nothing written: " if args.dry_run else "") + summary.line(args.dry_run))
+    say(("dry run, nothing written: " if args.dry_run else "") + summary.line(args.dry_run))
     return summary.exit_code
 
 
@@ -310,27 +359,52 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         server = SandboxServer(args.port, args.smtp_port, args.state, search_rules=args.search_rules,
                                edition=args.edition, search_rate_limit=args.search_rate_limit).start()
+    except (ValueError, RecursionError) as exc:  # the --state file: not JSON, or not a sandbox's state
+        raise BotError(f"--state {args.state}: not a sandbox state file ({_what_is_wrong(exc)}); give a new "
+                       "file name to start afresh") from None
     except OSError as exc:
         raise BotError(f"the sandbox cannot listen on 127.0.0.1 port {args.port} or SMTP port {args.smtp_port}: "
                        f"{exc.strerror}; pick free ones with --port and --smtp-port") from None
-    print(f"GitLab sandbox at {server.url} (API {server.url}/api/v4), project support/internal-requests")
-    print(f"SMTP sink at 127.0.0.1:{server.smtp_port}; mail at {server.url}/sandbox/mail, "
-          f"API calls at {server.url}/sandbox/requests")
-    print("tokens: " + ", ".join(f"{user}: {token}" for token, user in TOKENS.items()))
-    print(f"GitLab {args.edition}, search rules {args.search_rules}, search limit "
-          f"{args.search_rate_limit or 'off'}{'/min' if args.search_rate_limit else ''}")
-    print(f"state: {args.state or 'in memory'}. Ctrl-C stops it.", flush=True)
+    say(f"GitLab sandbox at {server.url} (API {server.url}/api/v4), project support/internal-requests")
+    say(f"SMTP sink at 127.0.0.1:{server.smtp_port}; mail at {server.url}/sandbox/mail, "
+        f"API calls at {server.url}/sandbox/requests")
+    say("tokens: " + ", ".join(f"{user}: {token}" for token, user in TOKENS.items()))
+    say(f"GitLab {args.edition}, search rules {args.search_rules}, search limit "
+        f"{args.search_rate_limit or 'off'}{'/min' if args.search_rate_limit else ''}")
+    say(f"state: {args.state or 'in memory'}. Ctrl-C stops it.")
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     server.stop()
     return 0
 
 
+def _what_is_wrong(exc: Exception) -> str:
+    """Where a JSON file goes wrong, without quoting it."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     _need_sandbox_extra("license-bot demo")
     from . import demo
 
-    return demo.main()
+    with contextlib.redirect_stdout(_Scrubbed(sys.stdout)):  # the demo prints for itself: same scrubber
+        return demo.main()
+
+
+def _port_arg(text: str) -> int:
+    if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 (any free port) to 65535, got {text!r}")
+    return int(text)
+
+
+def _count_arg(text: str) -> int:
+    if not text.strip().isdigit() or len(text.strip()) > 12:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
 
 
 def _ticket_arg(text: str) -> int:
@@ -381,34 +455,34 @@ def cmd_find(args: argparse.Namespace) -> int:
         tracker.ensure_can_work()  # a token blind to confidential issues would find "nothing"
         hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket, zendesk)
     except TrackerError as exc:
-        print(f"license-bot: error: could not search: {exc}", file=sys.stderr)
+        say(f"license-bot: error: could not search: {exc}", err=True)
         return find.COULD_NOT_SEARCH
     written = find.download(record, hits, Path(args.download), force=args.force) if args.download else []
     damaged = find.damage_lines(record)
     for line in damaged:
-        print(line, file=sys.stderr)
+        say(line, err=True)
     if args.json:
-        print(json.dumps({"email": email, "found": find.to_json(hits), "record_problems": damaged,
-                          "downloads": [{"iid": r.entry.issue_iid, "path": str(p), "license_id": r.entry.license_id}
-                                        for p, r in written]}, indent=2))
+        say(json.dumps({"email": email, "found": find.to_json(hits), "record_problems": damaged,
+                        "downloads": [{"iid": r.entry.issue_iid, "path": str(p), "license_id": r.entry.license_id}
+                                      for p, r in written]}, indent=2))
         return find.FOUND if hits else find.COULD_NOT_SEARCH if damaged else find.NOTHING
     for title, kind in (("Licenses", find.LICENSE), ("Not made by the bot", find.NOT_THE_BOTS),
                         ("Open requests", find.OPEN)):
         group = [h for h in hits if h.kind == kind]
         if group:
-            print(f"{title} for {email}" + (", newest first:" if kind == find.LICENSE else ":"))
+            say(f"{title} for {email}" + (", newest first:" if kind == find.LICENSE else ":"))
             for hit in group:
-                print("\n".join("  " + line for line in hit.lines()))
+                say("\n".join("  " + line for line in hit.lines()))
     for path, r in written:
-        print(f"wrote {path}: license {r.entry.license_id} for {r.license.email}, {r.license.user_count} users, "
-              f"expires {r.license.expires_at}; it decodes with the public key")
+        say(f"wrote {path}: license {r.entry.license_id} for {r.license.email}, {r.license.user_count} users, "
+            f"expires {r.license.expires_at}; it decodes with the public key")
     if not hits and damaged:
-        print(f"nothing found for {email} among the record entries that check out, but the record is damaged (above):"
-              " a lost entry may be this address's license", file=sys.stderr)
+        say(f"nothing found for {email} among the record entries that check out, but the record is damaged (above):"
+            " a lost entry may be this address's license", err=True)
         return find.COULD_NOT_SEARCH
     if not hits:
-        print(f"nothing found for {email}: no license in the bot's record and no open request. If the customer "
-              "needs a license, file a new request.")
+        say(f"nothing found for {email}: no license in the bot's record and no open request. If the customer "
+            "needs a license, file a new request.")
     return find.FOUND if hits else find.NOTHING
 
 
@@ -417,11 +491,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     config = config_mod.load(args.config)
     checks = doctor.check(config, config_mod.secrets_from_env(), ci_file=args.ci_file)
-    print("\n".join(doctor.lines(checks)))
+    say("\n".join(doctor.lines(checks)))
     failed = sum(1 for c in checks if c.ok is False)
     warned = sum(1 for c in checks if c.ok and c.warn)
     summary = f"{failed} problem{'s' if failed != 1 else ''}" if failed else "all checks passed"
-    print(summary + (f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""))
+    say(summary + (f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""))
     return 1 if failed else 0
 
 
@@ -432,7 +506,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     config_mod.require_gitlab(config)
     secrets = config_mod.secrets_from_env()
     changes = doctor.setup(config, secrets)
-    print("\n".join(f"changed: {c}" for c in changes) if changes else "nothing to change")
+    say("\n".join(f"changed: {c}" for c in changes) if changes else "nothing to change")
     return cmd_doctor(args)
 
 
@@ -454,6 +528,10 @@ class _Parser(argparse.ArgumentParser):
             close = difflib.get_close_matches(wrong.group(1), choices, n=1)
             message = f"no command {wrong.group(1)!r}" + (f"; did you mean {close[0]}?" if close else "")
         self.exit(1, f"license-bot: error: {message} (see {self.prog} --help)\n")
+
+    def _print_message(self, message: str, file=None) -> None:  # through the same scrubber as the rest
+        if message:
+            say(message, err=file is not sys.stdout and file is not None, end="")
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -533,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the RSA key size (default: 2048, as GitLab's own license key)")
     p.add_argument("--pkcs11", action="store_true", help="make the pair inside the token (license.pkcs11.*); "
                                                           "write only the public key")
-    p.add_argument("--force", action="store_true", help="replace an existing public key file (with --pkcs11)")
+    p.add_argument("--force", action="store_true", help="replace existing key files in --out")
 
     p = add("generate", cmd_generate, "write an emergency trial license key")
     p.add_argument("--email", required=True, help="the customer's email: the licensee's address in the key")
@@ -561,19 +639,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", cmd_run, "process the open requests in the tracker (the scheduled pipeline's job)")
     p.add_argument("--dry-run", action="store_true", help="print every write it would make, and make none")
-    p.add_argument("--issue", type=int, metavar="IID", help="process only this issue")
+    p.add_argument("--issue", type=_count_arg, metavar="IID", help="process only this issue")
     p.add_argument("--report", metavar="FILE", help="write the summary as JSON")
+    p.add_argument("--force", action="store_true", help="replace --report FILE if it exists")
     p.add_argument("--private-key", metavar="PATH", help="default: $LICENSE_PRIVATE_KEY(_FILE)")
 
     p = add("sandbox", cmd_sandbox, "run a small GitLab-compatible tracker and mail sink on loopback")
-    p.add_argument("--port", type=int, default=8080, help="the GitLab (and Zendesk) port (default: 8080)")
-    p.add_argument("--smtp-port", type=int, default=2525, help="the mail sink's port (default: 2525)")
+    p.add_argument("--port", type=_port_arg, default=8080, help="the GitLab (and Zendesk) port (default: 8080)")
+    p.add_argument("--smtp-port", type=_port_arg, default=2525, help="the mail sink's port (default: 2525)")
     p.add_argument("--state", metavar="FILE", help="keep everything in this file across restarts")
     p.add_argument("--search-rules", choices=("v1", "v2", "v3"), default="v3",
                    help="GitLab's issue search generation: v1 before 16.6, v2 16.6 on, v3 the newest (default)")
     p.add_argument("--edition", choices=("free", "premium"), default="premium",
                    help="free: scoped labels do not replace each other, one assignee (default: premium)")
-    p.add_argument("--search-rate-limit", type=int, default=30, metavar="N",
+    p.add_argument("--search-rate-limit", type=_count_arg, default=30, metavar="N",
                    help="searches per minute per user before 429, as GitLab's default (0: off)")
 
     p = add("find", cmd_find, "find the license sent to an email, and any open request for it")
@@ -594,8 +673,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Terminal:
-    """Standard output or error with every write cleaned (bot.terminal): one filter for all the CLI prints.
+class _Cleaned:
+    """Standard output or error with every write cleaned (bot.terminal): one filter for all the CLI prints, `say`'s
+    scrubbed lines and whatever a library or argparse writes alike.
 
     Once `wrap_at` is set (human-readable output only, never --json or a key), whole lines are wrapped at that
     width with hanging indents; and text is spelled so the stream's encoding can take it (PYTHONIOENCODING=ascii).
@@ -635,7 +715,7 @@ def width() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Terminal(sys.stdout), _Terminal(sys.stderr)
+    sys.stdout, sys.stderr = _Cleaned(sys.stdout), _Cleaned(sys.stderr)
     try:
         return _main(argv)
     finally:
@@ -645,6 +725,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    say.reset()  # this invocation's environment: its secrets are the ones to scrub
+    _route_library_output()
     sys.stderr.wrap_at = width()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -655,24 +737,15 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return args.func(args)
     except BotError as exc:
-        print(f"license-bot: error: {_scrubbed(str(exc))}", file=sys.stderr)
+        say(f"license-bot: error: {str(exc)}", err=True)
         return 1
     except KeyboardInterrupt:
-        print("license-bot: interrupted", file=sys.stderr)
+        say("license-bot: interrupted", err=True)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback, never a secret
-        print(f"license-bot: error: internal error ({type(exc).__name__}: {_scrubbed(str(exc))[:300]}); please "
-              "report it with the command you ran", file=sys.stderr)
+        say(f"license-bot: error: internal error ({type(exc).__name__}: {str(exc)[:300]}); please "
+            "report it with the command you ran", err=True)
         return 1
-
-
-def _scrubbed(text: str) -> str:
-    from .scrub import Scrubber
-
-    try:
-        return Scrubber(config_mod.secrets_from_env().values())(text)
-    except Exception:  # noqa: BLE001 - if even the secrets cannot be read, say nothing specific
-        return "(details withheld: the secrets could not be read to scrub them)"
 
 
 if __name__ == "__main__":  # pragma: no cover

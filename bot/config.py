@@ -6,7 +6,9 @@ reported at once, before the bot touches anything.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import resources
+from . import files, resources
 from .errors import BotError
 from .license import TrialTerms
 
@@ -87,6 +89,7 @@ class PolicyConfig:
     deny_email_domains: tuple[str, ...]
     email_cooldown_days: int
     scope: ScopeConfig
+    cooldown_ignores_subaddress: bool = True  # ops+again@x.com is ops@x.com's mailbox: one cooldown
 
 
 @dataclass(frozen=True)
@@ -181,12 +184,12 @@ class Config:
 class _Reader:
     """Walks one mapping, recording a message per bad key so all are reported together."""
 
-    def __init__(self, raw: Any, path: str, errors: list[str]):
-        self.path, self.errors = path, errors
+    def __init__(self, raw: Any, path: str, errors: list[str], node: Any = None):
+        self.path, self.errors, self.node = path, errors, node
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            errors.append(f"{path}: expected a mapping of keys, got {_show(raw)}")
+            errors.append(f"{path or 'the file'}: expected a mapping of keys, got {_show(raw, node)}")
             raw = {}
         self.raw = raw
         self.seen: set[str] = set()
@@ -194,9 +197,16 @@ class _Reader:
     def _key(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
+    def _node(self, key: str) -> Any:
+        """The YAML node of the key's value, for its line and column (None for a dict built in code)."""
+        for key_node, value_node in _pairs(self.node):
+            if key_node.value == key:
+                return value_node
+        return None
+
     def section(self, key: str) -> _Reader:
         self.seen.add(key)
-        return _Reader(self.raw.get(key), self._key(key), self.errors)
+        return _Reader(self.raw.get(key), self._key(key), self.errors, self._node(key))
 
     def get(self, key: str, default: Any, check, expected: str) -> Any:
         self.seen.add(key)
@@ -205,7 +215,7 @@ class _Reader:
             return None
         if check(value):
             return value
-        self.errors.append(f"{self._key(key)}: expected {expected}, got {_show(value)}")
+        self.errors.append(f"{self._key(key)}: expected {expected}, got {_show(value, self._node(key))}")
         return default
 
     def integer(self, key: str, default: int, lo: int, hi: int, what: str) -> int:
@@ -237,15 +247,15 @@ class _Reader:
         return value.rstrip("/") if value else value
 
     def done(self) -> None:
-        import difflib
-
         for key in sorted(set(map(str, self.raw)) - self.seen):
-            close = difflib.get_close_matches(key, sorted(self.seen), n=1, cutoff=0.6)
-            if close:  # a typo: the one key meant, not the list of all
-                self.errors.append(f"{self._key(key)}: unknown key; did you mean {self._key(close[0])}?")
+            known = ", ".join(sorted(self.seen))
+            # A key is named only when it is a typo of a known one: a secret pasted as a key stays unsaid.
+            typo = _NAME_RE.fullmatch(key) and difflib.get_close_matches(key, sorted(self.seen), n=1, cutoff=0.6)
+            where = next((_at(k) for k, _ in _pairs(self.node) if k.value == key), "")
+            if typo:  # the one key meant, not the list of all
+                self.errors.append(f"{self._key(key)}: unknown key{where}; did you mean {self._key(typo[0])}?")
             else:
-                known = ", ".join(sorted(self.seen))
-                self.errors.append(f"{self._key(key)}: unknown key (known keys here: {known})")
+                self.errors.append(f"{self.path or 'the file'}: a key: unknown key{where} (known keys here: {known})")
 
 
 def _one_address(value: Any) -> bool:
@@ -258,12 +268,37 @@ def _one_address(value: Any) -> bool:
     return len(addresses) == 1 and addresses[0][1].count("@") == 1 and all(addresses[0][1].split("@"))
 
 
-def _show(value: Any) -> str:
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,40}")
+
+
+def _pairs(node: Any) -> list:
+    """A YAML mapping node's (key, value) nodes whose keys are plain scalars."""
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    return [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
+
+
+def _at(node: Any) -> str:
+    mark = getattr(node, "start_mark", None)
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+
+
+def _show(value: Any, node: Any = None) -> str:
+    """What was found, never the text itself: a config file named by mistake may be a key or a .env file,
+    and its contents must not reach the terminal. The line and column say where to look."""
     if isinstance(value, str):
-        return f'"{value}"'
-    if value is None:
-        return "nothing"
-    return repr(value)
+        kind = "an empty text" if not value.strip() else f"a text of {len(value):,} characters"
+    elif value is None:
+        kind = "nothing"
+    elif isinstance(value, (bool, int, float)):
+        kind = repr(value)
+    elif isinstance(value, (list, tuple)):
+        kind = f"a list of {len(value)}"
+    elif isinstance(value, Mapping):
+        kind = "a mapping"
+    else:
+        kind = f"a {type(value).__name__}"
+    return kind + _at(node)
 
 
 def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -274,18 +309,29 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
     if not path and chosen and in_pipeline(env):
         _inside_repository(source, env)
     try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the config file {source}: {exc.strerror}") from None
+        data = files.read_bytes(source, files.CONFIG_BYTES, "the config file")
+    except files.FileError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    loader = yaml.SafeLoader(text)
     try:
-        raw = yaml.safe_load(text)
+        node = loader.get_single_node()
+        raw = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return parse(raw, env, str(source))
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        # PyYAML quotes the offending text in its problem ("found character '...'"): say what, not the text.
+        problem = re.sub(r"'[^'\n]*'|\"[^\"\n]*\"", "…", str(getattr(exc, "problem", None) or "unreadable"))
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a configuration; a config is a few levels of "
+                          "keys") from None
+    finally:
+        loader.dispose()
+    return parse(raw, env, str(source), node)
 
 
 def _inside_repository(source: Path, env: Mapping[str, str]) -> None:
@@ -303,9 +349,9 @@ def _inside_repository(source: Path, env: Mapping[str, str]) -> None:
                           "remove the variable")
 
 
-def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Config:
+def parse(raw: Any, environ: Mapping[str, str], source: str = "config", node: Any = None) -> Config:
     errors: list[str] = []
-    top = _Reader(raw, "", errors)
+    top = _Reader(raw, "", errors, node)
 
     g = top.section("gitlab")
     gitlab = GitLabConfig(
@@ -367,6 +413,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     max_users = p.integer("max_users", 100_000, 1, 10_000_000, "a whole number of users")
     deny = tuple(d.lower() for d in p.strings("deny_email_domains", ("gitlab.com",)))
     cooldown = p.integer("email_cooldown_days", 30, 0, 365, "a whole number of days")
+    ignores_subaddress = p.flag("cooldown_ignores_subaddress", True)
     s = p.section("scope")
     scope = ScopeConfig(
         grace_period_days=s.integer("grace_period_days", 14, 0, 90, "a whole number of days"),
@@ -375,7 +422,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     s.done()
     p.done()
     policy = PolicyConfig(max_users=max_users, deny_email_domains=deny, email_cooldown_days=cooldown,
-                          scope=scope)
+                          scope=scope, cooldown_ignores_subaddress=ignores_subaddress)
 
     t = top.section("tickets")
     tickets = TicketsConfig(base_url=t.url("base_url", "https://gitlab.zendesk.com") or "")
@@ -486,9 +533,9 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> Secrets:
     elif key_file:
         source = f"LICENSE_PRIVATE_KEY_FILE ({key_file})"
         try:
-            pem_bytes = Path(key_file).read_bytes()
-        except OSError as exc:
-            problem = f"LICENSE_PRIVATE_KEY_FILE: cannot read {key_file}: {exc.strerror}"
+            pem_bytes = files.read_bytes(key_file, files.KEY_BYTES, "LICENSE_PRIVATE_KEY_FILE")
+        except files.FileError as exc:
+            problem = str(exc)
     passphrase = env.get("LICENSE_PRIVATE_KEY_PASSPHRASE")
     return Secrets(
         gitlab_token=env.get("GITLAB_TOKEN") or None,

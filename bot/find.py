@@ -9,11 +9,10 @@ search: a hint, since missing one costs nothing). Open requests come from the li
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import messages, request
+from . import files, messages, request
 from . import status as status_mod
 from .errors import BotError
 from .record import Record, Recorded, same_address
@@ -133,19 +132,17 @@ def download(record: Record, hits: list[Found], directory: Path, *, force: bool 
         if len(wanted) > 1:
             name = Path(f"{name.stem}-{r.entry.issue_iid}{name.suffix}")
         path = directory / name.name
-        if path.exists() and not force:
+        if (path.exists() or path.is_symlink()) and not force:
             raise BotError(f"{path} exists already: choose another --download folder, or add --force to replace it")
         plan.append((path, r))
     if directory.exists() and not directory.is_dir():
         raise BotError(f"--download {directory}: not a folder")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        for path, r in plan:
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
-            tmp.write_text(r.key_text, encoding="ascii")
-            os.replace(tmp, path)
     except OSError as exc:
         raise BotError(f"--download {directory}: cannot write there ({exc.strerror})") from None
+    for path, r in plan:  # each through a fresh temporary file: a planted symlink is replaced, never followed
+        files.write(path, r.key_text, "--download", force=force)
     return plan
 
 

@@ -239,14 +239,23 @@ def check_duplicates(request: LicenseRequest | Wanted, prior: tuple[PriorLicense
                                            f"customer lost it, send that one again: `license-bot find {p.email} "
                                            "--download DIR` writes its file; attach it to the ticket"))
     cutoff = today - timedelta(days=policy.email_cooldown_days)
-    recent = [p for p in prior if request.email and p.email.casefold() == request.email.casefold()
-              and p.created_on > cutoff
+    key = mailbox if policy.cooldown_ignores_subaddress else str.casefold
+    recent = [p for p in prior if request.email and key(p.email) == key(request.email) and p.created_on > cutoff
               and p not in same_ticket]
     if recent:
         p = recent[0]
-        errors.append(FieldError("email", f"{request.email} already got a license in {p.issue_ref} ({p.issue_url}) "
+        same = f"{request.email} already got" if p.email.casefold() == request.email.casefold() else \
+            f"{request.email} is the mailbox of {p.email} (a +tag reaches the same inbox), which already got"
+        errors.append(FieldError("email", f"{same} a license in {p.issue_ref} ({p.issue_url}) "
                                           f"on {p.created_on}: at most one per customer every "
                                           f"{policy.email_cooldown_days} days. If it was lost, send that one again "
                                           f"(`license-bot find {p.email} --download DIR` writes its file); if the "
                                           "customer needs longer, that is a renewal case for the licensing team"))
     return errors
+
+
+def mailbox(address: str) -> str:
+    """The inbox an address reaches: `local+tag@domain` is delivered to `local@domain` (RFC 5233 sub-addressing,
+    which Gmail, Microsoft 365 and Postfix's default recipient_delimiter all honour), case-insensitively."""
+    local, at, domain = address.strip().casefold().rpartition("@")
+    return (local.split("+", 1)[0] or local) + at + domain if at else address.strip().casefold()

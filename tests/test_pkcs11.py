@@ -29,7 +29,7 @@ TOKEN, PIN = "license-bot", "4711-pin-secret"
 def softhsm(tmp_path_factory):
     """A SoftHSM2 token for this test process, with the gem vector's key imported (label `vector`).
     SoftHSM reads SOFTHSM2_CONF once per process, so one token serves every test."""
-    assert MODULE and shutil.which("softhsm2-util"), "SoftHSM2 is not installed: apt-get install softhsm2 (.ci/run)"
+    assert MODULE and shutil.which("softhsm2-util"), "SoftHSM2 is not installed: apt-get install softhsm2 (.ci/test)"
     home = tmp_path_factory.mktemp("softhsm")
     (home / "tokens").mkdir()
     conf = home / "softhsm2.conf"

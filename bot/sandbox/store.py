@@ -102,6 +102,25 @@ def seed_state() -> dict[str, Any]:
     }
 
 
+def _load_state(path: Path) -> dict[str, Any]:
+    """A state file this sandbox wrote; anything else is a ValueError saying what is wrong (never its text)."""
+    from .. import files
+
+    try:
+        state = json.loads(files.read_bytes(path, 256 * files.MB, "--state"))
+    except files.FileError as exc:
+        raise ValueError(str(exc)) from None
+    seed = seed_state()
+    if not isinstance(state, dict):
+        raise ValueError("it holds no JSON object")
+    for key, value in seed.items():
+        if not isinstance(state.get(key), type(value)):
+            raise ValueError(f"its {key!r} is missing or not a {type(value).__name__}")
+    if not all(isinstance(x, dict) for key in ("users", "groups", "projects") for x in state[key]):
+        raise ValueError("its users, groups and projects are not all objects")
+    return state
+
+
 class ApiError(Exception):
     """An answer other than success: GitLab's body is {"message": ...}; others (Zendesk) pass their own."""
 
@@ -130,7 +149,7 @@ class Store:
         self.state_file = Path(state_file) if state_file else None
         self.base_url = base_url
         if self.state_file and self.state_file.exists():
-            self.state = json.loads(self.state_file.read_text())
+            self.state = _load_state(self.state_file)
         else:
             self.state = seed_state()
             self.save()
