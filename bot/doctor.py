@@ -279,7 +279,7 @@ def _record_checks(config: Config, secrets: Secrets, tracker: GitLabTracker | No
         entries, problems, old = record.entries(), record.problems(), record.unchained()
         exposed = record.exposed()
     except BotError as exc:
-        return [Check(n, False, str(exc), "see the message") for n in names]
+        return [Check(n, False, str(exc), _gitlab_fix(exc)) for n in names]
     if problems:
         first = Check(names[0], False, f"{len(problems)} problem{'s' if len(problems) != 1 else ''}: "
                       + "; ".join(p.line() for p in problems),

@@ -99,16 +99,17 @@ def _world(tmp: Path, key_files) -> tuple[dict, dict[str, Row]]:
                                        "smtp.ca_file /dev/zero is larger than 1 MB", errors=0),
         # 5. Input that ended in an internal error.
         "100,000-level YAML config": Row(["--config", str(tmp / "deep.yaml"), "run"], 1, "nested too deeply"),
-        "sandbox --port 99999": Row(["sandbox", "--port", "99999"], 2, "argument --port"),
-        "sandbox --smtp-port -1": Row(["sandbox", "--smtp-port", "-1"], 2, "argument --smtp-port"),
+        # Usage errors exit 1, never 2, which for `run` means "a request waits for a retry" (issue 18).
+        "sandbox --port 99999": Row(["sandbox", "--port", "99999"], 1, "argument --port"),
+        "sandbox --smtp-port -1": Row(["sandbox", "--smtp-port", "-1"], 1, "argument --smtp-port"),
         "sandbox --state not JSON": Row(["sandbox", "--port", "0", "--smtp-port", "0", "--state",
                                          str(tmp / "bad-state.json")], 1, "not JSON at line 1"),
         "sandbox --state not a state": Row(["sandbox", "--port", "0", "--smtp-port", "0", "--state",
                                             str(tmp / "list-state.json")], 1, "not a sandbox state file"),
-        "run --issue abc": Row(["run", "--issue", "abc"], 2, "argument --issue"),
-        "generate --users many": Row(["generate", "--email", "a@example.com", "--users", "many"], 2, "--users"),
-        "find --ticket abc": Row(["find", "a@example.com", "--ticket", "abc"], 2, "--ticket"),
-        "an unknown command": Row(["frobnicate"], 2, "invalid choice"),
+        "run --issue abc": Row(["run", "--issue", "abc"], 1, "argument --issue"),
+        "generate --users many": Row(["generate", "--email", "a@example.com", "--users", "many"], 1, "--users"),
+        "find --ticket abc": Row(["find", "a@example.com", "--ticket", "abc"], 1, "--ticket"),
+        "an unknown command": Row(["frobnicate"], 1, "no command 'frobnicate'"),
     }
     return env, rows
 
