@@ -77,7 +77,30 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise BotError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
     print(f"wrote {private_path} (private, mode 0600: keep it secret) and {public_path} (public)")
+    print(_rotation_steps(args, public_path, f"LICENSE_PRIVATE_KEY_FILE to {private_path.resolve()} (in CI: replace "
+                                             "the protected file variable's content with this file's)"))
     return 0
+
+
+def _rotation_steps(args: argparse.Namespace, public_path: Path, signing: str) -> str:
+    """The exact configuration change that makes the new pair sign while the earlier key's licenses and record
+    entries still count (README, Operator guide, "Rotating the key")."""
+    try:
+        config = config_mod.load(args.config)
+        secrets = config_mod.secrets_from_env()
+    except BotError:
+        config, secrets = None, None
+    old = (secrets.public_key_file or config.license.public_key_file) if config else None
+    earlier = [*(config.license.trusted_public_keys if config else ()), *([str(Path(old).resolve())] if old else [])]
+    listed = "".join(f"\n    - {path}" for path in earlier) or "\n    - /path/to/the/current/license_key.pub"
+    where = f" ({config.source})" if config else ""
+    keep = ("" if old else "\n  (no public key is configured now: if a key signed licenses before, list its public "
+                           "key file there instead of the placeholder; if none did, leave trusted_public_keys empty)")
+    return (f"To rotate to this key pair, change the configuration{where} to:\n"
+            f"license:\n  public_key_file: {public_path.resolve()}\n  trusted_public_keys:{listed}{keep}\n"
+            f"and set {signing}; unset LICENSE_PUBLIC_KEY_FILE or point it at the new public key. Then run "
+            "`license-bot doctor`: *signing key* checks the new pair, *trusted keys* counts the record entries each "
+            "key verifies.")
 
 
 def _keygen_in_token(args: argparse.Namespace) -> int:
@@ -99,6 +122,8 @@ def _keygen_in_token(args: argparse.Namespace) -> int:
     _write(public_path, keys.public_pem(public).decode("ascii"), "--out")
     print(f"made a {args.bits}-bit key pair {p.key_label!r} inside the token {p.token_label!r} (its private half never "
           f"leaves it) and wrote its public half to {public_path}")
+    print(_rotation_steps(args, public_path, f"license.pkcs11.key_label to {p.key_label!r} (already so in the "
+                                             "configuration this pair was made from)"))
     return 0
 
 
@@ -135,17 +160,21 @@ def describe(lic: lic_mod.License) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    public_key = keys.load_public_key(args.public_key)
+    if args.public_key:
+        trusted = [(f"--public-key {path}", keys.load_public_key(path)) for path in args.public_key]
+    else:  # the configured keys: the current one and every earlier one a rotation keeps
+        config = config_mod.load(args.config)
+        trusted = keys.trusted_keys(config, _public_key(config, config_mod.secrets_from_env()))
     try:
         text = Path(args.file).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise BotError(f"cannot read {args.file}: {exc.strerror}") from None
-    lic = lic_mod.decode(text, public_key)
+    lic, signed_by = _decode_with_any(text, trusted)
     today = args.today or utc_today()
     problems = lic_mod.preflight(lic, today)
     if args.json:
-        print(json.dumps({"license": lic.to_payload(), "accepted_today": not problems, "problems": problems},
-                         indent=2, ensure_ascii=False))
+        print(json.dumps({"license": lic.to_payload(), "accepted_today": not problems, "problems": problems,
+                          "signed_by": signed_by}, indent=2, ensure_ascii=False))
         return 0
     rows = [
         ("Licensee", ", ".join(f"{k}: {v}" for k, v in lic.licensee.items())),
@@ -156,12 +185,28 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         ("Expires", str(lic.expires_at)),
         ("Blocks changes", str(lic.block_changes_at)),
         ("Fingerprint", lic_mod.fingerprint(text)),
+        ("Signed by", signed_by),
         (f"GitLab accepts it on {today}", "yes" if not problems else "no: " + "; ".join(problems)),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key + ':':<{width + 1}} {value}")
     return 0
+
+
+def _decode_with_any(text: str, trusted) -> tuple[lic_mod.License, str]:
+    """The license and which trusted key it decodes with; the first key's error when none does (one key: its
+    own message, unchanged)."""
+    first = None
+    for name, key in trusted:
+        try:
+            return lic_mod.decode(text, key), f"{keys.key_id(key)} ({name})"
+        except lic_mod.LicenseError as exc:
+            first = first or exc
+    if len(trusted) > 1 and first and "wrong public key" in str(first):
+        raise lic_mod.LicenseError(f"the key was not signed by any of the {len(trusted)} trusted keys (the current "
+                                   "one and license.trusted_public_keys), or the key block is damaged") from None
+    raise first
 
 
 def _read_text(path: str) -> str:
@@ -228,6 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         secrets = config_mod.secrets_from_env()
         scrub = Scrubber(secrets.values())
         signer = keys.signer_from(config, secrets, args.private_key, flag="--private-key")
+        keys.trusted_keys(config, None)  # an unreadable earlier key stops the run here, never midway
         if config.slack.enabled and not secrets.slack_webhook_url:
             raise config_mod.ConfigError("slack.enabled is true but SLACK_WEBHOOK_URL is not set")
         payload = None if args.issue is not None else _trigger_payload(os.environ)
@@ -342,13 +388,14 @@ def cmd_find(args: argparse.Namespace) -> int:
     config = config_mod.load(args.config)
     config_mod.require_gitlab(config)
     secrets = config_mod.secrets_from_env()
-    public_key = _public_key(config, secrets)
+    trusted = keys.trusted_keys(config, _public_key(config, secrets))
+    names = {keys.key_id(key): name for name, key in trusted}
     tracker = GitLabTracker(config, secrets.gitlab_token)
-    record = Record(tracker, public_key)
+    record = Record(tracker, [key for _, key in trusted])
     zendesk = _zendesk(config, secrets)
     try:
         tracker.ensure_can_work()  # a token blind to confidential issues would find "nothing"
-        hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket, zendesk)
+        hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket, zendesk, names)
     except TrackerError as exc:
         print(f"license-bot: error: could not search: {exc}", file=sys.stderr)
         return find.COULD_NOT_SEARCH
@@ -445,7 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("inspect", cmd_inspect, "decode a license key and say whether GitLab would accept it")
     p.add_argument("file")
-    p.add_argument("--public-key", required=True, metavar="PATH")
+    p.add_argument("--public-key", action="append", metavar="PATH",
+                   help="the public key to check it with (repeat for several; default: the configured public key "
+                        "and license.trusted_public_keys)")
     p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
 

@@ -72,6 +72,7 @@ class LicenseConfig:
     public_key_file: str | None
     signer: str = "file"           # file | pkcs11
     pkcs11: Pkcs11Config = Pkcs11Config()
+    trusted_public_keys: tuple[str, ...] = ()  # earlier keys' public files: their licenses and entries still count
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     company = licensee.text("company", "GitLab Support Emergency Trial")
     licensee.done()
     public_key_file = lic.text("public_key_file", None, "a file path")
+    trusted_public_keys = lic.strings("trusted_public_keys", ())
     signer = lic.choice("signer", "file", ("file", "pkcs11"))
     h = lic.section("pkcs11")
     pkcs11 = Pkcs11Config(module=h.text("module", None, "the path of the PKCS#11 library"),
@@ -352,7 +354,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     license_config = LicenseConfig(
         terms=TrialTerms(plan=plan, trial=trial, duration_days=duration, backdate_days=backdate,
                          grace_days=grace, licensee_name=name, licensee_company=company),
-        public_key_file=public_key_file, signer=signer, pkcs11=pkcs11,
+        public_key_file=public_key_file, signer=signer, pkcs11=pkcs11, trusted_public_keys=trusted_public_keys,
     )
 
     p = top.section("policy")
