@@ -91,6 +91,14 @@ def _rotation_steps(args: argparse.Namespace, public_path: Path, signing: str) -
     except BotError:
         config, secrets = None, None
     old = (secrets.public_key_file or config.license.public_key_file) if config else None
+    if not old and secrets and config and config.license.signer == "file" and secrets.private_key_pem:
+        # No public key file is configured, but the current signing key is at hand: keep its public half.
+        with contextlib.suppress(BotError):
+            kept = public_path.with_name("previous_license_key.pub")
+            _write(_new_file(str(kept), False, "--out"), keys.public_pem(keys.private_key_from(secrets)).decode(),
+                   "--out")
+            old = str(kept)
+            print(f"wrote {kept}: the public half of the current signing key (LICENSE_PRIVATE_KEY), to keep")
     earlier = [*(config.license.trusted_public_keys if config else ()), *([str(Path(old).resolve())] if old else [])]
     listed = "".join(f"\n    - {path}" for path in earlier) or "\n    - /path/to/the/current/license_key.pub"
     where = f" ({config.source})" if config else ""
