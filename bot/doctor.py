@@ -114,13 +114,20 @@ def _gitlab_checks(config: Config, secrets: Secrets, today: date) -> tuple[list[
 
 
 def _version(name, tracker, me, config, today) -> Check:
-    text = str(tracker.version().get("version") or "unknown")
+    info = tracker.version()
+    text = str(info.get("version") or "unknown")
     numbers = tuple(int(n) for n in re.findall(r"\d+", text)[:2]) or (0, 0)
-    edition = "Enterprise Edition" if text.endswith("-ee") else "Community Edition"
-    notes = [f"GitLab {text} ({edition})"]
-    if not text.endswith("-ee"):
-        notes.append("scoped labels do not replace each other and issues keep one assignee: the bot removes old state "
-                     "labels itself and assigns the author first")
+    # `-ee` / `enterprise: true` name the EE codebase, not a paid tier: EE without a license is Free.
+    # Only an administrator may read the license (GET /license), so for most tokens the tier is unknown.
+    free_rules = ("scoped labels do not replace each other and issues keep one assignee: the bot removes old "
+                  "state labels itself and assigns the author first")
+    if not (info.get("enterprise") or text.endswith("-ee")):
+        notes = [f"GitLab {text} (Community Edition)", free_rules]
+    elif plan := tracker.license_plan():
+        notes = [f"GitLab {text} (Enterprise Edition, licensed: {plan})"]
+    else:
+        notes = [f"GitLab {text} (Enterprise Edition; its tier is unknown: only an administrator may read the "
+                 "license, and EE without one is Free)", "if it is Free, " + free_rules]
     if numbers < (16, 6):
         notes.append("its issue search does not index HTML comments: the bot lists requests without searching")
     if numbers < (17, 4):

@@ -402,6 +402,13 @@ class GitLabTracker:
     def version(self) -> dict[str, Any]:
         return self._call(lambda: self.gl.http_get("/version", max_retries=self.max_retries), "read GitLab's version")
 
+    def license_plan(self) -> str | None:
+        """The installed license's plan (EE's GET /license); None when the token may not read it (only an
+        administrator may, `ee/lib/api/license.rb`) or GitLab has no such call (CE)."""
+        info = self._call(lambda: self.gl.http_get("/license", max_retries=self.max_retries),
+                          "read GitLab's license", absent={403: None, 404: None})
+        return str(info.get("plan") or "") or None if isinstance(info, dict) else None
+
     def token_info(self) -> dict[str, Any] | None:
         """The token's own record (scopes, expiry); None where GitLab has no such call for it."""
         return self._call(lambda: self.gl.http_get("/personal_access_tokens/self", max_retries=self.max_retries),

@@ -31,8 +31,19 @@ KINDS = {"tracker-bot": "project_bot", "support-bot": "group_bot"}
 PROJECT_PATH = "support/internal-requests"
 
 
+_clock_lock = threading.Lock()
+_last_ms = 0
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """GitLab's millisecond timestamps, strictly increasing in this process: two writes in the same
+    millisecond would otherwise tie, and which came first (an edit or an approval) would depend on the
+    machine's speed."""
+    global _last_ms
+    with _clock_lock:
+        _last_ms = max(_last_ms + 1, int(datetime.now(timezone.utc).timestamp() * 1000))
+        stamp = datetime.fromtimestamp(_last_ms / 1000, timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def seed_state() -> dict[str, Any]:
@@ -100,10 +111,15 @@ class Store:
     """The state and how GitLab shows it; the permission and issue rules are mixed in by `Sandbox`."""
 
     def __init__(self, state_file: str | None = None, base_url: str = "http://127.0.0.1", *,
-                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30):
+                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30,
+                 enterprise: bool | None = None):
         from .ratelimit import RateLimit
 
         self.search_rules, self.edition = search_rules, edition
+        # The codebase: EE (`-ee`, `enterprise: true`) runs every tier; unlicensed EE is Free. CE is Free.
+        self.enterprise = edition == "premium" if enterprise is None else enterprise
+        if edition == "premium" and not self.enterprise:
+            raise ValueError("a paid tier needs the EE codebase")
         self.search_limit = RateLimit(search_rate_limit)
         self.started = datetime.now(timezone.utc)
         self.lock = threading.RLock()
@@ -115,6 +131,12 @@ class Store:
             self.state = seed_state()
             self.save()
         self.requests: list[tuple[str, str, int]] = []  # GitLab API calls: (method, path, status)
+        # Tests act at an exact step of a client's run, not after a guessed time: `on_step(method, path)` is
+        # called for each API call (GitLab's and Zendesk's) and each email, before the client gets its answer;
+        # `hold_at` makes the n-th API call from when it is set wait for ever (`held` is set then).
+        self.on_step = None
+        self.hold_at: int | None = None
+        self.held = threading.Event()
         self.zendesk_requests: list[tuple[str, str]] = []
 
     def save(self) -> None:
@@ -185,6 +207,8 @@ class Store:
                                        "raw": base64.b64encode(envelope.original_content or envelope.content)
                                        .decode("ascii")})
             self.save()
+        if self.on_step:
+            self.on_step("SMTP", "DATA")
 
 
 def _bool(value: Any) -> bool:
@@ -196,6 +220,16 @@ def _label_list(value: Any) -> list[str]:
         return []
     items = value if isinstance(value, list) else str(value).split(",")
     return [str(i).strip() for i in items if str(i).strip()]
+
+
+def _id_list(name: str, value: Any) -> list[int]:
+    """An Array[Integer] parameter: a JSON list, a form array (`name[]=1&name[]=4`) or "1,4"
+    (`CommaSeparatedToIntegerArray`); anything else is Grape's 400 `<name> is invalid`."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    items = [str(i).strip() for i in items if str(i).strip() != ""]
+    if not all(i.lstrip("-").isdigit() for i in items):
+        raise ApiError(400, f"{name} is invalid", body={"error": f"{name} is invalid"})
+    return [int(i) for i in items]
 
 
 def mail_json(entry: dict) -> dict:
