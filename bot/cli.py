@@ -10,7 +10,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from . import __version__, keys, terminal
@@ -436,6 +436,82 @@ def cmd_find(args: argparse.Namespace) -> int:
     return find.FOUND if hits else find.NOTHING
 
 
+def _report_facts(tracker, record, trusted, since: date, until: date):
+    """What `report` computes over, read through the adapters: the record's verified entries, and every request
+    filed in the period with its status note (one call per request that has notes)."""
+    from . import messages
+    from . import report as report_mod
+    from . import status as status_mod
+
+    names = {keys.key_id(key): name for name, key in trusted}
+    licenses = [report_mod.LicenseRow(
+        r.entry.license_id, r.entry.issue_iid, r.entry.issue_url, r.entry.email, r.entry.user_count, r.entry.ticket_id,
+        date.fromisoformat(r.entry.made_on), date.fromisoformat(r.entry.expires_on),
+        names.get(r.license_key, r.license_key)) for r in record.entries()]
+    issues = tracker.requests_since(datetime.combine(since, datetime.min.time(), timezone.utc))
+    listed = {i.iid for i in issues}
+    # A license of the period whose request was filed before it: read that request too (rare, one call each).
+    issues += [tracker.get_issue(iid) for iid in sorted({lic.issue_iid for lic in licenses
+                                                         if since <= lic.made_on <= until} - listed)]
+    requests = []
+    for issue in issues:
+        note = tracker.status_note(issue.iid) if issue.user_notes_count else None
+        status = status_mod.read(note.body) if note else None
+        reasons: tuple[str, ...] = ()
+        if status is not None and status.step == status_mod.REJECTED:
+            reasons = tuple(dict.fromkeys(messages.FIELD_NAMES.get(f, f) for f, _ in status.errors))
+        elif status is not None and status.step == status_mod.HELD:
+            reasons = ("held for a person",)
+        elif status is not None and status.step == status_mod.UNDELIVERED:
+            reasons = ("email not delivered",)
+        emailed = datetime.fromisoformat(status.emailed_at) if status and status.emailed_at else None
+        requests.append(report_mod.RequestRow(issue.iid, issue.web_url, issue.author_username, issue.created_at,
+                                              status.step if status else None, reasons, emailed))
+    counts: dict[str, int] = {}
+    for r in record.entries():
+        kid = r.entry_key or r.license_key
+        counts[kid] = counts.get(kid, 0) + 1
+    integrity = report_mod.Integrity(len(record.entries()), tuple(p.line() for p in record.problems()),
+                                     len(record.unchained()),
+                                     tuple((f"{name} {keys.key_id(key)}", counts.get(keys.key_id(key), 0))
+                                           for name, key in trusted))
+    return licenses, requests, integrity
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report as report_mod
+    from .record import Record
+    from .tracker import GitLabTracker
+
+    today = args.today or utc_today()
+    until = args.until or today
+    since = args.since or until - timedelta(days=83)  # twelve whole weeks
+    if since > until:
+        raise BotError(f"--since {since} is after --until {until}: give the earlier date first")
+    out = _new_file(args.output, args.force, "--output") if args.output else None
+    config = config_mod.load(args.config)
+    config_mod.require_gitlab(config)
+    secrets = config_mod.secrets_from_env()
+    trusted = keys.trusted_keys(config, _public_key(config, secrets))
+    tracker = GitLabTracker(config, secrets.gitlab_token)
+    tracker.ensure_can_work()  # a token blind to confidential issues would report nothing
+    record = Record(tracker, [key for _, key in trusted])
+    licenses, requests, integrity = _report_facts(tracker, record, trusted, since, until)
+    built = report_mod.build(licenses, requests, integrity, since=since, until=until, today=today,
+                             repeat_window_days=config.report.repeat_window_days,
+                             expiring_days=config.report.expiring_days)
+    rendered = report_mod.render(built, args.format)
+    if out is None:
+        sys.stdout.write(rendered)
+        return 0
+    try:
+        out.write_text(rendered, encoding="utf-8")
+    except OSError as exc:
+        raise BotError(f"--output {out}: cannot write it ({exc.strerror})") from None
+    print(f"wrote {out}: the {args.format} report, {since} to {until}", file=sys.stderr)
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from . import doctor
 
@@ -536,6 +612,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", metavar="DIR", help="write each license file here, checked with the public key")
     p.add_argument("--force", action="store_true", help="replace files that exist in the --download folder")
     p.add_argument("--json", action="store_true")
+
+    p = add("report", cmd_report, "what the bot issued, for whom, by whom and how fast, from the record and the "
+                                  "requests")
+    p.add_argument("--since", type=_date_arg, metavar="YYYY-MM-DD", help="first day (default: 12 weeks before --until)")
+    p.add_argument("--until", type=_date_arg, metavar="YYYY-MM-DD", help="last day (default: today, UTC)")
+    p.add_argument("--format", choices=("text", "csv", "json", "html"), default="text")
+    p.add_argument("--output", metavar="FILE", help="write the report here instead of standard output")
+    p.add_argument("--force", action="store_true", help="replace the --output file if it exists")
+    p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help=argparse.SUPPRESS)
 
     for name, func, text in (("doctor", cmd_doctor, "check the deployment, changing nothing"),
                              ("setup", cmd_setup, "create the labels and install the issue template, then check")):

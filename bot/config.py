@@ -163,6 +163,12 @@ class Secrets:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    repeat_window_days: int = 90  # two licenses for one customer domain this close together: a repeat customer
+    expiring_days: int = 7        # the report lists licenses that expire within this many days
+
+
+@dataclass(frozen=True)
 class Config:
     gitlab: GitLabConfig
     requests: RequestsConfig
@@ -174,6 +180,7 @@ class Config:
     run: RunConfig
     source: str
     zendesk: ZendeskConfig = ZendeskConfig()
+    report: ReportConfig = ReportConfig()
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -421,12 +428,19 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
                     recheck_minutes=u.integer("recheck_minutes", 60, 1, 10080, "a whole number of minutes"),
                     lock_stale_minutes=u.integer("lock_stale_minutes", 15, 1, 1440, "a whole number of minutes"))
     u.done()
+
+    o = top.section("report")
+    report = ReportConfig(
+        repeat_window_days=o.integer("repeat_window_days", 90, 1, 3650, "a whole number of days"),
+        expiring_days=o.integer("expiring_days", 7, 0, 365, "a whole number of days"))
+    o.done()
     top.done()
 
     if errors:
         raise ConfigError(f"{source} has {len(errors)} problem(s):\n  " + "\n  ".join(errors))
     return Config(gitlab=gitlab, requests=requests, license=license_config, policy=policy,
-                  tickets=tickets, smtp=smtp, slack=slack, run=run, source=source, zendesk=zendesk)
+                  tickets=tickets, smtp=smtp, slack=slack, run=run, source=source, zendesk=zendesk,
+                  report=report)
 
 
 def in_pipeline(environ: Mapping[str, str]) -> bool:
