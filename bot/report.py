@@ -228,9 +228,9 @@ p.sub{color:#555;margin:0 0 16px}
 table{width:100%;border-collapse:collapse;background:#fff;table-layout:fixed}
 td,th{border-bottom:1px solid #e5e5e5;padding:6px;text-align:left;overflow-wrap:anywhere;vertical-align:top}
 td.n{text-align:right;width:5em}
-svg{display:block;width:100%;height:auto;background:#fff;border:1px solid #ddd;border-radius:6px}
+svg{display:block;width:100%;max-width:640px;height:auto;background:#fff;border:1px solid #ddd;border-radius:6px}
 .bad{color:#a4000f;font-weight:600}.ok{color:#116b2f;font-weight:600}
-a{color:#1f4fbf}
+figure{margin:0}figcaption{color:#555;font-size:.9rem;margin-top:4px}
 """
 
 
@@ -250,13 +250,11 @@ def _bars(values: Sequence[tuple[str, float]], unit: str, title: str) -> str:
         bars.append(f'<rect x="{x + step * 0.1:.1f}" y="{height - pad - h:.1f}" width="{step * 0.8:.1f}" '
                     f'height="{h:.1f}" fill="#3c64c8"><title>{_e(label)}: {_e(value)} {_e(unit)}</title></rect>')
     first, last = (values[0][0], values[-1][0]) if values else ("", "")
-    return (f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">'
+    # The scale is said in the page's own text below the chart, so it reads at the page's size on any width.
+    return (f'<figure><svg viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">'
             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>'
-            + "".join(bars)
-            + f'<text x="{pad}" y="{pad - 10}" font-size="13" fill="#333">max {_e(top)} {_e(unit)}</text>'
-            f'<text x="{pad}" y="{height - 8}" font-size="13" fill="#333">{_e(first)}</text>'
-            f'<text x="{width - pad}" y="{height - 8}" font-size="13" fill="#333" text-anchor="end">{_e(last)}</text>'
-            "</svg>")
+            + "".join(bars) + "</svg>"
+            f"<figcaption>{_e(first)} to {_e(last)}; the highest bar is {_e(top)} {_e(unit)}</figcaption></figure>")
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence], numeric_last: bool = True) -> str:
