@@ -124,7 +124,8 @@ def build(licenses: Sequence[LicenseRow], requests: Sequence[RequestRow], integr
         if before is not None and (r.made_on - before.made_on).days <= repeat_window_days:
             repeats.append(Repeat(domain(r.email), before.issue_iid, r.issue_iid, (r.made_on - before.made_on).days))
         last[domain(r.email)] = r
-    emailed = tuple(Timed(round((q.emailed_at - q.filed_at).total_seconds() / 60, 1), q.iid, q.url)
+    # Never below zero: GitLab's clock and the bot's may differ by a second.
+    emailed = tuple(Timed(max(0.0, round((q.emailed_at - q.filed_at).total_seconds() / 60, 1)), q.iid, q.url)
                     for r in made if (q := by_iid.get(r.issue_iid)) and q.emailed_at)
     failed = Counter(reason for q in requests if since <= q.filed_at.date() <= until and q.reasons
                      for reason in q.reasons)
@@ -178,7 +179,8 @@ def _integrity_lines(i: Integrity) -> list[str]:
             + ("every entry signed and chained" if not i.problems else f"DAMAGED, {len(i.problems)} problem"
                f"{'s' if len(i.problems) != 1 else ''}")
             + (f", {i.unchained} old unchained" if i.unchained else ""))
-    return [head, *(f"  {name}: {count} entr{'ies' if count != 1 else 'y'}" for name, count in i.keys), *(f"  ! {p}" for p in i.problems)]
+    keys = [f"  {name}: {count} entr{'ies' if count != 1 else 'y'}" for name, count in i.keys]
+    return [head, *keys, *(f"  ! {p}" for p in i.problems)]
 
 
 # --- CSV and JSON ---------------------------------------------------------------------------------------------
