@@ -41,7 +41,7 @@ def _note(url, iid) -> str:
     return status_notes(client(url, "bot-token").issues.get(iid))[0].body
 
 
-def _checks(bot) -> dict:
+def _checks(bot) -> dict:  # doctor, with the public key the configuration names (if any)
     config = config_mod.load(bot.config_path, environ={})
     secrets = config_mod.Secrets(gitlab_token="bot-token", private_key_pem=bot.private_key.read_bytes())
     return {c.name: c for c in doctor.check(config, secrets, environ={})}
@@ -175,3 +175,20 @@ def test_21_an_entry_signed_by_neither_key_holds_the_next_request_for_a_person(b
     assert checks["record of issued licenses"].ok is False
     assert checks["trusted keys"].warn and f"record entry issue #{forged.iid}" in checks["trusted keys"].detail
     assert re.search(r"the current signing key SHA256:[0-9a-f]{16}: 0 record entries", checks["trusted keys"].detail)
+
+
+def test_21_a_trusted_key_that_cannot_be_read_stops_the_run_before_any_request_with_the_field_and_the_fix(bot, sandbox,
+                                                                                                       tmp_path):
+    """A 3 a.m. typo in license.trusted_public_keys, or the private key listed instead of the public one."""
+    _file(sandbox.url, 1)
+    for listed, hint in ((str(tmp_path / "missing.pub"), "cannot read the public key"),
+                         (str(bot.private_key), "it is a private key: pass the .pub file")):
+        config = yaml.safe_load(bot.config_path.read_text())
+        config["license"]["trusted_public_keys"] = [listed]
+        bot.config_path.write_text(yaml.safe_dump(config))
+        result = bot.run()
+        assert result.returncode == 1 and "license.trusted_public_keys[0]: " in result.stderr and hint in result.stderr
+        assert "Traceback" not in result.stderr and "PRIVATE KEY-----" not in result.stderr + result.stdout
+        checks = _checks(bot)
+        assert checks["trusted keys"].ok is False and hint in checks["trusted keys"].detail
+    assert mail(sandbox.url) == [] and not status_notes(client(sandbox.url, "bot-token").issues.get(1))
