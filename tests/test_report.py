@@ -105,6 +105,16 @@ def test_21_golden_text_and_csv_of_the_seeded_history():
     assert json.loads(report.json_text(rep))["licenses"] == 6
 
 
+def test_21_a_damaged_record_is_said_first_in_its_section_and_each_problem_named():
+    damaged = Integrity(3, ("record entry issue #12: its entry ... carries no signature by a trusted key",), 0,
+                        (("the current signing key SHA256:0123456789abcdef", 3),))
+    rep = report.build(LICENSES, REQUESTS, damaged, since=SINCE, until=UNTIL, today=TODAY)
+    assert "Record: 3 entries, DAMAGED, 1 problem\n" in report.text(rep)
+    assert "  ! record entry issue #12: its entry" in report.text(rep)
+    assert "DAMAGED: 1 problem" in report.html_text(rep)
+    assert "record,problems,1," in report.csv_text(rep)
+
+
 def test_21_a_csv_cell_never_starts_a_spreadsheet_formula():
     rep = report.build([], [_request(1, "=HYPERLINK(\"http://x\")", ("11-03", "09:00"), step="rejected",
                                      reasons=("=cmd|' /C calc'!A0",))], INTEGRITY, since=SINCE, until=UNTIL,
