@@ -242,8 +242,11 @@ def _e(value) -> str:
 
 def _bars(values: Sequence[tuple[str, float]], unit: str, title: str) -> str:
     """A bar chart as inline SVG, scaled by its viewBox to any width."""
+    if not values:
+        return "<p>none</p>"
     width, height, pad = 600, 220, 28
-    top = max((v for _, v in values), default=0) or 1
+    highest = max(v for _, v in values)
+    top = highest or 1  # all zero: flat bars, never a division by zero
     step = (width - 2 * pad) / max(len(values), 1)
     bars = []
     for n, (label, value) in enumerate(values):
@@ -251,12 +254,12 @@ def _bars(values: Sequence[tuple[str, float]], unit: str, title: str) -> str:
         x = pad + n * step
         bars.append(f'<rect x="{x + step * 0.1:.1f}" y="{height - pad - h:.1f}" width="{step * 0.8:.1f}" '
                     f'height="{h:.1f}" fill="#3c64c8"><title>{_e(label)}: {_e(value)} {_e(unit)}</title></rect>')
-    first, last = (values[0][0], values[-1][0]) if values else ("", "")
+    first, last = values[0][0], values[-1][0]
     # The scale is said in the page's own text below the chart, so it reads at the page's size on any width.
     return (f'<figure><svg viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">'
             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>'
             + "".join(bars) + "</svg>"
-            f"<figcaption>{_e(first)} to {_e(last)}; the highest bar is {_e(top)} {_e(unit)}</figcaption></figure>")
+            f"<figcaption>{_e(first)} to {_e(last)}; the highest bar is {_e(highest)} {_e(unit)}</figcaption></figure>")
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence], numeric_last: bool = True) -> str:

@@ -115,6 +115,13 @@ def test_21_a_damaged_record_is_said_first_in_its_section_and_each_problem_named
     assert "record,problems,1," in report.csv_text(rep)
 
 
+def test_21_an_empty_period_says_none_rather_than_an_empty_chart_or_a_zero_time():
+    rep = report.build([], [], Integrity(0, (), 0, ()), since=SINCE, until=date(2026, 11, 8), today=TODAY)
+    assert "  median:          -\n" in report.text(rep) and rep.median is None
+    page = report.html_text(rep)
+    assert page.count("<svg") == 1 and "the highest bar is 0 licenses" in page  # the week's chart, honest
+
+
 def test_21_a_csv_cell_never_starts_a_spreadsheet_formula():
     rep = report.build([], [_request(1, "=HYPERLINK(\"http://x\")", ("11-03", "09:00"), step="rejected",
                                      reasons=("=cmd|' /C calc'!A0",))], INTEGRITY, since=SINCE, until=UNTIL,
