@@ -11,7 +11,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from . import __version__, files, keys, terminal
@@ -125,7 +125,38 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise BotError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
     say(f"wrote {private_path} (private, mode 0600: keep it secret) and {public_path} (public)")
+    say(_rotation_steps(args, public_path, f"LICENSE_PRIVATE_KEY_FILE to {private_path.resolve()} (in CI: replace "
+                                           "the protected file variable's content with this file's)"))
     return 0
+
+
+def _rotation_steps(args: argparse.Namespace, public_path: Path, signing: str) -> str:
+    """The exact configuration change that makes the new pair sign while the earlier key's licenses and record
+    entries still count (README, Operator guide, "Rotating the key")."""
+    try:
+        config = config_mod.load(args.config)
+        secrets = config_mod.secrets_from_env()
+    except BotError:
+        config, secrets = None, None
+    old = (secrets.public_key_file or config.license.public_key_file) if config else None
+    if not old and secrets and config and config.license.signer == "file" and secrets.private_key_pem:
+        # No public key file is configured, but the current signing key is at hand: keep its public half.
+        with contextlib.suppress(BotError):
+            kept = public_path.with_name("previous_license_key.pub")
+            _write(_new_file(str(kept), False, "--out"), keys.public_pem(keys.private_key_from(secrets)).decode(),
+                   "--out", False)
+            old = str(kept)
+            say(f"wrote {kept}: the public half of the current signing key (LICENSE_PRIVATE_KEY), to keep")
+    earlier = [*(config.license.trusted_public_keys if config else ()), *([str(Path(old).resolve())] if old else [])]
+    listed = "".join(f"\n    - {path}" for path in earlier) or "\n    - /path/to/the/current/license_key.pub"
+    where = f" ({config.source})" if config else ""
+    keep = ("" if old else "\n  (no public key is configured now: if a key signed licenses before, list its public "
+                           "key file there instead of the placeholder; if none did, leave trusted_public_keys empty)")
+    return (f"To rotate to this key pair, change the configuration{where} to:\n"
+            f"license:\n  public_key_file: {public_path.resolve()}\n  trusted_public_keys:{listed}{keep}\n"
+            f"and set {signing}; unset LICENSE_PUBLIC_KEY_FILE or point it at the new public key. Then run "
+            "`license-bot doctor`: *signing key* checks the new pair, *trusted keys* counts the record entries each "
+            "key verifies.")
 
 
 def _keygen_in_token(args: argparse.Namespace) -> int:
@@ -147,6 +178,8 @@ def _keygen_in_token(args: argparse.Namespace) -> int:
     _write(public_path, keys.public_pem(public).decode("ascii"), "--out", args.force)
     say(f"made a {args.bits}-bit key pair {p.key_label!r} inside the token {p.token_label!r} (its private half never "
         f"leaves it) and wrote its public half to {public_path}")
+    say(_rotation_steps(args, public_path, f"license.pkcs11.key_label to {p.key_label!r} (already so in the "
+                                           "configuration this pair was made from)"))
     return 0
 
 
@@ -183,14 +216,18 @@ def describe(lic: lic_mod.License) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    public_key = keys.load_public_key(args.public_key)
+    if args.public_key:
+        trusted = [(f"--public-key {path}", keys.load_public_key(path)) for path in args.public_key]
+    else:  # the configured keys: the current one and every earlier one a rotation keeps
+        config = config_mod.load(args.config)
+        trusted = keys.trusted_keys(config, _public_key(config, config_mod.secrets_from_env()))
     text = files.read_bytes(args.file, files.KEY_BYTES, "the license file").decode("utf-8", errors="replace")
-    lic = lic_mod.decode(text, public_key)
+    lic, signed_by = _decode_with_any(text, trusted)
     today = args.today or utc_today()
     problems = lic_mod.preflight(lic, today)
     if args.json:
-        say(json.dumps({"license": lic.to_payload(), "accepted_today": not problems, "problems": problems},
-                       indent=2, ensure_ascii=False))
+        say(json.dumps({"license": lic.to_payload(), "accepted_today": not problems, "problems": problems,
+                        "signed_by": signed_by}, indent=2, ensure_ascii=False))
         return 0
     rows = [
         ("Licensee", ", ".join(f"{k}: {v}" for k, v in lic.licensee.items())),
@@ -201,12 +238,28 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         ("Expires", str(lic.expires_at)),
         ("Blocks changes", str(lic.block_changes_at)),
         ("Fingerprint", lic_mod.fingerprint(text)),
+        ("Signed by", signed_by),
         (f"GitLab accepts it on {today}", "yes" if not problems else "no: " + "; ".join(problems)),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         say(f"{key + ':':<{width + 1}} {value}")
     return 0
+
+
+def _decode_with_any(text: str, trusted) -> tuple[lic_mod.License, str]:
+    """The license and which trusted key it decodes with; the first key's error when none does (one key: its
+    own message, unchanged)."""
+    first = None
+    for name, key in trusted:
+        try:
+            return lic_mod.decode(text, key), f"{keys.key_id(key)} ({name})"
+        except lic_mod.LicenseError as exc:
+            first = first or exc
+    if len(trusted) > 1 and first and "wrong public key" in str(first):
+        raise lic_mod.LicenseError(f"the key was not signed by any of the {len(trusted)} trusted keys (the current "
+                                   "one and license.trusted_public_keys), or the key block is damaged") from None
+    raise first
 
 
 def _read_description(path: str) -> str:
@@ -308,6 +361,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         secrets = config_mod.secrets_from_env()
         scrub = Scrubber(secrets.values())
         signer = keys.signer_from(config, secrets, args.private_key, flag="--private-key")
+        keys.trusted_keys(config, None)  # an unreadable earlier key stops the run here, never midway
         if config.slack.enabled and not secrets.slack_webhook_url:
             raise config_mod.ConfigError("slack.enabled is true but SLACK_WEBHOOK_URL is not set")
         payload = None if args.issue is not None else _trigger_payload(os.environ)
@@ -447,13 +501,14 @@ def cmd_find(args: argparse.Namespace) -> int:
     config = config_mod.load(args.config)
     config_mod.require_gitlab(config)
     secrets = config_mod.secrets_from_env()
-    public_key = _public_key(config, secrets)
+    trusted = keys.trusted_keys(config, _public_key(config, secrets))
+    names = {keys.key_id(key): name for name, key in trusted}
     tracker = GitLabTracker(config, secrets.gitlab_token)
-    record = Record(tracker, public_key)
+    record = Record(tracker, [key for _, key in trusted])
     zendesk = _zendesk(config, secrets)
     try:
         tracker.ensure_can_work()  # a token blind to confidential issues would find "nothing"
-        hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket, zendesk)
+        hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket, zendesk, names)
     except TrackerError as exc:
         say(f"license-bot: error: could not search: {exc}", err=True)
         return find.COULD_NOT_SEARCH
@@ -484,6 +539,79 @@ def cmd_find(args: argparse.Namespace) -> int:
         say(f"nothing found for {email}: no license in the bot's record and no open request. If the customer "
             "needs a license, file a new request.")
     return find.FOUND if hits else find.NOTHING
+
+
+def _report_facts(tracker, record, trusted, since: date, until: date):
+    """What `report` computes over, read through the adapters: the record's verified entries, and every request
+    filed in the period with its status note (one call per request that has notes)."""
+    from . import messages
+    from . import report as report_mod
+    from . import status as status_mod
+
+    names = {keys.key_id(key): name for name, key in trusted}
+    licenses = [report_mod.LicenseRow(
+        r.entry.license_id, r.entry.issue_iid, r.entry.issue_url, r.entry.email, r.entry.user_count, r.entry.ticket_id,
+        date.fromisoformat(r.entry.made_on), date.fromisoformat(r.entry.expires_on),
+        names.get(r.license_key, r.license_key)) for r in record.entries()]
+    issues = tracker.requests_since(datetime.combine(since, datetime.min.time(), timezone.utc))
+    listed = {i.iid for i in issues}
+    # A license of the period whose request was filed before it: read that request too (rare, one call each).
+    issues += [tracker.get_issue(iid) for iid in sorted({lic.issue_iid for lic in licenses
+                                                         if since <= lic.made_on <= until} - listed)]
+    requests = []
+    for issue in issues:
+        note = tracker.status_note(issue.iid) if issue.user_notes_count else None
+        status = status_mod.read(note.body) if note else None
+        reasons: tuple[str, ...] = ()
+        if status is not None and status.step == status_mod.REJECTED:
+            reasons = tuple(dict.fromkeys(messages.FIELD_NAMES.get(f, f) for f, _ in status.errors))
+        elif status is not None and status.step == status_mod.HELD:
+            reasons = ("held for a person",)
+        elif status is not None and status.step == status_mod.UNDELIVERED:
+            reasons = ("email not delivered",)
+        emailed = datetime.fromisoformat(status.emailed_at) if status and status.emailed_at else None
+        requests.append(report_mod.RequestRow(issue.iid, issue.web_url, issue.author_username, issue.created_at,
+                                              status.step if status else None, reasons, emailed))
+    counts: dict[str, int] = {}
+    for r in record.entries():
+        kid = r.entry_key or r.license_key
+        counts[kid] = counts.get(kid, 0) + 1
+    integrity = report_mod.Integrity(len(record.entries()), tuple(p.line() for p in record.problems()),
+                                     len(record.unchained()),
+                                     tuple((f"{name} {keys.key_id(key)}", counts.get(keys.key_id(key), 0))
+                                           for name, key in trusted))
+    return licenses, requests, integrity
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report as report_mod
+    from .record import Record
+    from .tracker import GitLabTracker
+
+    today = args.today or utc_today()
+    until = args.until or today
+    since = args.since or until - timedelta(days=83)  # twelve whole weeks
+    if since > until:
+        raise BotError(f"--since {since} is after --until {until}: give the earlier date first")
+    out = _new_file(args.output, args.force, "--output") if args.output else None
+    config = config_mod.load(args.config)
+    config_mod.require_gitlab(config)
+    secrets = config_mod.secrets_from_env()
+    trusted = keys.trusted_keys(config, _public_key(config, secrets))
+    tracker = GitLabTracker(config, secrets.gitlab_token)
+    tracker.ensure_can_work()  # a token blind to confidential issues would report nothing
+    record = Record(tracker, [key for _, key in trusted])
+    licenses, requests, integrity = _report_facts(tracker, record, trusted, since, until)
+    built = report_mod.build(licenses, requests, integrity, since=since, until=until, today=today,
+                             repeat_window_days=config.report.repeat_window_days,
+                             expiring_days=config.report.expiring_days)
+    rendered = report_mod.render(built, args.format)
+    if out is None:
+        say(rendered, end="")
+        return 0
+    _write(out, rendered, "--output", args.force)
+    say(f"wrote {out}: the {args.format} report, {since} to {until}", err=True)
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -568,6 +696,7 @@ EXITS = {  # each command's exit codes, said in its --help
     "setup": [(0, "everything is set up and every check passed"),
               (1, "something could not be set up, or a check failed")],
     "demo": [(0, "the whole workflow worked on the sandbox"), (1, "something was not right (it says what)")],
+    "report": [(0, "the report was written"), (1, "it was not: the dates, the record or GitLab (it says which)")],
 }
 
 
@@ -626,7 +755,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("inspect", cmd_inspect, "decode a license key and say whether GitLab would accept it")
     p.add_argument("file", help="the .gitlab-license file")
-    p.add_argument("--public-key", required=True, metavar="PATH", help="the public key to decode it with")
+    p.add_argument("--public-key", action="append", metavar="PATH",
+                   help="the public key to check it with (repeat for several; default: the configured public key "
+                        "and license.trusted_public_keys)")
     p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the license and the verdict as JSON")
 
@@ -661,6 +792,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", metavar="DIR", help="write each license file here, checked with the public key")
     p.add_argument("--force", action="store_true", help="replace files that exist in the --download folder")
     p.add_argument("--json", action="store_true", help="print what was found as JSON")
+
+    p = add("report", cmd_report, "what the bot issued, for whom, by whom and how fast, from the record and the "
+                                  "requests")
+    p.add_argument("--since", type=_date_arg, metavar="YYYY-MM-DD", help="first day (default: 12 weeks before --until)")
+    p.add_argument("--until", type=_date_arg, metavar="YYYY-MM-DD", help="last day (default: today, UTC)")
+    p.add_argument("--format", choices=("text", "csv", "json", "html"), default="text",
+                   help="text (default), csv, json, or html: one self-contained page")
+    p.add_argument("--output", metavar="FILE", help="write the report here instead of standard output")
+    p.add_argument("--force", action="store_true", help="replace the --output file if it exists")
+    p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help=argparse.SUPPRESS)
 
     for name, func, text in (("doctor", cmd_doctor, "check the deployment, changing nothing"),
                              ("setup", cmd_setup, "create the labels and install the issue template, then check")):

@@ -75,6 +75,7 @@ class LicenseConfig:
     public_key_file: str | None
     signer: str = "file"           # file | pkcs11
     pkcs11: Pkcs11Config = Pkcs11Config()
+    trusted_public_keys: tuple[str, ...] = ()  # earlier keys' public files: their licenses and entries still count
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,12 @@ class Secrets:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    repeat_window_days: int = 90  # two licenses for one customer domain this close together: a repeat customer
+    expiring_days: int = 7        # the report lists licenses that expire within this many days
+
+
+@dataclass(frozen=True)
 class Config:
     gitlab: GitLabConfig
     requests: RequestsConfig
@@ -177,6 +184,7 @@ class Config:
     run: RunConfig
     source: str
     zendesk: ZendeskConfig = ZendeskConfig()
+    report: ReportConfig = ReportConfig()
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -392,6 +400,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config", node: An
     company = licensee.text("company", "GitLab Support Emergency Trial")
     licensee.done()
     public_key_file = lic.text("public_key_file", None, "a file path")
+    trusted_public_keys = lic.strings("trusted_public_keys", ())
     signer = lic.choice("signer", "file", ("file", "pkcs11"))
     h = lic.section("pkcs11")
     pkcs11 = Pkcs11Config(module=h.text("module", None, "the path of the PKCS#11 library"),
@@ -406,7 +415,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config", node: An
     license_config = LicenseConfig(
         terms=TrialTerms(plan=plan, trial=trial, duration_days=duration, backdate_days=backdate,
                          grace_days=grace, licensee_name=name, licensee_company=company),
-        public_key_file=public_key_file, signer=signer, pkcs11=pkcs11,
+        public_key_file=public_key_file, signer=signer, pkcs11=pkcs11, trusted_public_keys=trusted_public_keys,
     )
 
     p = top.section("policy")
@@ -474,12 +483,19 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config", node: An
                     recheck_minutes=u.integer("recheck_minutes", 60, 1, 10080, "a whole number of minutes"),
                     lock_stale_minutes=u.integer("lock_stale_minutes", 15, 1, 1440, "a whole number of minutes"))
     u.done()
+
+    o = top.section("report")
+    report = ReportConfig(
+        repeat_window_days=o.integer("repeat_window_days", 90, 1, 3650, "a whole number of days"),
+        expiring_days=o.integer("expiring_days", 7, 0, 365, "a whole number of days"))
+    o.done()
     top.done()
 
     if errors:
         raise ConfigError(f"{source} has {len(errors)} problem(s):\n  " + "\n  ".join(errors))
     return Config(gitlab=gitlab, requests=requests, license=license_config, policy=policy,
-                  tickets=tickets, smtp=smtp, slack=slack, run=run, source=source, zendesk=zendesk)
+                  tickets=tickets, smtp=smtp, slack=slack, run=run, source=source, zendesk=zendesk,
+                  report=report)
 
 
 def in_pipeline(environ: Mapping[str, str]) -> bool:

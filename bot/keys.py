@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -142,3 +143,25 @@ def write_pair(key: rsa.RSAPrivateKey, out_dir: str | Path, *, force: bool = Fal
     files.write(private_path, pem, "--out", force=force, mode=0o600)
     files.write(public_path, public_pem(key), "--out", force=force)
     return private_path, public_path
+
+
+def key_id(key: rsa.RSAPublicKey) -> str:
+    """A short name for a public key that people can compare: SHA-256 of its DER form, first 16 hex digits."""
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "SHA256:" + hashlib.sha256(der).hexdigest()[:16]
+
+
+def trusted_keys(config, current: rsa.RSAPublicKey | None) -> list[tuple[str, rsa.RSAPublicKey]]:
+    """Every key whose licenses and record entries count, each with where it comes from: the current one (the
+    signing key's public half, or the configured public key file) first, then license.trusted_public_keys.
+    A key listed twice counts once."""
+    found: list[tuple[str, rsa.RSAPublicKey]] = [("the current signing key", current)] if current else []
+    for n, path in enumerate(config.license.trusted_public_keys):
+        try:
+            key = load_public_key(path)
+        except SigningKeyError as exc:
+            raise SigningKeyError(f"license.trusted_public_keys[{n}]: {exc}; list the public key file (.pub) of "
+                                  "each earlier signing key") from None
+        found.append((f"license.trusted_public_keys[{n}] ({path})", key))
+    seen: set[str] = set()
+    return [(name, key) for name, key in found if not (key_id(key) in seen or seen.add(key_id(key)))]

@@ -232,6 +232,14 @@ class GitLabTracker:
         return sorted((i for i in issues if label in i.labels or FORM_MARKER in i.description),
                       key=lambda i: (i.created_at, i.iid))
 
+    def requests_since(self, since: datetime) -> list[Issue]:
+        """Every request filed since then, open or closed, oldest first (for `report`): one call per 100 issues."""
+        label = self.config.requests.label
+        issues = self._list(state="all", created_after=since.isoformat(), order_by="created_at", sort="asc")
+        return sorted((i for i in issues if i.created_at >= since and (label in i.labels or FORM_MARKER in
+                                                                        i.description)),
+                      key=lambda i: (i.created_at, i.iid))
+
     def get_issue(self, iid: int) -> Issue:
         data = self._call(lambda: self.project.issues.get(iid, max_retries=self.max_retries).attributes,
                           f"read issue #{iid}")

@@ -57,7 +57,8 @@ def test_the_help_matches_its_golden_file(command, monkeypatch):
 @pytest.mark.parametrize("argv, says", [
     (["generate"], "the following arguments are required: --email, --users (see license-bot generate --help)"),
     (["gnerate", "--email", "a@b.c"], "no command 'gnerate'; did you mean generate? (see license-bot --help)"),
-    (["run", "--issue", "seven"], "argument --issue: expected a whole number, got 'seven' (see license-bot run --help)"),
+    (["run", "--issue", "seven"], "argument --issue: expected a whole number, got 'seven' "
+                                  "(see license-bot run --help)"),
     (["find", "jane@example.com", "--downlaod", "x"], "unrecognized arguments: --downlaod x; did you mean "
                                                       "--download? (see license-bot find --help)"),
     (["generate", "--email", "a@b.c", "--users", "ten"], "argument --users: expected a whole number of users, got "

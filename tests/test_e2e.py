@@ -232,4 +232,7 @@ def test_the_demo_shows_the_whole_workflow_and_checks_it(tmp_path):
     assert "Issue #2: 'Emergency license for Globex', opened" in out and "neither the ticket's requester" in out
     assert "Email to jane.doe@example.com" in out and "decoded with the public key" in out
     assert "Internal note on Zendesk ticket" in out and "Tags on ticket 512000: emergency_license_issued" in out
-    assert "✗" not in out and out.count("✓") == 8
+    assert "✗" not in out and out.count("✓") == 9
+    # Issue 21: the demo ends with the report, from the record and the requests.
+    assert out.rstrip().rsplit("$ license-bot report\n", 1)[1].startswith("License Bot report, ")
+    assert "Licenses made: 1" in out and "Record: 1 entry, every entry signed and chained" in out

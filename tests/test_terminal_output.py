@@ -132,7 +132,7 @@ def test_check_request_fits_80_and_120_columns():
 
 
 def test_inspect_fits_80_and_120_columns():
-    vector = ROOT / "tests" / "data" / "license-vector"
+    vector = Path("tests") / "data" / "license-vector"  # relative to ROOT, the cwd: inspect names the key's path
     _same_everywhere("inspect", ["inspect", str(vector / "trial-license.gitlab-license"), "--public-key",
                                  str(vector / "test-signing-key.pub"), "--today", "2026-11-27"])
 
