@@ -95,21 +95,23 @@ def test_no_control_character_reaches_the_terminal_from_run_dry_run_and_find(bot
 
 
 def test_a_recorded_ticket_url_ending_in_esc_c_does_not_reset_the_terminal_of_find(bot, sandbox):
-    """A record entry written before links were built (its ticket URL as typed, ESC c at the end): every later
-    `find` printed it raw and reset the engineer's terminal."""
+    """A record entry whose ticket URL ends in ESC c and an OSC 8 link (written before links were built, or
+    edited by someone who may edit issues): every later `find` printed it raw and reset the engineer's
+    terminal. Now the edit is reported as damage, and nothing it holds reaches the terminal as a sequence."""
     client(sandbox.url).issues.create({"title": "Emergency", "description": request_text(1, email="jane@example.com")})
     assert bot.run().returncode == 0
-    as_bot = client(sandbox.url, "bot-token")
-    record = next(i for i in as_bot.issues.list(get_all=True, state="all") if i.title.startswith("License Bot: record"))
-    note = next(n for n in record.notes.list(get_all=True) if '"ticket_url":' in n.body)
+    as_alice = client(sandbox.url)  # a Developer may edit any issue of the tracker, the bot's entries included
+    entry = next(i for i in as_alice.issues.list(get_all=True, state="all") if i.title.startswith("License Bot record"))
     built = '"ticket_url":"https://gitlab.zendesk.com/agent/tickets/512001"'
-    assert built in note.body
-    note.body = note.body.replace(built, built[:-1] + '\\u001bc\\u001b]8;;https://evil.example\\u0007"')
-    note.save()
+    assert built in entry.description
+    entry.description = entry.description.replace(
+        built, built[:-1] + '\\u001bc\\u001b]8;;https://evil.example\\u0007"')
+    entry.save()
     env = {**bot.env(), "LICENSE_PUBLIC_KEY_FILE": str(bot.public_key)}
     found = subprocess.run([sys.executable, "-m", "bot", "--config", str(bot.config_path), "find", "jane@example.com"],
                            capture_output=True, env=env, timeout=120)
-    assert found.returncode == 0 and b"ticket https://gitlab.zendesk.com/agent/tickets/512001  issue" in found.stdout
+    assert b"the record of issued licenses is damaged" in found.stderr, found.stderr
+    assert b"\x1b" not in found.stdout + found.stderr and b"evil.example" not in found.stdout + found.stderr
     assert _clean_bytes(found.stdout) and _clean_bytes(found.stderr)
 
 
