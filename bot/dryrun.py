@@ -25,6 +25,7 @@ class DryRunTracker:
     def __init__(self, tracker, say: Callable[[str], None]):
         self._tracker, self._say = tracker, say
         self._uploads = 0
+        self._labels: dict[str, dict] = {}  # the run lock as this run would have made it
 
     def __getattr__(self, name):  # reads go to the real tracker
         return getattr(self._tracker, name)
@@ -37,7 +38,8 @@ class DryRunTracker:
         return edit.applied_to(issue)
 
     def save_status_note(self, iid: int, body: str, note_id: int | None = None) -> Note:
-        verb = f"edit status note {note_id} on" if note_id else "create a status note on"
+        verb = ("edit the status note it would have created on" if note_id == -1 else
+                f"edit status note {note_id} on" if note_id else "create a status note on")
         shown = "\n".join("    " + line for line in _without_key(body).splitlines())
         self._say(f"would {verb} issue #{iid}:\n{shown}")
         return Note(id=note_id or -1, body=body)
@@ -55,12 +57,26 @@ class DryRunTracker:
         self._say(f"would record {what} on the record issue #{iid}")
         return Note(id=-1, body=body)
 
+    def award(self, iid: int, name: str):
+        from datetime import datetime, timezone
+
+        from .evidence import Award
+
+        self._say(f"would react :{name}: on issue #{iid} (the bot's claim on the request)")
+        return Award(id=-1, name=name, user_id=self.me()["id"], username=self.me()["username"],
+                     created_at=datetime.now(timezone.utc))
+
     def create_label(self, name: str, color: str, description: str) -> bool:
         self._say(f"would create label {name} (the run lock)")
+        self._labels[name] = {"name": name, "color": color, "description": description}
         return True
+
+    def get_label(self, name: str) -> dict | None:
+        return self._labels[name] if name in self._labels else self._tracker.get_label(name)
 
     def delete_label(self, name: str) -> None:
         self._say(f"would delete label {name} (the run lock)")
+        self._labels.pop(name, None)
 
     def upload(self, filename: str, data: bytes) -> Upload:
         self._uploads += 1

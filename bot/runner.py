@@ -91,6 +91,9 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
                                 + ": it handles the requests; nothing done")
                 say(summary.note)
                 return summary
+            if lock.warning:
+                summary.note = lock.warning
+                say(lock.warning)
             issues = find()  # again: what another run wrote before we held the lock must be seen
             for group in {*ctx.config.requests.requester_groups, *ctx.config.requests.approver_groups}:
                 tracker.group(group)  # unreadable: a configuration error, before any request is touched

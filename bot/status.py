@@ -18,6 +18,7 @@ _KEY_RE = re.compile(r"-+BEGIN [A-Z ]+ LICENSE-+\n.*?-+END [A-Z ]+ LICENSE-+", r
 
 # Steps a request reaches, in order.
 REJECTED = "rejected"        # judged invalid; waits for its description to change
+CLAIMED = "claimed"          # valid; a run claimed it and is making, recording and emailing its license
 PERSISTED = "persisted"      # license made and recorded; being emailed (retrying after a failure)
 DELIVERED = "delivered"      # emailed; the issue is closed [Success]
 UNDELIVERED = "undelivered"  # license recorded but not delivered; waits for a person
@@ -61,6 +62,8 @@ class Status:
     ticket_organization: str | None = None
     ticket_noted: bool | None = None     # the internal note on the ticket: None not wanted, False pending
     ticket_attempts: int = 0
+    claim: int = -1                # the bot's claim reaction being taken or held (an index into evidence.CLAIMS)
+    claimer: str | None = None     # "host:pid" of the run attempting it; None once its outcome is written here
 
     @property
     def has_license(self) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+from bot.evidence import Award
 from bot.mailer import MailError
 from bot.tracker import Issue, IssueEdit, LabelEvent, Note, TrackerError, Upload
 
@@ -51,6 +52,9 @@ class FakeTracker:
     writes: list[tuple[str, int, object]] = field(default_factory=list)  # (kind, iid, what), in order
     events: dict[int, list[LabelEvent]] = field(default_factory=dict)
     record_iid: int | None = None
+    system: dict[int, list[Note]] = field(default_factory=dict)   # GitLab's system notes, by issue
+    reactions: dict[int, list[Award]] = field(default_factory=dict)
+    ticks: int = 0  # a clock for what GitLab time-stamps, one second per event after NOW
     _cache: dict = field(default_factory=dict)
 
     # --- test helpers ---------------------------------------------------------------------------
@@ -79,6 +83,30 @@ class FakeTracker:
     def _event(self, iid: int, user_id: int, user: str, action: str, label: str) -> None:
         number = sum(len(e) for e in self.events.values()) + 1
         self.events.setdefault(iid, []).append(LabelEvent(number, user_id, user, action, label, NOW))
+
+    def _tick(self) -> datetime:
+        self.ticks += 1
+        return NOW + timedelta(seconds=self.ticks)
+
+    def system_note(self, iid: int, body: str, user: str, user_id: int) -> None:
+        note = Note(id=10**6 + self.ticks, body=body, author_username=user, author_id=user_id, system=True,
+                    created_at=self._tick())
+        self.system.setdefault(iid, []).append(note)
+
+    def edit_description(self, iid: int, description: str, user: str = "alice", user_id: int = 10) -> None:
+        """A person edits the description, as GitLab records it: a system note by the editor."""
+        self.system_note(iid, "changed the description", user, user_id)
+        self.issues[iid] = replace(self.issues[iid], description=description, updated_at=self._tick())
+
+    def react(self, iid: int, name: str, user: str, user_id: int) -> Award | None:
+        """A user's emoji reaction; None when that user has it there already (GitLab refuses a second)."""
+        mine = self.reactions.setdefault(iid, [])
+        if any(a.user_id == user_id and a.name == name for a in mine):
+            return None
+        award = Award(id=len(mine) + 1 + 100 * iid, name=name, user_id=user_id, username=user,
+                      created_at=self._tick())
+        mine.append(award)
+        return award
 
     def comment(self, iid: int, body: str, user: str = "alice", user_id: int = 10) -> Note:
         notes = self.notes[iid]
@@ -113,6 +141,21 @@ class FakeTracker:
             raise TrackerError(f"could not read the notes: GitLab answered {self.fail_record}",
                                transient=self.fail_record >= 500, status=self.fail_record)
         return list(self.notes[iid])
+
+    def all_notes(self, iid: int) -> list[Note]:
+        self.api_calls += 1
+        return [*self.system.get(iid, ()), *self.notes[iid]]
+
+    def awards(self, iid: int) -> list[Award]:
+        self.api_calls += 1
+        return list(self.reactions.get(iid, ()))
+
+    def award(self, iid: int, name: str) -> Award | None:
+        self.api_calls += 1
+        award = self.react(iid, name, self.bot_user, self.bot_id)
+        self.writes.append(("award", iid, name))
+        self.crash.effect()
+        return award
 
     def label_events(self, iid: int) -> list[LabelEvent]:
         self.api_calls += 1
@@ -172,6 +215,8 @@ class FakeTracker:
                 self._event(issue.iid, self.bot_id, self.bot_user, "remove", label)
         updated = replace(edit.applied_to(current), updated_at=NOW,
                           closed_at=NOW if edit.state_event == "close" else current.closed_at)
+        if edit.state_event == "close" and current.state == "opened":
+            self.system_note(issue.iid, "closed", self.bot_user, self.bot_id)
         self.issues[issue.iid] = updated
         self.writes.append(("edit", issue.iid, edit.payload()))
         self.crash.effect()
