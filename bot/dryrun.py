@@ -57,6 +57,9 @@ class DryRunTracker:
         self._say(f"would record {what} on the record issue #{iid}")
         return Note(id=-1, body=body)
 
+    def delete_note(self, iid: int, note_id: int) -> None:
+        self._say(f"would delete note {note_id} on issue #{iid}")
+
     def award(self, iid: int, name: str):
         from datetime import datetime, timezone
 

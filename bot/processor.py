@@ -153,11 +153,16 @@ def _claim(issue: Issue, note: Note | None, status: Status | None, ev: Evidence,
     if base.step == REJECTED:
         base = base.with_(step=CLAIMED, errors=(), last_error=None)
     status = base.with_(claim=k, claimer=me)
-    note = _save(issue, note, status, ctx)
+    if note is not None and ctx.tracker.note_body(issue.iid, note.id) != note.body:
+        return Result(issue.iid, RETRYING, "the status note changed since this run read it: another run is at "
+                                           "this request, and this run leaves it alone")
+    announced = _save(issue, note, status, ctx)
     if ctx.tracker.award(issue.iid, evidence_mod.CLAIMS[k]) is None:
+        if note is None:  # this run's own new note: take it back, so the issue keeps one status note
+            ctx.tracker.delete_note(issue.iid, announced.id)
         return Result(issue.iid, RETRYING, "another run claimed this request at the same moment; it makes and "
                                            "emails the license, this run leaves it alone")
-    return note, status
+    return announced, status
 
 
 def _alive(holder: str) -> bool:

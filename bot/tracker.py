@@ -185,6 +185,8 @@ class Tracker(Protocol):
     def comments(self, iid: int) -> list[Note]: ...
     def all_notes(self, iid: int) -> list[Note]: ...
     def awards(self, iid: int) -> list[Award]: ...
+    def note_body(self, iid: int, note_id: int) -> str | None: ...
+    def delete_note(self, iid: int, note_id: int) -> None: ...
     def award(self, iid: int, name: str) -> Award | None: ...
     def add_note(self, iid: int, body: str, landed) -> Note: ...
     def search_issues(self, text: str, in_: str = "title,description", state: str = "all") -> list[Issue]: ...
@@ -268,6 +270,17 @@ class GitLabTracker:
             iterator=True, sort="asc", order_by="created_at", per_page=100, max_retries=self.max_retries)],
             f"read the notes of issue #{iid}")
         return [Note.from_api(d) for d in notes]
+
+    def note_body(self, iid: int, note_id: int) -> str | None:
+        """One note's text as it is now; None when it is gone."""
+        issue = self.project.issues.get(iid, lazy=True)
+        return self._call(lambda: issue.notes.get(note_id, max_retries=self.max_retries).body or "",
+                          f"read a note of issue #{iid}", absent={404: None})
+
+    def delete_note(self, iid: int, note_id: int) -> None:
+        issue = self.project.issues.get(iid, lazy=True)
+        self._call(lambda: issue.notes.delete(note_id, max_retries=self.max_retries),
+                   f"delete a note of issue #{iid}", absent={404: None})
 
     def awards(self, iid: int) -> list[Award]:
         """The emoji reactions on an issue, oldest first."""

@@ -146,6 +146,15 @@ class FakeTracker:
         self.api_calls += 1
         return [*self.system.get(iid, ()), *self.notes[iid]]
 
+    def note_body(self, iid: int, note_id: int) -> str | None:
+        self.api_calls += 1
+        return next((n.body for n in self.notes[iid] if n.id == note_id), None)
+
+    def delete_note(self, iid: int, note_id: int) -> None:
+        self.api_calls += 1
+        self.notes[iid] = [n for n in self.notes[iid] if n.id != note_id]
+        self.writes.append(("note-", iid, note_id))
+
     def awards(self, iid: int) -> list[Award]:
         self.api_calls += 1
         return list(self.reactions.get(iid, ()))
