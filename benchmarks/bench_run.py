@@ -7,8 +7,8 @@ per minute per user, 429 without Retry-After); `--search-rate-limit 0` turns it 
 Prints requests per second, API calls per successful request (from the sandbox's request log),
 p50/p95 time per request, the run's peak memory; for an idle run its wall time and API calls; and,
 measured in the same run, the time of `python -c "import gitlab, cryptography, jinja2, yaml"`.
-Targets: <= 5 API calls per successful request beyond listing and cached lookups, no 429, <= 2 for an
-idle run, >= 20 requests/s, an idle run within 1.5x of the import baseline.
+Targets: <= 7 API calls per successful request beyond listing and cached lookups (issue 16 added the
+claim: announced in the status note, then the bot's reaction), no 429, <= 2 for an idle run, >= 20 requests/s, an idle run within 1.5x of the import baseline.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def classify(method: str, path: str) -> str:
         # per-run: the token's role and project, the bot user, groups and membership, the record (its issue
         # and entries), the run lock, and opening the record issue once
         return "cached"
-    return "per request"  # upload, record entry, claim, status note, close
+    return "per request"  # claim (announced, reacted), upload, record entry, label, status note, close
 
 
 def timed_pair(first: list[str], second: list[str], env: dict, repeat: int) -> tuple[float, float]:
@@ -114,7 +114,7 @@ def main() -> int:
         print(f"API calls in all             : {len(log):8d}   (listing {kinds['listing']}, per-run cached "
               f"{kinds['cached']}, per request {kinds['per request']})")
         print(f"API calls per success        : {kinds['per request'] / max(ok, 1):8.2f}   (beyond listing and "
-              f"cached lookups; target <= 5)")
+              f"cached lookups; target <= 7)")
         too_many = sum(1 for _, _, status in log if status == 429)
         print(f"answered 429 (rate limit)    : {too_many:8d}   (search limit "
               f"{args.search_rate_limit or 'off'}/min; target 0)")
@@ -127,7 +127,7 @@ def main() -> int:
               f"cryptography, jinja2, yaml', median of {args.repeat})")
         ratio = idle_time / baseline
         print(f"idle run / import baseline   : {ratio:8.2f}   (target <= 1.5)")
-        met = (kinds["per request"] / max(ok, 1) <= 5 and idle_calls <= 2 and ok / wall >= 20 and ratio <= 1.5
+        met = (kinds["per request"] / max(ok, 1) <= 7 and idle_calls <= 2 and ok / wall >= 20 and ratio <= 1.5
                and ok == args.requests and too_many == 0)
         print("targets met" if met else "TARGETS MISSED")
         return 0 if met else 1

@@ -214,7 +214,8 @@ def test_a_description_edit_leaves_a_system_note_by_the_editor(sandbox):
 
 def test_quick_actions_run_in_notes_and_edits_as_the_poster_outside_code(sandbox):
     """GitLab runs quick actions in notes and note edits as the poster (app/services/notes/create_service.rb,
-    update_service.rb) and in description edits (Issues::UpdateService), where a line starts with `/cmd`,
+    update_service.rb, through app/services/notes/quick_actions_service.rb with the note's current_user and
+    `Issues::UpdateService`) and in description edits (Issues::UpdateService), where a line starts with `/cmd`,
     not inside a fenced code block, an HTML block or a `>>>` quote (lib/gitlab/quick_actions/extractor.rb);
     labels need Reporter on an existing issue; a note of commands only is not saved (202)."""
     project = client(sandbox.url, "bot-token")
