@@ -5,7 +5,8 @@ Every answer rests on something GitLab keeps from everyone below the bot (checke
 - a note's author and a system note: GitLab writes system notes itself, as the user who acted, and nobody
   can edit them (`Note#editable?` is false for system notes). Each description edit leaves one,
   "changed the description", by the editor (`SystemNotes::IssuablesService#change_description`), on Free
-  too, so the editors are known without description versions (Premium);
+  too (description versions are kept on every tier by `VersionedDescription`, but only Premium shows their
+  diffs, and REST exposes neither), so the notes API tells who edited;
 - a user's own emoji reaction: only its user (or an admin) deletes it (`lib/api/award_emoji.rb`:
   `unauthorized! unless award.user == current_user || current_user.admin?`), and its `created_at` is the
   server's. A second identical reaction by the same user is refused (404 "... has already been taken",

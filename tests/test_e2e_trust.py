@@ -57,8 +57,9 @@ def test_1_an_edit_by_someone_who_may_not_request_fails_the_request_and_says_who
     """GitLab notes every description edit as a system note "changed the description" authored by the editor,
     on every tier (`SystemNoteService.change_description` -> app/services/system_notes/issuables_service.rb
     `change_description`, `create_note(NoteSummary.new(noteable, project, author, 'changed the description',
-    action: 'description'))`); description *versions* are what Premium adds. The notes API lists system notes
-    with `system: true` and that author."""
+    action: 'description'))`). Description versions are saved on every tier (app/models/concerns/
+    versioned_description.rb) but only Premium shows their diffs and REST exposes neither; the notes API
+    lists the system notes, `system: true`, with that author."""
     server, bot = twin
     issue = client(server.url).issues.create({"title": "Emergency", "description": request_text(
         1, expired="2026-01-01")})  # out of scope: it fails
