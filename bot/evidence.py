@@ -159,6 +159,15 @@ def claim_attempt(claims: list[Award], announced: int, holder: str | None, *, me
                   "license; this run leaves it alone")
 
 
+def member_rule(users: tuple[str, ...], groups: tuple[str, ...], min_level: int,
+                level_of: Callable[[str, int], int]) -> Callable[[str, int], bool]:
+    """Who may (request, or approve): listed by name, or an active *direct* member of a listed group with at
+    least `min_level` (`level_of(group, user_id)`, 0 for none; the tracker asks `members/:user_id`)."""
+    def may(username: str, user_id: int) -> bool:
+        return username in users or any(level_of(g, user_id) >= min_level for g in groups)
+    return may
+
+
 def gather(issue: Issue, notes: list[Note], awards: list[Award], bot_id: int,
            may_request: Callable[[str, int], bool], may_approve: Callable[[str, int], bool]) -> Evidence:
     """The evidence from an issue's notes (system notes included) and reactions; memberships asked once per user."""

@@ -130,8 +130,10 @@ def _evidence(issue: Issue, ctx: Context) -> tuple[Evidence, Note | None]:
     note = next((n for n in notes if not n.system and n.author_id == me and status_mod.is_status_note(n.body)), None)
     ev = evidence_mod.gather(
         issue, notes, awards, me,
-        lambda name, uid: _may(name, uid, cfg.requester_users, cfg.requester_groups, ctx),
-        lambda name, uid: _may(name, uid, cfg.approver_users, cfg.approver_groups, ctx))
+        evidence_mod.member_rule(cfg.requester_users, cfg.requester_groups, cfg.min_access_level,
+                                 ctx.tracker.member_level),
+        evidence_mod.member_rule(cfg.approver_users, cfg.approver_groups, cfg.min_access_level,
+                                 ctx.tracker.member_level))
     return ev, note
 
 
@@ -410,12 +412,6 @@ def _judge(issue: Issue, ev: Evidence, not_approved: str | None,
             f"description: @{issue.author_username} can file it again as a new issue, or a requester can check "
             "every field and save the description again")))
     return policy.Verdict(verdict.request, tuple(errors), (*verdict.warnings, *warnings)), ticket
-
-
-def _may(username: str, user_id: int, users: tuple[str, ...], groups: tuple[str, ...], ctx: Context) -> bool:
-    """Listed by name, or an active direct member of a listed group with at least the configured role."""
-    level = ctx.config.requests.min_access_level
-    return username in users or any(ctx.tracker.member_level(g, user_id) >= level for g in groups)
 
 
 def _status_of(recorded: record.Recorded, issue: Issue, status: Status | None, ctx: Context) -> Status:
