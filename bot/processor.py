@@ -87,7 +87,7 @@ def process(issue: Issue, ctx: Context) -> Result:
     unchanged = status and status.step == REJECTED and status.description_sha256 == digest
     if unchanged and cfg.failed_label in labels and status.override == override:
         return Result(issue.iid, SKIPPED, "failed earlier; its description has not changed")
-    verdict, ticket = _judge(issue, ev, not_approved, ctx)
+    verdict, ticket = _judge(issue, ev, approval, not_approved, ctx)
     if not verdict.ok:
         return _reject(issue, note, verdict, digest, override, ctx, status.claim if status else -1)
 
@@ -226,7 +226,7 @@ def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.R
         confidential=None if issue.confidential else True,
     ))
 
-    # Email it.
+    # ...and email it.
     delivery = Delivery(license=lic, key_text=key_text, license_id=status.license_id, file_name=status.file_name,
                         ticket_url=status.ticket_url, ticket_id=status.ticket_id, resend=status.resends)
     message = build_message(delivery, ctx.config.smtp, ctx.now, ctx.config.license.terms.duration_days)
@@ -380,7 +380,7 @@ def _reject(issue: Issue, note: Note | None, verdict: policy.Verdict, digest: st
                   status.errors)
 
 
-def _judge(issue: Issue, ev: Evidence, not_approved: str | None,
+def _judge(issue: Issue, ev: Evidence, approval: evidence_mod.Award | None, not_approved: str | None,
            ctx: Context) -> tuple[policy.Verdict, policy.TicketFacts | None]:
     """The request as the request of everyone who wrote its description, with the approval that holds for it."""
     cfg = ctx.config
@@ -389,7 +389,6 @@ def _judge(issue: Issue, ev: Evidence, not_approved: str | None,
     if ctx.zendesk is not None and parsed.request is not None and parsed.request.ticket_id is not None:
         ticket = ctx.zendesk.ticket(parsed.request.ticket_id)  # a failure raises: the request waits
     prior = ctx.record.prior_licenses(issue.iid) if parsed.request else None
-    approval = None if not_approved or cfg.requests.override_label not in issue.labels else ev.approval()[0]
     warnings = []
     if not_approved:
         warnings.append(policy.FieldError("override", (
