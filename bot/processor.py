@@ -33,7 +33,7 @@ from . import messages, policy, record, request
 from . import status as status_mod
 from .evidence import Evidence
 from .mailer import Delivery, MailError, build_message
-from .runlock import _pid_alive
+from .runlock import pid_alive
 from .slack import SlackError
 from .status import CLAIMED, DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
 from .tracker import Issue, IssueEdit, Note
@@ -170,7 +170,7 @@ def _claim(issue: Issue, note: Note | None, status: Status | None, ev: Evidence,
 def _alive(holder: str) -> bool:
     """Whether a claim's run may still be working: a dead process on this host is not; elsewhere, unknown."""
     host, _, pid = holder.rpartition(":")
-    return host != socket.gethostname() or not pid.isdigit() or _pid_alive(int(pid))
+    return host != socket.gethostname() or not pid.isdigit() or pid_alive(int(pid))
 
 
 def _follow_up(issue: Issue, note: Note | None, status: Status | None, recorded: record.Recorded, ev: Evidence,

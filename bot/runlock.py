@@ -65,7 +65,8 @@ def is_stale(holder: Holder | None, now: datetime, stale_after: timedelta, host:
     return now - holder.since > stale_after
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with that id exists (a run lock's or a claim's holder)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -98,7 +99,7 @@ class RunLock:
                                 "delete that group label")
                 return True
             self.other = Holder.parse(label.get("description"))
-            if not is_stale(self.other, self.now, self.stale_after, self.me.host, _pid_alive):
+            if not is_stale(self.other, self.now, self.stale_after, self.me.host, pid_alive):
                 return False
             if self.other is None or self.other.since > self.now + timedelta(minutes=5):
                 self.warning = (f"the run lock label {LABEL} held no readable holder and time (or one in the future): "
