@@ -88,6 +88,8 @@ class Evidence:
             if edit.user_id == self.bot_id:
                 continue
             allowed = self.may_request.get(edit.user_id, False)
+            if edit.user_id == self.author_id and not allowed:
+                continue  # the author's own permission is judged as the author's, once
             if not allowed:
                 tainted = edit
             elif tainted is not None and edit.user_id != tainted.user_id:

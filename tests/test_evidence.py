@@ -38,6 +38,8 @@ def test_an_edit_by_someone_who_may_not_request_stands_until_a_requester_saves_i
     assert evidence([carol, Edit(ALICE, "alice", at(7))]).unauthorised_editor() is None  # alice vouches for it
     assert evidence([Edit(ALICE, "alice", at(7)), carol]).unauthorised_editor() == carol  # the order matters
     assert evidence([Edit(MIKE, "mike", at(7))]).unauthorised_editor() is None
+    # An author who may not request is refused as the author (the policy's rule), not once more as an editor.
+    assert evidence([Edit(ALICE, "alice", at(7))], requesters={ALICE: False}).unauthorised_editor() is None
 
 
 # Finding 3: an approval holds for the description the approver saw.
