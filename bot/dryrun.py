@@ -25,7 +25,8 @@ class DryRunTracker:
     def __init__(self, tracker, say: Callable[[str], None]):
         self._tracker, self._say = tracker, say
         self._uploads = 0
-        self._labels: dict[str, dict] = {}  # the run lock as this run would have made it
+        self._labels: dict[str, dict] = {}
+        self._record_opened = False
 
     def __getattr__(self, name):  # reads go to the real tracker
         return getattr(self._tracker, name)
@@ -46,16 +47,26 @@ class DryRunTracker:
 
     def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
         iid = self._tracker.record_issue()
-        if iid is None and create:
+        if iid is None and create and not self._record_opened:
             self._say("would open the record issue (the bot's record of issued licenses)")
-            return -1
-        return iid
+            self._record_opened = True
+        return -1 if iid is None and self._record_opened else iid
+
+    def awards(self, iid: int):
+        return [] if iid == -1 else self._tracker.awards(iid)  # -1: the record issue it would have opened
+
+    def comments(self, iid: int) -> list[Note]:
+        return [] if iid == -1 else self._tracker.comments(iid)
 
     def add_note(self, iid: int, body: str, landed) -> Note:
         entry = record.parse_entry(body)
         what = f"license {entry[0].license_id} for {entry[0].email}" if entry else "a comment"
         self._say(f"would record {what} on the record issue #{iid}")
         return Note(id=-1, body=body)
+
+    def unaward(self, iid: int, award_id: int) -> bool:
+        self._say(f"would remove reaction {award_id} on issue #{iid}")
+        return True
 
     def delete_note(self, iid: int, note_id: int) -> None:
         self._say(f"would delete note {note_id} on issue #{iid}")
@@ -65,7 +76,7 @@ class DryRunTracker:
 
         from .evidence import Award
 
-        self._say(f"would react :{name}: on issue #{iid} (the bot's claim on the request)")
+        self._say(f"would react :{name}: on issue #{iid}")
         return Award(id=-1, name=name, user_id=self.me()["id"], username=self.me()["username"],
                      created_at=datetime.now(timezone.utc))
 

@@ -67,7 +67,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
         say: Callable[[str], None] = print) -> Summary:
     summary = Summary()
     tracker = ctx.tracker
-    lock = RunLock(tracker, ctx.now, timedelta(minutes=ctx.config.run.lock_stale_minutes))
+    lock = RunLock(tracker, ctx.now, timedelta(minutes=ctx.config.run.lock_stale_minutes),
+                   where=f"{ctx.config.gitlab.url}/{ctx.config.gitlab.project}")
     try:
         if trigger_payload is not None:
             decision = trigger.decide(trigger_payload, ctx.config.gitlab.project, tracker.me()["username"])
@@ -86,14 +87,10 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
             if not lock.acquire():
                 other = lock.other
                 summary.found, summary.locked_out = len(issues), True
-                summary.note = ("another run holds the run lock" + (f" ({other.host} pid {other.pid}, since "
-                                                                     f"{other.since:%H:%M:%S})" if other else "")
+                summary.note = ("another run holds the run lock" + (f" ({other.describe()})" if other else "")
                                 + ": it handles the requests; nothing done")
                 say(summary.note)
                 return summary
-            if lock.warning:
-                summary.note = lock.warning
-                say(lock.warning)
             issues = find()  # again: what another run wrote before we held the lock must be seen
             for group in {*ctx.config.requests.requester_groups, *ctx.config.requests.approver_groups}:
                 tracker.group(group)  # unreadable: a configuration error, before any request is touched

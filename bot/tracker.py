@@ -188,6 +188,7 @@ class Tracker(Protocol):
     def note_body(self, iid: int, note_id: int) -> str | None: ...
     def delete_note(self, iid: int, note_id: int) -> None: ...
     def award(self, iid: int, name: str) -> Award | None: ...
+    def unaward(self, iid: int, award_id: int) -> bool: ...
     def add_note(self, iid: int, body: str, landed) -> Note: ...
     def search_issues(self, text: str, in_: str = "title,description", state: str = "all") -> list[Issue]: ...
 
@@ -270,6 +271,15 @@ class GitLabTracker:
             iterator=True, sort="asc", order_by="created_at", per_page=100, max_retries=self.max_retries)],
             f"read the notes of issue #{iid}")
         return [Note.from_api(d) for d in notes]
+
+    def unaward(self, iid: int, award_id: int) -> bool:
+        """Remove one of the bot's reactions, by id; False when it is gone already."""
+        path = f"{self._project_path}/issues/{iid}/award_emoji/{award_id}"
+
+        def remove() -> bool:
+            self.gl.http_delete(path, max_retries=self.max_retries)
+            return True
+        return self._call(remove, f"remove a reaction on issue #{iid}", absent={404: False})
 
     def note_body(self, iid: int, note_id: int) -> str | None:
         """One note's text as it is now; None when it is gone."""

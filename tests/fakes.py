@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
@@ -10,6 +12,8 @@ from bot.mailer import MailError
 from bot.tracker import Issue, IssueEdit, LabelEvent, Note, TrackerError, Upload
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=timezone.utc)
+# Reaction ids never repeat, as GitLab's, not even across test processes (the run lock's hint file outlives them).
+_AWARD_IDS = itertools.count(os.getpid() % 100_000 * 1_000_000 + 1)
 
 
 class Crash(BaseException):
@@ -103,8 +107,7 @@ class FakeTracker:
         mine = self.reactions.setdefault(iid, [])
         if any(a.user_id == user_id and a.name == name for a in mine):
             return None
-        award = Award(id=len(mine) + 1 + 100 * iid, name=name, user_id=user_id, username=user,
-                      created_at=self._tick())
+        award = Award(id=next(_AWARD_IDS), name=name, user_id=user_id, username=user, created_at=self._tick())
         mine.append(award)
         return award
 
@@ -146,6 +149,15 @@ class FakeTracker:
         self.api_calls += 1
         return [*self.system.get(iid, ()), *self.notes[iid]]
 
+    def unaward(self, iid: int, award_id: int) -> bool:
+        self.api_calls += 1
+        mine = self.reactions.get(iid, [])
+        if not any(a.id == award_id for a in mine):
+            return False
+        self.reactions[iid] = [a for a in mine if a.id != award_id]
+        self.writes.append(("unaward", iid, award_id))
+        return True
+
     def note_body(self, iid: int, note_id: int) -> str | None:
         self.api_calls += 1
         return next((n.body for n in self.notes[iid] if n.id == note_id), None)
@@ -162,8 +174,9 @@ class FakeTracker:
     def award(self, iid: int, name: str) -> Award | None:
         self.api_calls += 1
         award = self.react(iid, name, self.bot_user, self.bot_id)
-        self.writes.append(("award", iid, name))
-        self.crash.effect()
+        if award is not None:  # a refused reaction changes nothing
+            self.writes.append(("award", iid, name))
+            self.crash.effect()
         return award
 
     def label_events(self, iid: int) -> list[LabelEvent]:

@@ -15,7 +15,6 @@ import time
 import gitlab
 import pytest
 
-from bot.runlock import LABEL
 from bot.sandbox import SandboxServer
 
 from .e2e import Bot, client, mail, request_text, status_notes
@@ -157,24 +156,54 @@ def test_3_nobody_but_the_approver_can_remove_an_approval_or_the_bots_claim(twin
 
 # Finding 5: the run lock is a label anyone can break.
 
-def test_5_a_forged_lock_label_never_stops_the_bot(twin):
+def bot_lock(server) -> dict | None:
+    """The bot's :lock: reaction on its record issue (read in-process), if a run holds the lock."""
+    issues = server.sandbox.state["projects"][0]["issues"]
+    record = min((i for i in issues if i["author_id"] == 3), key=lambda i: i["iid"], default=None)
+    return next((a for a in (record or {}).get("awards", ()) if a["user_id"] == 3 and a["name"] == "lock"), None)
+
+
+def test_5_nobody_below_the_bot_can_make_break_or_shadow_the_run_lock(twin):
+    """The lock is the bot's own reaction on its record issue: carol's :lock: reaction is hers, a label named
+    like the old lock (even a group's) means nothing, and the bot's reaction is hers to look at, not to
+    delete (401, lib/api/award_emoji.rb), so a second run waits while the first holds it."""
     server, bot = twin
-    for n, since in enumerate(("2099-01-01T00:00:00+00:00", "2026-11-27T03:00:00"), 1):  # future; no time zone
-        client(server.url).issues.create({"title": "Emergency", "description": request_text(n)})
-        as_carol = client(server.url, "carol-token")
-        as_carol.labels.create({"name": LABEL, "color": "#808080",
-                                "description": json.dumps({"host": "x", "pid": 1, "since": since})})
-        result = bot.run()
-        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
-        assert "not written by a run, so this run took it over" in result.stdout
-    assert len(mail(server.url)) == 2
+    client(server.url).issues.create({"title": "Emergency", "description": request_text(1)})
+    assert bot.run().returncode == 0  # opens the record issue
+    record_iid = next(i.iid for i in client(server.url, "bot-token").issues.list(author_username="license-bot",
+                                                                                 get_all=True))
+    as_carol = client(server.url, "carol-token")
+    as_carol.issues.get(record_iid).awardemojis.create({"name": "lock"})
+    as_carol.labels.create({"name": "license-bot-run-lock", "color": "#808080",
+                            "description": json.dumps({"host": "x", "pid": 1, "since": "2099-01-01T00:00:00"})})
+    client(server.url).issues.create({"title": "Emergency", "description": request_text(2)})
+    first = bot.start()
+    deadline = time.time() + 60
+    while bot_lock(server) is None and time.time() < deadline:
+        time.sleep(0.001)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        held = bot_lock(server)
+        with pytest.raises(gitlab.exceptions.GitlabError) as refused:
+            as_carol.issues.get(record_iid).awardemojis.delete(held["id"])
+        assert refused.value.response_code == 401
+        second = bot.run()
+        assert second.returncode == 2 and "another run holds the run lock" in second.stdout
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert bot_lock(server) is None  # released
+    assert sorted(m["to"][0] for m in mail(server.url)) == ["admin1@customer1.example.com",
+                                                             "admin2@customer2.example.com"]
 
 
 def test_5_overlapping_runs_with_the_lock_deleted_mid_run_send_one_email_per_request(twin):
-    """Run A claims the first request and is paused (SIGSTOP, so the overlap does not depend on timing);
-    carol (a Developer) deletes the run lock A holds; run B takes the lock and runs; then A goes on with its
-    stale view of everything. Each request still gets exactly one record entry, one email and one status
-    note: each is claimed with the bot's own reaction before it is recorded, and GitLab refuses the second."""
+    """Run A claims the first request and is paused (SIGSTOP, so the overlap does not depend on timing); the
+    run lock A holds is removed (only an admin can: before issue 16 any Reporter could delete the label); run
+    B takes the lock and runs; then A goes on with its stale view of everything. Each request still gets
+    exactly one record entry, one email and one status note: each is claimed with the bot's own reaction
+    before it is recorded, and GitLab refuses the second."""
     server, bot = twin
     issues = [client(server.url).issues.create({"title": f"Emergency {n}", "description": request_text(n)})
               for n in range(1, 9)]
@@ -184,7 +213,9 @@ def test_5_overlapping_runs_with_the_lock_deleted_mid_run_send_one_email_per_req
     while not any(w["user_id"] == 3 for w in first.get("awards", ())) and time.time() < deadline:
         time.sleep(0.001)
     a.send_signal(signal.SIGSTOP)
-    client(server.url, "carol-token").labels.delete(LABEL)
+    with server.sandbox.lock:  # an admin removes the bot's lock reaction (nobody else can): A's lock is gone
+        for issue in server.sandbox.state["projects"][0]["issues"]:
+            issue["awards"] = [w for w in issue.get("awards", ()) if w["name"] != "lock"]
     b = bot.run()
     a.send_signal(signal.SIGCONT)
     a_out, a_err = a.communicate(timeout=120)
