@@ -262,3 +262,21 @@ def test_a_record_entry_whose_post_landed_before_a_502_is_not_posted_again(confi
     record = Record(tracker, vector["public"])
     assert record.add(entry, key).entry == entry
     assert len([c for c in mocked.calls if c.request.method == "POST"]) == 1
+
+
+def test_a_reaction_the_bot_has_already_is_a_refusal_not_an_error(tracker, mocked):
+    """gitlabhq lib/api/award_emoji.rb: a reaction AwardEmojis::AddService does not save is answered
+    `not_found!("Award Emoji #{message}")`, i.e. 404 with the validation's message; that is how a second
+    identical reaction by the same user (the claim someone else holds) looks. Any other 404 is an error."""
+    award = {"id": 7, "name": "one", "user": {"id": 99, "username": "license-bot"},
+             "created_at": "2026-11-27T03:00:00.000Z"}
+    mocked.post(f"{PROJECT}/issues/3/award_emoji", json=award, status=201)
+    assert tracker.award(3, "one").id == 7
+    mocked.replace(responses.POST, f"{PROJECT}/issues/3/award_emoji", status=404,
+                   json={"message": "404 Award Emoji Name has already been taken Not Found"})
+    assert tracker.award(3, "one") is None
+    mocked.replace(responses.POST, f"{PROJECT}/issues/3/award_emoji", status=404,
+                   json={"message": "404 Issue Not Found"})
+    with pytest.raises(TrackerError, match="not found"):
+        tracker.award(3, "one")
+    assert len([c for c in mocked.calls if c.request.method == "POST"]) == 3  # never retried blindly
