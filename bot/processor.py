@@ -16,7 +16,7 @@ The license bytes are derived from the request, so even two overlapping runs mak
 
 Only the record proves a license exists. An issue whose record entry or status note was erased, or
 that was reopened after its license was emailed, never gets another license or another email. Issues
-the bot opened itself (the record issue) are never requests.
+the bot opened itself (its home issue, the record entries) are never requests.
 """
 
 from __future__ import annotations

@@ -360,7 +360,14 @@ class Record:
 
     def audit(self) -> Audit:
         if self._audit is None:
-            self._audit = audit(self.tracker.bot_issues(), self.trusted)
+            issues = self.tracker.bot_issues()
+            self._audit = audit(issues, self.trusted)
+            homes = {i.iid for i in issues if _parse(i.description) is None
+                     and any(d.iid == i.iid for d in self._audit.damaged) and self._is_home(i.iid, i.author_id)}
+            if homes:  # another bot user's home issue (a token change): never an entry, so no erased one either
+                self._audit = replace(self._audit, problems=tuple(
+                    p for p in self._audit.problems if p.where not in {f"record entry issue #{h}" for h in homes}),
+                    damaged=tuple(d for d in self._audit.damaged if d.iid not in homes))
             if self._audit.legacy_pending and self._audit.legacy_iid is not None:
                 migrated = {r.entry.legacy_note for r in self._audit.entries}
                 found = read(self.tracker.comments(self._audit.legacy_iid), self._audit.legacy_author, self.trusted)

@@ -380,14 +380,15 @@ class GitLabTracker:
         return found
 
     def home_issue(self, *, create: tuple[str, str, str] | None = None) -> int | None:
-        """The iid of the bot's home issue, where its run lock lives: the oldest issue the bot's own user opened
-        (nobody else can open one as the bot, and nobody can open an older one): the old record issue, or the
-        first record entry. With none, `create`'s (title, description, emoji) opens a confidential one, marked
-        with the bot's own reaction (so that the record's audit tells it from an erased entry)."""
+        """The iid of the bot's home issue, where its run lock lives: the oldest issue the bot's own user (or a
+        `requests.record_authors` user) opened (nobody else can open one as the bot, and nobody can open an
+        older one): the old record issue, or the first record entry. With none, `create`'s (title, description,
+        emoji) opens a confidential one, marked with the bot's own reaction (so that the record's audit tells it
+        from an erased entry)."""
         if self._record_iid is None:
-            mine = self._list(author_id=self.me()["id"], state="all", order_by="created_at", sort="asc")
+            mine = self.bot_issues()  # with `requests.record_authors`: after a token change, the same home
             if mine:
-                self._record_iid = min(mine, key=lambda i: (i.created_at, i.iid)).iid
+                self._record_iid = mine[0].iid
             elif create:
                 data = {"title": create[0], "description": create[1], "confidential": True}
                 created = self._call(lambda: self.project.issues.create(data, retry_transient_errors=False),

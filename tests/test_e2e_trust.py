@@ -39,15 +39,21 @@ def bot_view(url, iid):
 
 
 def record_entries(server) -> list[dict]:
-    """The record issue's entries, read in-process: (license id, issue iid) of each."""
-    project = server.sandbox.state["projects"][0]
-    record = min((i for i in project["issues"] if i["author_id"] == 3), key=lambda i: i["iid"])
+    """The record's entries, read in-process: (license id, issue iid) of each, from the entry issues the bot
+    opened (one per license)."""
     out = []
-    for note in record["notes"]:
-        if "license-bot:record-entry" in note["body"] and note["author_id"] == 3:
-            data = json.loads(note["body"].split("license-bot:record-entry ", 1)[1].rsplit(" -->", 1)[0])
+    for issue in server.sandbox.state["projects"][0]["issues"]:
+        body = issue.get("description") or ""
+        if issue["author_id"] == 3 and "license-bot:record-entry" in body:
+            data = json.loads(body.split("license-bot:record-entry ", 1)[1].split(" -->", 1)[0])
             out.append((data["license_id"], data["issue_iid"]))
     return out
+
+
+def bot_issues(url) -> list:
+    """The issues the bot's user opened, oldest first: its home issue, then the record's entries."""
+    return sorted(client(url, "bot-token").issues.list(author_username="license-bot", state="all", get_all=True),
+                  key=lambda i: i.iid)
 
 
 # Finding 1: the requester is not only the author.
@@ -85,20 +91,25 @@ def test_1_an_edit_by_someone_who_may_not_request_fails_the_request_and_says_who
 
 # Finding 2: the bot's own issues are requests.
 
-def test_2_the_record_issue_made_into_a_request_is_never_one(twin):
+def test_2_the_bots_own_issues_made_into_requests_are_never_requests(twin):
+    """Its home issue (where the run lock lives) and a record entry issue, reopened: anyone who may edit an
+    issue can rewrite them into a request and label it, but nobody else can open an issue as the bot."""
     server, bot = twin
     client(server.url).issues.create({"title": "Emergency", "description": request_text(1)})
-    assert bot.run().returncode == 0  # the bot opens its record issue
-    record_iid = max(i.iid for i in client(server.url, "bot-token").issues.list(author_username="license-bot",
-                                                                                  get_all=True))
-    as_carol = as_user(server.url, "carol-token", record_iid)
-    as_carol.description = request_text(2, email="ceo@carols-customer.example.com", users="5000")
-    as_carol.labels = ["license-request"]
-    as_carol.save()
+    assert bot.run().returncode == 0  # the bot opens its home issue, then the license's record entry
+    home, entry = bot_issues(server.url)
+    assert "license-bot:record-entry" not in (home.description or "") and entry.state == "closed"
+    for n, iid in enumerate((home.iid, entry.iid), start=2):
+        as_carol = as_user(server.url, "carol-token", iid)
+        as_carol.description = request_text(n, email="ceo@carols-customer.example.com", users="5000")
+        as_carol.labels = ["license-request"]
+        as_carol.state_event = "reopen"
+        as_carol.save()
     result = bot.run()
-    assert result.returncode == 0 and f"#{record_iid} skipped: the bot opened this issue itself" in result.stdout
-    record = bot_view(server.url, record_iid)
-    assert record.state == "opened" and not record.title.startswith("[Success]")
+    for iid in (home.iid, entry.iid):
+        assert result.returncode == 0 and f"#{iid} skipped: the bot opened this issue itself" in result.stdout
+        assert not bot_view(server.url, iid).title.startswith("[Success]")
+    assert bot_view(server.url, home.iid).state == "opened"
     assert [m["to"] for m in mail(server.url)] == [["admin1@customer1.example.com"]]
 
 
@@ -157,23 +168,22 @@ def test_3_nobody_but_the_approver_can_remove_an_approval_or_the_bots_claim(twin
 # Finding 5: the run lock is a label anyone can break.
 
 def bot_lock(server) -> dict | None:
-    """The bot's :lock: reaction on its record issue (read in-process), if a run holds the lock."""
+    """The bot's :lock: reaction on its home issue (the oldest it opened; read in-process), if a run holds it."""
     issues = server.sandbox.state["projects"][0]["issues"]
     record = min((i for i in issues if i["author_id"] == 3), key=lambda i: i["iid"], default=None)
     return next((a for a in (record or {}).get("awards", ()) if a["user_id"] == 3 and a["name"] == "lock"), None)
 
 
 def test_5_nobody_below_the_bot_can_make_break_or_shadow_the_run_lock(twin):
-    """The lock is the bot's own reaction on its record issue: carol's :lock: reaction is hers, a label named
+    """The lock is the bot's own reaction on its home issue: carol's :lock: reaction is hers, a label named
     like the old lock (even a group's) means nothing, and the bot's reaction is hers to look at, not to
     delete (401, lib/api/award_emoji.rb), so a second run waits while the first holds it."""
     server, bot = twin
     client(server.url).issues.create({"title": "Emergency", "description": request_text(1)})
-    assert bot.run().returncode == 0  # opens the record issue
-    record_iid = next(i.iid for i in client(server.url, "bot-token").issues.list(author_username="license-bot",
-                                                                                 get_all=True))
+    assert bot.run().returncode == 0  # opens its home issue
+    home_iid = bot_issues(server.url)[0].iid  # the home, where the lock lives
     as_carol = client(server.url, "carol-token")
-    as_carol.issues.get(record_iid).awardemojis.create({"name": "lock"})
+    as_carol.issues.get(home_iid).awardemojis.create({"name": "lock"})
     as_carol.labels.create({"name": "license-bot-run-lock", "color": "#808080",
                             "description": json.dumps({"host": "x", "pid": 1, "since": "2099-01-01T00:00:00"})})
     client(server.url).issues.create({"title": "Emergency", "description": request_text(2)})
@@ -185,7 +195,7 @@ def test_5_nobody_below_the_bot_can_make_break_or_shadow_the_run_lock(twin):
     try:
         held = bot_lock(server)
         with pytest.raises(gitlab.exceptions.GitlabError) as refused:
-            as_carol.issues.get(record_iid).awardemojis.delete(held["id"])
+            as_carol.issues.get(home_iid).awardemojis.delete(held["id"])
         assert refused.value.response_code == 401
         second = bot.run()
         assert second.returncode == 2 and "another run holds the run lock" in second.stdout

@@ -243,3 +243,16 @@ def test_a_fresh_project_gets_one_home_issue_that_is_never_a_request_and_never_d
     assert f"#{home} skipped: the bot opened this issue itself" in lines and "#2 succeeded" in lines
     assert [w for w in world.tracker.writes if w[0] == "home-issue"] == [("home-issue", home, None)]
     assert [m["To"] for m in world.mailer.sent] == ["jane.doe@example.com", "second@example.com"]
+
+
+def test_a_second_home_issue_after_a_token_change_is_no_erased_entry(vector):
+    """Bug caught: a run as a new bot user (a token change) before `requests.record_authors` listed the old one
+    opened its own home issue; once the old user is listed, that home sits among the entries and read as an
+    erased one, holding every request. Only an issue its own author marked with :robot: is passed over."""
+    tracker, (one, two) = _chain(vector, 2)
+    home = _issue(tracker, record.HOME_DESCRIPTION, 950)
+    tracker.react(home.iid, record.HOME_EMOJI, tracker.bot_user, tracker.bot_id)
+    assert Record(tracker, [vector["public"]]).problems() == ()
+    tracker.reactions[home.iid] = []  # unmarked: an entry someone overwrote with the home's text
+    problems = Record(tracker, [vector["public"]]).problems()
+    assert [p.where for p in problems] == [f"record entry issue #{home.iid}"]

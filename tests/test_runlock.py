@@ -1,4 +1,4 @@
-"""The run lock kept in GitLab: the bot's own :lock: reaction on its record issue (issue 16, finding 5).
+"""The run lock kept in GitLab: the bot's own :lock: reaction on its home issue (issue 16, finding 5).
 
 GitLab facts (gitlabhq): a user's second identical reaction on an awardable is refused (`AwardEmoji` validates
 `name` unique per user and awardable; lib/api/award_emoji.rb answers 404), only the reaction's own user or an
@@ -36,7 +36,7 @@ def lock(store, tmp_path, now=NOW) -> RunLock:
 
 
 def other_runs_lock(store: FakeTracker, *, created=None):
-    """Another run of the bot holds the lock: the bot's reaction on the record issue."""
+    """Another run of the bot holds the lock: the bot's reaction on its home issue."""
     iid = store.home_issue(create=("home", "d", "robot"))
     award = store.react(iid, LOCK, store.bot_user, store.bot_id)
     if created is not None:
