@@ -66,6 +66,7 @@ class Summary:
 # issue, and `license-bot find`, are the place for those).
 HELD_FOR_A_PERSON = "held for a person"  # how the processor's holds begin (names no customer)
 _LICENSE_ID = re.compile(r"\blicense ([0-9a-f]{16})\b")
+_TICKET = re.compile(r"\bticket \d+")
 _ADDRESS = re.compile(r"[^\s@<>()\[\]'\"`,;:]+@[^\s@<>()\[\]'\"`,;:]+")
 
 
@@ -76,6 +77,9 @@ def quiet(result: Result) -> dict:
     fields = [field_name for field_name, _ in result.problems]
     if result.outcome in ("retrying", "skipped"):  # why it waits: the bot's words, any address in them hidden
         reason = _ADDRESS.sub("[address]", result.detail)[:200]
+    elif result.outcome == "succeeded" and ("NOT posted" in result.detail or "WITHOUT the file" in result.detail):
+        # Emailed, but a person must finish the note on the ticket: the log says so, without the ticket's number.
+        reason = _TICKET.sub("the ticket", result.detail.split("; ", 1)[-1])[:200]
     elif result.outcome == "failed" and result.detail.startswith(HELD_FOR_A_PERSON):
         # A hold is no field at fault: the bot stopped for a person. Only these words, never why (its reason
         # may quote a record entry's address); the status note on the issue says why.
