@@ -393,8 +393,9 @@ class GitLabTracker:
                 data = {"title": create[0], "description": create[1], "confidential": True}
                 created = self._call(lambda: self.project.issues.create(data, retry_transient_errors=False),
                                      "open the bot's home issue")
-                self._record_iid = int(created.iid)
-                self.award(self._record_iid, create[2])
+                self.award(int(created.iid), create[2])  # marked first: never taken for an erased entry
+                # Two first runs may each open one: both then take the oldest, so they share one lock.
+                self._record_iid = self.bot_issues()[0].iid
         return self._record_iid
 
     def add_note(self, iid: int, body: str, landed, doing: str = "") -> Note:
