@@ -224,6 +224,20 @@ def test_the_record_issue_is_the_oldest_the_bots_user_opened(tracker, mocked):
     assert tracker.home_issue(create=("t", "d", "robot")) == 3 and tracker.api_calls == 2
 
 
+def test_two_first_runs_that_each_open_a_home_issue_both_lock_on_the_oldest(tracker, mocked):
+    """Bug caught: on a project where the bot had opened nothing, two runs started together each opened a home
+    issue and each took "the" lock on its own, so both worked (the claims kept one email per request, but every
+    request was fought over). Each marks its own home, then both take the oldest issue the bot opened."""
+    mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
+    mine = matchers.query_param_matcher({"author_id": "99", "state": "all"}, strict_match=False)
+    mocked.get(f"{PROJECT}/issues", json=[], match=[mine])  # neither run's home exists yet
+    mocked.get(f"{PROJECT}/issues", match=[mine], json=[issue_json(6, author={"id": 99}),   # this run's
+                                                        issue_json(5, author={"id": 99})])  # the other run's
+    mocked.post(f"{PROJECT}/issues", json=issue_json(6, author={"id": 99}))
+    marked = mocked.post(f"{PROJECT}/issues/6/award_emoji", json={"id": 1, "name": "robot", "user": {"id": 99}})
+    assert tracker.home_issue(create=("t", "d", "robot")) == 5 and marked.call_count == 1
+
+
 def test_unreachable_gitlab_is_transient_and_names_no_secret(config):
     from dataclasses import replace
     cfg = replace(config, gitlab=replace(config.gitlab, url="http://127.0.0.1:9", timeout_seconds=2))
