@@ -64,7 +64,9 @@ class Summary:
 # Artifacts and job logs are read by more people, for longer, than the issues: they hold issue numbers, outcomes,
 # license ids and the names of the fields at fault, never an address or what a field said (the status note on the
 # issue, and `license-bot find`, are the place for those).
+HELD_FOR_A_PERSON = "held for a person"  # how the processor's holds begin (names no customer)
 _LICENSE_ID = re.compile(r"\blicense ([0-9a-f]{16})\b")
+_TICKET = re.compile(r"\bticket \d+")
 _ADDRESS = re.compile(r"[^\s@<>()\[\]'\"`,;:]+@[^\s@<>()\[\]'\"`,;:]+")
 
 
@@ -72,10 +74,18 @@ def quiet(result: Result) -> dict:
     """One result as the report and the log may show it."""
     found = _LICENSE_ID.search(result.detail)
     reason = None
+    fields = [field_name for field_name, _ in result.problems]
     if result.outcome in ("retrying", "skipped"):  # why it waits: the bot's words, any address in them hidden
         reason = _ADDRESS.sub("[address]", result.detail)[:200]
+    elif result.outcome == "succeeded" and ("NOT posted" in result.detail or "WITHOUT the file" in result.detail):
+        # Emailed, but a person must finish the note on the ticket: the log says so, without the ticket's number.
+        reason = _TICKET.sub("the ticket", result.detail.split("; ", 1)[-1])[:200]
+    elif result.outcome == "failed" and result.detail.startswith(HELD_FOR_A_PERSON):
+        # A hold is no field at fault: the bot stopped for a person. Only these words, never why (its reason
+        # may quote a record entry's address); the status note on the issue says why.
+        reason, fields = HELD_FOR_A_PERSON, []
     return {"iid": result.iid, "outcome": result.outcome, "license_id": found.group(1) if found else None,
-            "fields": [field_name for field_name, _ in result.problems], "reason": reason}
+            "fields": fields, "reason": reason}
 
 
 def log_lines(ref: str, result: Result) -> list[str]:
@@ -102,7 +112,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
         say: Callable[[str], None] = print) -> Summary:
     summary = Summary()
     tracker = ctx.tracker
-    lock = RunLock(tracker, ctx.now, timedelta(minutes=ctx.config.run.lock_stale_minutes))
+    lock = RunLock(tracker, ctx.now, timedelta(minutes=ctx.config.run.lock_stale_minutes),
+                   where=f"{ctx.config.gitlab.url}/{ctx.config.gitlab.project}")
     try:
         if trigger_payload is not None:
             decision = trigger.decide(trigger_payload, ctx.config.gitlab.project, tracker.me()["username"])
@@ -131,8 +142,7 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
             if not lock.acquire():
                 other = lock.other
                 summary.found, summary.locked_out = len(issues), True
-                summary.note = ("another run holds the run lock" + (f" ({other.host} pid {other.pid}, since "
-                                                                     f"{other.since:%H:%M:%S})" if other else "")
+                summary.note = ("another run holds the run lock" + (f" ({other.describe()})" if other else "")
                                 + ": it handles the requests; nothing done")
                 say(summary.note)
                 return summary

@@ -156,11 +156,12 @@ class ZendeskRoutes:
     def zd_upload(self):
         zd = self._zd()
         name = (parse_qs(urlsplit(self.path).query).get("filename") or ["file"])[-1]
+        # Read even when refused: an unread body is taken for the next request on the keep-alive connection.
+        data = self.raw_body()  # type: ignore[attr-defined]
         if any(name.lower().endswith(ext.lower()) for ext in zd.get("blocked_extensions") or ()):
             raise ApiError(422, "RecordInvalid", {"error": "RecordInvalid", "description": "Record validation "
                                                   "errors", "details": {"base": [{"description": "File type not "
                                                                                   "allowed"}]}})
-        data = self.raw_body()  # type: ignore[attr-defined]
         token = secrets.token_hex(12)
         zd["uploads"][token] = {"token": token, "file_name": name, "size": len(data),
                                 "data": base64.b64encode(data).decode()}
