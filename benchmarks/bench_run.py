@@ -9,9 +9,12 @@ p50/p95 time per request, the run's peak memory; for an idle run its wall time a
 measured in the same run, the time of `python -c "import gitlab, cryptography, jinja2, yaml"`.
 And the cost of reading the record with `--foreign-comments` (10,000) comments by someone else on an entry
 issue, next to what the same comments cost when the record was comments on one issue (issue 16).
-Targets: <= 6 API calls per successful request beyond listing and cached lookups (upload, the record entry
-opened and closed, claim, status note, close), no 429, <= 2 for an idle run, >= 20 requests/s, an idle run
-within 1.5x of the import baseline, and a record read of at most one call per 100 licenses plus one.
+Targets: <= 8 API calls per successful request beyond listing and cached lookups, one for each of: the claim
+announced in the status note, the bot's claim reaction (issue 16: the claim that keeps overlapping runs to one
+email), the upload, the record entry opened and closed (two: an entry is its own issue, so reading the record
+costs a call per 100 licenses), the processing label, the status note, the close; no 429, <= 2 for an idle
+run, >= 20 requests/s, an idle run within 1.5x of the import baseline, and a record read of at most one call
+per 100 licenses plus one.
 """
 
 from __future__ import annotations
@@ -46,14 +49,14 @@ def calls(url: str, since: int = 0) -> list:
         return json.load(response)["requests"]
 
 
-def classify(method: str, path: str) -> str:
+def classify(method: str, path: str, home_iid: int) -> str:
     if method == "GET" and re.search(r"/issues\?(?!.*author_id)", path):
         return "listing"  # the open issues, once before and once under the run lock
-    if method == "GET" or re.search(r"/labels", path):
+    if method == "GET" or re.search(rf"/issues/{home_iid}/award_emoji", path):
         # per-run: the token's role and project, the bot user, groups and membership, the record's entries,
-        # and the run lock
+        # and the run lock (the bot's reaction on its home issue, and the home's marker when it is opened)
         return "cached"
-    return "per request"  # upload, record entry (opened, closed), claim, status note, close
+    return "per request"  # claim (announced, reacted), upload, record entry (opened, closed), label, note, close
 
 
 def timed_pair(first: list[str], second: list[str], env: dict, repeat: int) -> tuple[float, float]:
@@ -71,7 +74,8 @@ def record_read(bot: Bot, url: str, comments: int) -> tuple[int, int, int]:
     """Someone adds `comments` comments to the first record entry issue; then the calls one record read
     costs, and what reading the comments of an issue that holds them costs (the old record's way)."""
     config = config_mod.load(bot.config_path, environ={})
-    first = GitLabTracker(config, "bot-token").bot_issues()[0].iid
+    first = next(i.iid for i in GitLabTracker(config, "bot-token").bot_issues()  # not the home issue
+                 if i.title.startswith("License Bot record:"))
 
     def post(part: range) -> None:
         issue = client(url, "alice-token").issues.get(first, lazy=True)  # a Developer sees confidential issues
@@ -126,8 +130,12 @@ def main() -> int:
         report = json.loads((work / "report.json").read_text())
         log = calls(url, before)
         kinds = {"listing": 0, "cached": 0, "per request": 0}
+        home_opened = False  # the run lock opens the bot's home issue once, before any record entry
         for method, path, _ in log:
-            kinds[classify(method, path)] += 1
+            kind = classify(method, path, args.requests + 1)
+            if kind == "per request" and method == "POST" and path.endswith("/issues") and not home_opened:
+                kind, home_opened = "cached", True
+            kinds[kind] += 1
         per_request = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False))
         ok = report["succeeded"]
 
@@ -144,7 +152,7 @@ def main() -> int:
         print(f"API calls in all             : {len(log):8d}   (listing {kinds['listing']}, per-run cached "
               f"{kinds['cached']}, per request {kinds['per request']})")
         print(f"API calls per success        : {kinds['per request'] / max(ok, 1):8.2f}   (beyond listing and "
-              f"cached lookups; target <= 6)")
+              f"cached lookups; target <= 8)")
         too_many = sum(1 for _, _, status in log if status == 429)
         print(f"answered 429 (rate limit)    : {too_many:8d}   (search limit "
               f"{args.search_rate_limit or 'off'}/min; target 0)")
@@ -161,7 +169,7 @@ def main() -> int:
         print(f"record read, {args.foreign_comments} foreign comments on an entry: {read_calls} API calls for "
               f"{licenses} licenses (target <= {licenses // 100 + 2}); the same comments on one issue read as the "
               f"old record issue was: {old_calls} calls, plus one per 100 licenses")
-        met = (kinds["per request"] / max(ok, 1) <= 6 and idle_calls <= 2 and ok / wall >= 20 and ratio <= 1.5
+        met = (kinds["per request"] / max(ok, 1) <= 8 and idle_calls <= 2 and ok / wall >= 20 and ratio <= 1.5
                and ok == args.requests and too_many == 0 and read_calls <= licenses // 100 + 2)
         print("targets met" if met else "TARGETS MISSED")
         return 0 if met else 1

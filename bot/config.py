@@ -20,6 +20,7 @@ import yaml
 from . import files, resources
 from .errors import BotError
 from .license import TrialTerms
+from .scrub import Scrubber
 
 
 class ConfigError(BotError):
@@ -515,7 +516,8 @@ def _gitlab_url(from_file: str | None, environ: Mapping[str, str], source: str, 
     url = from_file or (environ.get("CI_SERVER_URL") or "").rstrip("/")
     if variable and not _same_url(variable, url):
         where = f"gitlab.url in {source}" if from_file else "this pipeline's GitLab (CI_SERVER_URL)"
-        errors.append(f"GITLAB_URL: {_show(variable)} is not {where}, {url or '(not set)'}; in a pipeline the token "
+        shown = Scrubber()(variable)[:200]  # a variable, not a file's text: shown, without user-info or a token
+        errors.append(f'GITLAB_URL: "{shown}" is not {where}, {url or "(not set)"}; in a pipeline the token '
                       "goes only there: remove the GITLAB_URL variable (to use another GitLab, set gitlab.url in the "
                       "repository's config file)")
     return url

@@ -57,6 +57,8 @@ class DryRunTracker:
     def __init__(self, tracker, say: Callable[[str], None]):
         self._tracker, self._say = tracker, say
         self._uploads = 0
+        self._labels: dict[str, dict] = {}
+        self._home_opened = False
 
     def __getattr__(self, name):  # reads go to the real tracker
         return getattr(self._tracker, name)
@@ -68,7 +70,8 @@ class DryRunTracker:
         return edit.applied_to(issue)
 
     def save_status_note(self, iid: int, body: str, note_id: int | None = None) -> Note:
-        verb = "rewrite its status note on" if note_id else "write a status note on"
+        verb = ("rewrite the status note it would have written on" if note_id == -1 else
+                "rewrite its status note on" if note_id else "write a status note on")
         shown = "\n".join(("    " + line).rstrip() for line in _readable(body).splitlines())
         self._say(f"would {verb} issue #{iid}, reading:\n{shown}")
         return Note(id=note_id or -1, body=body)
@@ -83,12 +86,44 @@ class DryRunTracker:
         return Issue(iid=-1, title=title, description=description, state="closed", labels=(), author_username="",
                      author_id=0, confidential=True, web_url="", created_at=now, updated_at=now)
 
+    def home_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
+        iid = self._tracker.home_issue()
+        if iid is None and create and not self._home_opened:
+            self._say("would open the bot's home issue (where its run lock lives)")
+            self._home_opened = True
+        return -1 if iid is None and self._home_opened else iid
+
+    def awards(self, iid: int):
+        return [] if iid == -1 else self._tracker.awards(iid)  # -1: the home issue it would have opened
+
+    def comments(self, iid: int) -> list[Note]:
+        return [] if iid == -1 else self._tracker.comments(iid)
+
+    def unaward(self, iid: int, award_id: int) -> bool:
+        self._say(f"would remove reaction {award_id} on issue #{iid}")
+        return True
+
+    def delete_note(self, iid: int, note_id: int) -> None:
+        self._say(f"would delete note {note_id} on issue #{iid}")
+
+    def award(self, iid: int, name: str):
+        from .evidence import Award
+
+        self._say(f"would react :{name}: on issue #{iid}")
+        return Award(id=-1, name=name, user_id=self.me()["id"], username=self.me()["username"],
+                     created_at=datetime.now(timezone.utc))
+
     def create_label(self, name: str, color: str, description: str) -> bool:
         self._say(f"would create label {name} (the run lock)")
+        self._labels[name] = {"name": name, "color": color, "description": description}
         return True
+
+    def get_label(self, name: str) -> dict | None:
+        return self._labels[name] if name in self._labels else self._tracker.get_label(name)
 
     def delete_label(self, name: str) -> None:
         self._say(f"would delete label {name} (the run lock)")
+        self._labels.pop(name, None)
 
     def upload(self, filename: str, data: bytes) -> Upload:
         self._uploads += 1

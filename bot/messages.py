@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from . import resources
 from .actions import Actors, grouped
+from .inert import Verbatim, inert
 from .request import FieldError
 from .status import MARKER, Status, encode_state
 
@@ -29,8 +30,10 @@ FIELD_NAMES = {
 }
 
 
-@lru_cache(maxsize=1)
-def environment():
+@lru_cache(maxsize=2)
+def environment(for_gitlab: bool = False):
+    """Templates; `for_gitlab` (what the bot writes on issues, `*.md.j2`): every value is made inert, so no
+    outside text reaches a line start as a quick action, whatever field it came through."""
     # Imported here: an idle run renders nothing and should not pay for jinja2.
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -41,6 +44,7 @@ def environment():
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=(lambda v: inert(v) if isinstance(v, str) else v) if for_gitlab else None,
     )
     env.filters["sentence"] = sentence
     return env
@@ -52,7 +56,7 @@ def sentence(text: str) -> str:
 
 
 def render(name: str, **values) -> str:
-    return environment().get_template(name).render(field_names=FIELD_NAMES, **values)
+    return environment(name.endswith(".md.j2")).get_template(name).render(field_names=FIELD_NAMES, **values)
 
 
 def failure(author: str | None, errors: Sequence[FieldError], warnings: Sequence[FieldError] = (),
@@ -98,9 +102,9 @@ def status_note(status: Status, *, key_text: str | None = None, labels: dict[str
                 duration_days: int, max_attempts: int, actors: Actors = DEFAULT_ACTORS) -> str:
     failure_text = failure(status.author, [FieldError(*e) for e in status.errors],
                            [FieldError(*w) for w in status.warnings], actors) if status.step == "rejected" else ""
-    body = render("status_note.md.j2", marker=MARKER, status=status, failure=failure_text.strip(),
-                  key_text=key_text, labels=labels, duration_days=duration_days, max_attempts=max_attempts,
-                  state=encode_state(status))
+    body = render("status_note.md.j2", marker=MARKER, status=status, failure=Verbatim(failure_text.strip()),
+                  key_text=Verbatim(key_text) if key_text else key_text, labels=labels, duration_days=duration_days,
+                  max_attempts=max_attempts, state=Verbatim(encode_state(status)))
     return re.sub(r"\n{3,}", "\n\n", body)
 
 

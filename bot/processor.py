@@ -1,33 +1,42 @@
 """One request, from a filed issue to a closed [Success] issue: the whole workflow in one file.
 
 Steps, each safe to repeat after a crash at any point:
-  1. judge the description (parser and policy, with membership, approvals and the record of issued
-     licenses); an invalid request is marked failed and waits until its description changes;
-  2. make the license and record it (upload, then the record entry) before anything else: from here
-     on the request never gets another license, and every rule counts it;
-  3. claim the issue (the processing label; confidential), so the label history shows the bot took it;
-  4. email the license, refusing one that GitLab would no longer accept (expired, not yet valid);
+  1. judge the description as the request of everyone who wrote it (parser and policy, with membership,
+     approvals and the record of issued licenses, all read once into `evidence`); an invalid request is
+     marked failed and waits until its description changes;
+  2. claim it: the bot's own emoji reaction, which GitLab creates once per user and issue and nobody below
+     an admin can remove, so of overlapping runs exactly one goes on (the status note says which first);
+  3. make the license and record it (upload, then the record entry): from here on the request never gets
+     another license, and every rule counts it;
+  4. label it processing and confidential, and email the license, refusing one that GitLab would no longer
+     accept (expired, not yet valid);
   5. write what happened in the status note, retitle `[Success] - ...`, label success, close;
   6. tell the licensing Slack channel, if configured (a failure there is noted, not fatal).
 The license bytes are derived from the request, so even two overlapping runs make the same key.
 
 Only the record proves a license exists. An issue whose record entry or status note was erased, or
-that was reopened after its license was emailed, never gets another license or another email.
+that was reopened after its license was emailed, never gets another license or another email. Issues
+the bot opened itself (its home issue, the record entries) are never requests.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from . import evidence as evidence_mod
 from . import license as lic_mod
 from . import messages, policy, record, request
 from . import status as status_mod
 from .actions import Actors
+from .evidence import Evidence
 from .mailer import Delivery, MailError, build_message
+from .runlock import pid_alive
 from .slack import SlackError
-from .status import DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
+from .status import CLAIMED, DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
 from .tracker import Issue, IssueEdit, Note
 from .zendesk import CLOSED, TICKET, ZendeskError, customer_ticket_url
 
@@ -50,20 +59,20 @@ def process(issue: Issue, ctx: Context) -> Result:
     labels = set(issue.labels)
     if issue.state != "opened":
         return Result(issue.iid, SKIPPED, "the issue is closed")
+    if issue.author_id == ctx.tracker.me()["id"]:  # nobody else can open an issue as the bot
+        return Result(issue.iid, SKIPPED, "the bot opened this issue itself: never a request, whatever it says")
     if cfg.label not in labels and not request.parse(issue.description, ctx.config.tickets.base_url).has_form_marker:
         return Result(issue.iid, SKIPPED, "not a license request (no request label or form marker)")
     if cfg.failed_label in labels and issue.updated_at < ctx.now - timedelta(minutes=ctx.config.run.recheck_minutes):
         return Result(issue.iid, SKIPPED, "failed earlier and not updated since")
 
-    # Only an issue with a state label or any comment can hold a status note.
-    touched = bool(labels & set(cfg.state_labels)) or issue.user_notes_count > 0
-    note = ctx.tracker.status_note(issue.iid) if touched else None
+    ev, note = _evidence(issue, ctx)
     status = status_mod.read(note.body) if note else None
 
     recorded = ctx.record.for_issue(issue.iid)
     refused = ctx.record.refused(recorded.entry.license_id) if recorded is not None else None
     if recorded is not None and (refused is None or _resend_asked(issue, ctx)):
-        return _follow_up(issue, note, status, recorded, ctx)
+        return _follow_up(issue, note, status, recorded, ev, ctx)
     damage = ctx.record.damage()
     if status and status.step == HELD and not (status.last_error or "").startswith(record.DAMAGED):
         return Result(issue.iid, SKIPPED, "held for a person: " + (status.last_error or ""))
@@ -79,25 +88,27 @@ def process(issue: Issue, ctx: Context) -> Result:
         _save(issue, note, base.with_(step=HELD, last_error=why), ctx)
         return Result(issue.iid, FAILED, f"held for a person: {why}", (("license", why),))
     if status and status.step == HELD:
-        status = None  # held only while the record was damaged: judged afresh now that it checks out
+        # Held only while the record was damaged: judged afresh now that it checks out, keeping the claim a run
+        # announced before the hold (its reaction stays on the issue; the next attempt takes the next one).
+        status = status.with_(step=CLAIMED, last_error=None) if status.claim >= 0 else None
     if refused is not None and status and status.description_sha256 == description_hash(issue.description):
         # The mail server refused the address and nobody has corrected it (or asked for a re-send) yet.
         return Result(issue.iid, SKIPPED, "its license was not delivered; waiting for a person")
     if status and status.has_license and refused is None:
         return _hold(issue, note, status, ctx, f"the status note names license {status.license_id}, but the bot's "
                      "record holds no license for this issue, so the bot cannot tell what was sent")
-    if status is None and (touched or issue.updated_at > issue.created_at) and _claimed_before(issue, ctx):
+    if status is None and ev.claimed_before:
         return _hold(issue, note, None, ctx, "the bot claimed this issue before, yet its license is neither in the "
                      "record nor in a status note: they were deleted")
 
     # 1. Judge.
     digest = description_hash(issue.description)
+    approval, not_approved = ev.approval() if cfg.override_label in labels else (None, None)
+    override = approval.id if approval else 0
     unchanged = status and status.step == REJECTED and status.description_sha256 == digest
-    if unchanged and cfg.failed_label in labels and (cfg.override_label not in labels
-                                                     or _override_event(issue, ctx) == status.override):
+    if unchanged and cfg.failed_label in labels and status.override == override:
         return Result(issue.iid, SKIPPED, "failed earlier; its description has not changed")
-    verdict, approver, ticket = _judge(issue, ctx)
-    override = _override_event(issue, ctx) if cfg.override_label in labels else 0
+    verdict, ticket = _judge(issue, ev, approval, not_approved, ctx)
     was_refused = [ctx.record.refused(r.entry.license_id) for r in ctx.record.entries()
                    if r.entry.issue_iid == issue.iid] if refused is not None else []
     same = next((r for r in was_refused if r and record.same_address(verdict.request.email, r.email)), None) \
@@ -108,9 +119,17 @@ def process(issue: Issue, ctx: Context) -> Result:
                      f"correct the address, or add the ~\"{cfg.processing_label}\" label to send it there again"),),
             verdict.warnings)
     if not verdict.ok:
-        return _reject(issue, note, verdict, digest, ctx)
+        return _reject(issue, note, verdict, digest, override, ctx, status.claim if status else -1)
 
-    # 2. Make the license and record it before anything else (for a corrected address, a new one: the refused
+    # 2. Claim it: of overlapping runs, only the one whose reaction GitLab created goes on.
+    claimed = _claim(issue, note, status, ev, ctx)
+    if isinstance(claimed, Result):
+        return claimed
+    note, status = claimed
+    if refused is not None:  # the refused license's delivery is over: this one starts afresh
+        status = status.with_(step=CLAIMED, attempts=0, last_error=None, emailed_at=None, message_id=None)
+
+    # 3. Make the license and record it before anything else (for a corrected address, a new one: the refused
     # one was never delivered, and the record says so).
     req = verdict.request
     lic = lic_mod.build_trial(req.email, req.user_count, ctx.today, ctx.config.license.terms)
@@ -123,15 +142,15 @@ def process(issue: Issue, ctx: Context) -> Result:
         issue_url=issue.web_url, email=req.email, user_count=req.user_count, ticket_id=req.ticket_id,
         ticket_url=req.ticket_url, made_on=ctx.today.isoformat(), expires_on=lic.expires_at.isoformat(),
         file_name=lic_mod.file_name(lic), upload_markdown=upload.markdown), key_text)
-    status = _status_of(recorded, issue, None, ctx).with_(
+    status = _status_of(recorded, issue, status, ctx).with_(
         description_sha256=digest, warnings=tuple((w.field, w.message) for w in verdict.warnings),
-        approved_by=approver, override=override, ticket_status=ticket and ticket.status,
+        approved_by=approval.username if approval else None, override=override, ticket_status=ticket and ticket.status,
         ticket_requester=ticket and ticket.requester_email, ticket_organization=ticket and ticket.organization)
     if refused is not None:
         status = status.with_(notices=(*status.notices, f"License {refused.license_id} for {refused.email} was "
                                        f"refused by the mail server ({refused.why}) and never delivered; this "
                                        f"license, for the corrected address, replaces it."))
-    return _deliver(issue, note, status, recorded, ctx)
+    return _deliver(issue, note, status, recorded, ctx, None)
 
 
 def _refusal_reason(text: str) -> str:
@@ -147,15 +166,76 @@ def _resend_asked(issue: Issue, ctx: Context) -> bool:
     return cfg.processing_label in issue.labels or cfg.failed_label not in issue.labels
 
 
-def _follow_up(issue: Issue, note: Note | None, status: Status | None, recorded: record.Recorded,
+def _evidence(issue: Issue, ctx: Context) -> tuple[Evidence, Note | None]:
+    """Everything trust rests on for this issue, read once (its notes and reactions), and its status note:
+    the oldest note with the marker written by the bot's own user."""
+    cfg = ctx.config.requests
+    me = ctx.tracker.me()["id"]
+    # An issue never changed since it was filed has no notes, no description edits and no claim (the bot
+    # announces a claim in a note first; GitLab sets updated_at, and every edit, note or deletion moves it):
+    # nothing to read. Its reactions are read only if someone may have approved it.
+    untouched = issue.updated_at == issue.created_at and issue.user_notes_count == 0
+    notes = [] if untouched else ctx.tracker.all_notes(issue.iid)
+    awards = [] if untouched and cfg.override_label not in issue.labels else ctx.tracker.awards(issue.iid)
+    note = next((n for n in notes if not n.system and n.author_id == me and status_mod.is_status_note(n.body)), None)
+    ev = evidence_mod.gather(
+        issue, notes, awards, me,
+        evidence_mod.member_rule(cfg.requester_users, cfg.requester_groups, cfg.min_access_level,
+                                 ctx.tracker.member_level),
+        evidence_mod.member_rule(cfg.approver_users, cfg.approver_groups, cfg.min_access_level,
+                                 ctx.tracker.member_level))
+    return ev, note
+
+
+def _claim(issue: Issue, note: Note | None, status: Status | None, ev: Evidence,
+           ctx: Context) -> tuple[Note, Status] | Result:
+    """Take this request's claim before recording or emailing: say in the status note which claim this run
+    takes, then react. GitLab creates a user's reaction once per issue, so of two runs exactly one gets it."""
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    k, why = evidence_mod.claim_attempt(
+        ev.claims(), status.claim if status else -1, status.claimer if status else None, me=me, alive=_alive,
+        now=ctx.now, stale_after=timedelta(minutes=ctx.config.run.lock_stale_minutes))
+    if k is None:
+        return Result(issue.iid, RETRYING, why)
+    if k >= len(evidence_mod.CLAIMS):
+        return _hold(issue, note, status, ctx, f"the bot started this request's delivery {k} times without "
+                     "finishing it (each run that tried stopped or crashed)")
+    base = status or Status(step=CLAIMED, description_sha256=description_hash(issue.description),
+                            judged_at=ctx.now.isoformat(), author=issue.author_username)
+    if base.step == REJECTED:
+        base = base.with_(step=CLAIMED, errors=(), last_error=None)
+    status = base.with_(claim=k, claimer=me)
+    if note is not None and ctx.tracker.note_body(issue.iid, note.id) != note.body:
+        return Result(issue.iid, RETRYING, "the status note changed since this run read it: another run is at "
+                                           "this request, and this run leaves it alone")
+    announced = _save(issue, note, status, ctx)
+    if ctx.tracker.award(issue.iid, evidence_mod.CLAIMS[k]) is None:
+        if note is None:  # this run's own new note: take it back, so the issue keeps one status note
+            ctx.tracker.delete_note(issue.iid, announced.id)
+        return Result(issue.iid, RETRYING, "another run claimed this request at the same moment; it makes and "
+                                           "emails the license, this run leaves it alone")
+    return announced, status
+
+
+def _alive(holder: str) -> bool:
+    """Whether a claim's run may still be working: a dead process on this host is not; elsewhere, unknown."""
+    host, _, pid = holder.rpartition(":")
+    return host != socket.gethostname() or not pid.isdigit() or pid_alive(int(pid))
+
+
+def _follow_up(issue: Issue, note: Note | None, status: Status | None, recorded: record.Recorded, ev: Evidence,
                ctx: Context) -> Result:
     """An issue whose license is already made: finish it, never make or send a second one."""
     cfg = ctx.config.requests
     if status is None or not status.has_license:
-        if _closed_as_success_before(issue, ctx):
+        if ev.closed_by_bot:
             return _hold(issue, note, _status_of(recorded, issue, status, ctx), ctx, "its license was emailed and the "
                          "issue closed [Success] before, then the bot's status note was deleted")
-        return _deliver(issue, note, _status_of(recorded, issue, status, ctx), recorded, ctx)  # crash: resume
+        if status is None and ev.claimed_before:
+            return _hold(issue, note, _status_of(recorded, issue, status, ctx), ctx, "the bot claimed and recorded "
+                         "this request before, then its status note was deleted, so the bot cannot tell whether "
+                         "the license was emailed")
+        return _deliver(issue, note, _status_of(recorded, issue, status, ctx), recorded, ctx, ev)  # crash: resume
     if status.license_sha256 != recorded.entry.sha256:
         return _hold(issue, note, status, ctx, f"the status note names license {status.license_id}, but the record "
                      f"holds {recorded.entry.license_id} for this issue")
@@ -164,16 +244,18 @@ def _follow_up(issue: Issue, note: Note | None, status: Status | None, recorded:
     if status.step == DELIVERED and status.ticket_noted is False:
         return _finish(issue, note, status, recorded, ctx)  # emailed; the note on the ticket is pending
     if status.step == DELIVERED:
-        return _close_again(issue, note, status, ctx, reopened=_closed_as_success_before(issue, ctx))
+        return _close_again(issue, note, status, ctx, reopened=ev.closed_by_bot)
     if status.step == UNDELIVERED:
         if cfg.failed_label in issue.labels and cfg.processing_label not in issue.labels:
             return Result(issue.iid, SKIPPED, "its license was not delivered; waiting for a person")
         # A person put the processing label back (or took the failed one off): a new send they asked for.
         status = status.with_(step=PERSISTED, attempts=0, last_error=None, resends=status.resends + 1)
-    return _deliver(issue, note, status, recorded, ctx)
+    return _deliver(issue, note, status, recorded, ctx, ev)
 
 
-def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.Recorded, ctx: Context) -> Result:
+def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.Recorded, ctx: Context,
+             ev: Evidence | None) -> Result:
+    """Email a recorded license. `ev`: the issue's evidence when this run has not claimed it yet (None: it has)."""
     cfg = ctx.config.requests
     lic, key_text = recorded.license, recorded.key_text
     problems = lic_mod.preflight(lic, ctx.today)
@@ -181,15 +263,20 @@ def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.R
         return _undelivered(issue, note, status, ctx, "GitLab would no longer accept this license (" + "; ".join(
             problems) + "), so it was not sent. File a new request; a Support manager's override lets it through "
                         "the one-license-per-ticket rule")
+    if ev is not None:
+        claimed = _claim(issue, note, status, ev, ctx)
+        if isinstance(claimed, Result):
+            return claimed
+        note, status = claimed
 
-    # 3. Claim it: the label history now shows the bot took it, and only members can read it.
+    # 4. Show it: the processing label for people, and only members can read it.
     issue = ctx.tracker.edit_issue(issue, IssueEdit(
         add_labels=_missing(issue, cfg.label, cfg.processing_label),
         remove_labels=_present(issue, cfg.failed_label, cfg.success_label),
         confidential=None if issue.confidential else True,
     ))
 
-    # 4. Email it.
+    # ...and email it.
     zd = ctx.config.zendesk  # the customer's view of the ticket, never the agent page the engineer pasted
     delivery = Delivery(license=lic, key_text=key_text, license_id=status.license_id, file_name=status.file_name,
                         ticket_url=customer_ticket_url(zd.url, status.ticket_id, zd.help_center_url)
@@ -206,12 +293,14 @@ def _deliver(issue: Issue, note: Note | None, status: Status, recorded: record.R
         if exc.permanent or attempts >= ctx.config.run.max_attempts:
             why = str(exc) if exc.permanent else f"{attempts} delivery attempts failed; the last: {exc}"
             return _undelivered(issue, note, status.with_(attempts=attempts), ctx, why)
-        _save(issue, note, status.with_(attempts=attempts, last_error=str(exc), step=PERSISTED), ctx, key_text)
+        _save(issue, note, status.with_(attempts=attempts, last_error=str(exc), step=PERSISTED, claimer=None), ctx,
+              key_text)
         return Result(issue.iid, RETRYING, f"email attempt {attempts} failed: {exc}")
 
     if ctx.record.refused(recorded.entry.license_id):  # a person's re-send reached it after all
         ctx.record.mark_refused(recorded.entry, False, "a person's re-send", ctx.today.isoformat())
     status = status.with_(step=DELIVERED, last_error=None, emailed_at=ctx.now.isoformat(timespec="seconds"),
+                          claimer=None,
                           message_id=message["Message-ID"], attempts=status.attempts + 1,
                           ticket_noted=False if ctx.zendesk is not None else None)
     # The emailed state is saved before any other outside call: whatever Zendesk, Slack or GitLab answer
@@ -309,7 +398,8 @@ def internal_error(issue: Issue, ctx: Context, what: str) -> Result:
     if status.has_license:
         return _undelivered(issue, note, status.with_(internal_errors=count), ctx, why)
     digest = description_hash(issue.description)  # judged again once the description changes
-    return _reject(issue, note, policy.Verdict(None, (policy.FieldError("form", why),), ()), digest, ctx)
+    return _reject(issue, note, policy.Verdict(None, (policy.FieldError("form", why),), ()), digest, 0, ctx,
+                   status.claim)
 
 
 def _note_on_ticket(issue: Issue, status: Status, recorded: record.Recorded, ctx: Context) -> bool | None:
@@ -349,12 +439,12 @@ def _hold(issue: Issue, note: Note | None, status: Status | None, ctx: Context, 
     """Stop for good on an issue whose history does not add up; a person must look. Nothing is sent."""
     base = status or Status(step=HELD, description_sha256=description_hash(issue.description),
                             judged_at=ctx.now.isoformat(), author=issue.author_username)
-    _wait_for_a_person(issue, note, base.with_(step=HELD, last_error=why), ctx)
+    _wait_for_a_person(issue, note, base.with_(step=HELD, last_error=why, claimer=None), ctx)
     return Result(issue.iid, FAILED, f"held for a person: {why}", (("license", why),))
 
 
 def _undelivered(issue: Issue, note: Note | None, status: Status, ctx: Context, why: str) -> Result:
-    status = status.with_(step=UNDELIVERED, last_error=why)
+    status = status.with_(step=UNDELIVERED, last_error=why, claimer=None)
     _wait_for_a_person(issue, note, status, ctx)
     return Result(issue.iid, FAILED, f"license {status.license_id} not delivered: {why}", (("email", why),))
 
@@ -374,12 +464,13 @@ def _not_success(title: str) -> str | None:
     return "[Held] - " + title.removeprefix("[Success] - ") if messages.parse_success_title(title) else None
 
 
-def _reject(issue: Issue, note: Note | None, verdict: policy.Verdict, digest: str, ctx: Context) -> Result:
+def _reject(issue: Issue, note: Note | None, verdict: policy.Verdict, digest: str, override: int,
+            ctx: Context, claim: int = -1) -> Result:
+    """Fail the request; `claim` keeps the last claim taken, so a later attempt knows it finished."""
     cfg = ctx.config.requests
     status = Status(step=REJECTED, description_sha256=digest, judged_at=ctx.now.isoformat(),
                     author=issue.author_username, errors=tuple((e.field, e.message) for e in verdict.errors),
-                    warnings=tuple((w.field, w.message) for w in verdict.warnings),
-                    override=_override_event(issue, ctx) if cfg.override_label in issue.labels else 0)
+                    warnings=tuple((w.field, w.message) for w in verdict.warnings), override=override, claim=claim)
     ctx.tracker.edit_issue(issue, IssueEdit(
         add_labels=_missing(issue, cfg.label, cfg.failed_label), remove_labels=_present(issue, cfg.processing_label),
         assignee_ids=_assign(issue)))
@@ -388,7 +479,9 @@ def _reject(issue: Issue, note: Note | None, verdict: policy.Verdict, digest: st
                   status.errors)
 
 
-def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None, policy.TicketFacts | None]:
+def _judge(issue: Issue, ev: Evidence, approval: evidence_mod.Award | None, not_approved: str | None,
+           ctx: Context) -> tuple[policy.Verdict, policy.TicketFacts | None]:
+    """The request as the request of everyone who wrote its description, with the approval that holds for it."""
     cfg = ctx.config
     parsed = request.parse(issue.description, cfg.tickets.base_url)
     ticket = None
@@ -400,77 +493,29 @@ def _judge(issue: Issue, ctx: Context) -> tuple[policy.Verdict, str | None, poli
             if exc.kind != TICKET:
                 raise
             unreadable = f"Zendesk answered {exc.status}"  # this ticket, not the token: this request's error
-    allowed = _may(issue.author_username, issue.author_id, cfg.requests.requester_users,
-                   cfg.requests.requester_groups, ctx)
     prior = ctx.record.prior_licenses(issue.iid) if parsed.request or parsed.email or parsed.ticket_url else None
-    approver, warnings = None, []
-    if cfg.requests.override_label in issue.labels:
-        approver, warning = _approval(issue, ctx)
-        warnings += [warning] if warning else []
+    warnings = []
+    if not_approved:
+        warnings.append(policy.FieldError("override", (
+            f"the ~\"{cfg.requests.override_label}\" label was ignored: {not_approved}. An override counts only when "
+            f"an approver (not a writer of the request) adds the label and reacts with "
+            f":{evidence_mod.APPROVAL_EMOJI}: on the issue after the last change to its description")))
     rule = ("not a direct member with at least the " + cfg.requests.min_access_name + " role of "
             + " or ".join(cfg.requests.requester_groups or ("a requester group",)))
-    facts = policy.Facts(author=issue.author_username, author_allowed=allowed, override=approver is not None,
-                         prior_licenses=prior, approver=approver, ticket_checked=ctx.zendesk is not None,
+    facts = policy.Facts(author=issue.author_username, author_allowed=ev.may_request.get(issue.author_id, False),
+                         override=approval is not None, prior_licenses=prior,
+                         approver=approval.username if approval else None, ticket_checked=ctx.zendesk is not None,
                          ticket=ticket, ticket_unreadable=unreadable, min_attachments=cfg.zendesk.min_attachments)
     verdict = policy.evaluate(parsed, ctx.today, cfg.policy, cfg.tickets, facts, requester_rule=rule)
-    return policy.Verdict(verdict.request, verdict.errors, (*verdict.warnings, *warnings)), approver, ticket
-
-
-def _may(username: str, user_id: int, users: tuple[str, ...], groups: tuple[str, ...], ctx: Context) -> bool:
-    """Listed by name, or an active direct member of a listed group with at least the configured role."""
-    level = ctx.config.requests.min_access_level
-    return username in users or any(ctx.tracker.member_level(g, user_id) >= level for g in groups)
-
-
-def _label_adds(issue: Issue, ctx: Context, label: str) -> list:
-    """Who added this label to the issue, oldest first. The label history is read once per issue and run,
-    before the bot's own edits to it."""
-    key = ("label events", issue.iid)
-    if key not in ctx.cache:
-        ctx.cache[key] = ctx.tracker.label_events(issue.iid)
-    return [e for e in ctx.cache[key] if e.label == label and e.action == "add"]
-
-
-def _bot_added(issue: Issue, ctx: Context, label: str) -> bool:
-    me = ctx.tracker.me()["id"]
-    return any(e.user_id == me for e in _label_adds(issue, ctx, label))
-
-
-def _override_adds(issue: Issue, ctx: Context) -> list:
-    return _label_adds(issue, ctx, ctx.config.requests.override_label)
-
-
-def _override_event(issue: Issue, ctx: Context) -> int:
-    """The id of the override label's latest addition: an approver adding it again is a new decision."""
-    adds = _override_adds(issue, ctx)
-    return adds[-1].id if adds else 0
-
-
-def _approval(issue: Issue, ctx: Context) -> tuple[str | None, policy.FieldError | None]:
-    """Who approved the override: the latest adder of the override label, if an approver and not the author."""
-    cfg = ctx.config.requests
-    adds = _override_adds(issue, ctx)
-    if not adds:
-        return None, policy.FieldError("override", "the override label's history could not be read; it was ignored")
-    last = adds[-1]
-    if last.user_id == issue.author_id:
-        why = f"@{last.username} filed this request, and may not approve their own override"
-    elif not _may(last.username, last.user_id, cfg.approver_users, cfg.approver_groups, ctx):
-        why = (f"@{last.username} is not an approver (" + " or ".join(cfg.approver_groups or ("approver_users",))
-               + ")")
-    else:
-        return last.username, None
-    return None, policy.FieldError("override", f"the ~\"{cfg.override_label}\" label was ignored: {why}; ask a "
-                                               "Support manager to add it")
-
-
-def _claimed_before(issue: Issue, ctx: Context) -> bool:
-    """Whether the bot's user ever added the processing label: it claims only issues it has recorded."""
-    return _bot_added(issue, ctx, ctx.config.requests.processing_label)
-
-
-def _closed_as_success_before(issue: Issue, ctx: Context) -> bool:
-    return _bot_added(issue, ctx, ctx.config.requests.success_label)
+    errors = list(verdict.errors)
+    editor = ev.unauthorised_editor()
+    if editor is not None:
+        errors.append(policy.FieldError("author", (
+            f"@{editor.username} changed this request's description at {editor.created_at:%Y-%m-%d %H:%M} UTC but "
+            f"may not request licenses ({rule}). A request counts as the request of everyone who wrote its "
+            f"description: @{issue.author_username} can file it again as a new issue, or a requester can check "
+            "every field and save the description again")))
+    return policy.Verdict(verdict.request, tuple(errors), (*verdict.warnings, *warnings)), ticket
 
 
 def _status_of(recorded: record.Recorded, issue: Issue, status: Status | None, ctx: Context) -> Status:

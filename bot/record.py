@@ -58,6 +58,14 @@ if TYPE_CHECKING:
     from .tracker import Issue, Note, Tracker
 
 ISSUE_TITLE = "License Bot: record of issued licenses (written by the bot; do not edit)"  # the old record issue
+# The bot's home issue, where its run lock (bot/runlock.py) lives when it has opened no other issue yet: marked as
+# the home by the bot's own :robot: reaction, which nobody below the bot can make or remove (a title or description
+# any Reporter can write would let an erased entry pass for it).
+HOME_TITLE = "License Bot (written by the bot; do not edit or delete: its run lock lives here)"
+HOME_DESCRIPTION = ("License Bot's home issue. While a run works, the bot's own :lock: reaction here is its run "
+                    "lock. It holds no license: the record of issued licenses is one confidential issue per license, "
+                    "each opened by the bot.")
+HOME_EMOJI = "robot"
 ENTRY_TITLE = "License Bot record: license {license_id} (written and signed by the bot; do not edit)"
 FOLLOW_UP_TITLE = "License Bot record: license {license_id} {delivery} (written and signed by the bot; do not edit)"
 REFUSED, DELIVERED = "refused", "delivered"  # a follow-up entry's `delivery`
@@ -421,18 +429,30 @@ class Record:
 
     def audit(self) -> Audit:
         if self._audit is None:
-            self._audit = audit(self.tracker.bot_issues(), self.trusted)
+            issues = self.tracker.bot_issues()
+            self._audit = audit(issues, self.trusted)
+            homes = {i.iid for i in issues if _parse(i.description) is None
+                     and any(d.iid == i.iid for d in self._audit.damaged) and self._is_home(i.iid, i.author_id)}
+            if homes:  # another bot user's home issue (a token change): never an entry, so no erased one either
+                self._audit = replace(self._audit, problems=tuple(
+                    p for p in self._audit.problems if p.where not in {f"record entry issue #{h}" for h in homes}),
+                    damaged=tuple(d for d in self._audit.damaged if d.iid not in homes))
             if self._audit.legacy_pending and self._audit.legacy_iid is not None:
                 migrated = {r.entry.legacy_note for r in self._audit.entries}
                 found = read(self.tracker.comments(self._audit.legacy_iid), self._audit.legacy_author, self.trusted)
                 self._legacy = [replace(r, where=self._audit.legacy_iid) for r in found
                                 if r.entry.legacy_note not in migrated]
-                if not found:  # the old record issue was opened for an entry: none left is an erased first entry
+                if not found and not self._is_home(self._audit.legacy_iid, self._audit.legacy_author):
+                    # the old record issue was opened for an entry: none left is an erased first entry
                     self._audit = replace(self._audit, problems=(*self._audit.problems, Problem(
                         f"record entry issue #{self._audit.legacy_iid}", "holds no record entry, and no old entries "
                         "either: its description or its comments were erased (an Owner may delete it if it is an "
                         "old record issue that never held one)")))
         return self._audit
+
+    def _is_home(self, iid: int, author_id: int) -> bool:
+        """Whether the bot opened this issue as its home (no entry was ever in it): its own :robot: reaction."""
+        return any(a.name == HOME_EMOJI and a.user_id == author_id for a in self.tracker.awards(iid))
 
     def entries(self) -> list[Recorded]:
         if self._entries is None:

@@ -79,7 +79,9 @@ class Summary:
 # Artifacts and job logs are read by more people, for longer, than the issues: they hold issue numbers, outcomes,
 # license ids and the names of the fields at fault, never an address or what a field said (the status note on the
 # issue, and `license-bot find`, are the place for those).
+HELD_FOR_A_PERSON = "held for a person"  # how the processor's holds begin (names no customer)
 _LICENSE_ID = re.compile(r"\blicense ([0-9a-f]{16})\b")
+_TICKET = re.compile(r"\bticket \d+")
 _ADDRESS = re.compile(r"[^\s@<>()\[\]'\"`,;:]+@[^\s@<>()\[\]'\"`,;:]+")
 
 
@@ -87,17 +89,20 @@ def quiet(result: Result) -> dict:
     """One result as the report and the log may show it."""
     found = _LICENSE_ID.search(result.detail)
     reason = None
+    fields = [field_name for field_name, _ in result.problems]
     if result.outcome in ("retrying", "skipped"):  # why it waits: the bot's words, any address in them hidden
         reason = _ADDRESS.sub("[address]", result.detail)[:200]
-    elif result.outcome == "succeeded" and "; " in result.detail:  # the Zendesk note's fate (README, Zendesk)
-        reason = _ADDRESS.sub("[address]", result.detail.split("; ", 1)[1])[:200]
-    elif result.outcome == "failed" and result.detail.startswith(HELD):  # only that: the why can name a customer
-        reason = HELD
+    elif result.outcome == "succeeded" and ("NOT posted" in result.detail or "WITHOUT the file" in result.detail):
+        # Emailed, but a person must finish the note on the ticket: the log says so, without the ticket's number.
+        reason = _TICKET.sub("the ticket", result.detail.split("; ", 1)[-1])[:200]
+    elif result.outcome == "failed" and result.detail.startswith(HELD_FOR_A_PERSON):
+        # A hold is no field at fault: the bot stopped for a person. Only these words, never why (its reason
+        # may quote a record entry's address); the status note on the issue says why.
+        reason, fields = HELD_FOR_A_PERSON, []
     return {"iid": result.iid, "outcome": result.outcome, "license_id": found.group(1) if found else None,
-            "fields": [field_name for field_name, _ in result.problems], "reason": reason}
+            "fields": fields, "reason": reason}
 
 
-HELD = "held for a person"  # how a hold's detail starts (bot.processor)
 # Skips that repeat on every run until a person acts: said once (when the request failed or was held), then counted.
 UNCHANGED = ("failed earlier and not updated since", "failed earlier; its description has not changed",
              "held for a person", "its license was not delivered; waiting for a person")
@@ -110,15 +115,11 @@ def log_lines(ref: str, result: Result, dry_run: bool = False) -> list[str]:
 
     q = quiet(result)
     head = f"{ref} {WOULD[result.outcome] if dry_run else result.outcome}"
-    held = result.outcome == "failed" and q["reason"] == HELD  # said first: a person must act
-    if held:
-        head += f": {HELD}"
     if q["license_id"]:
-        head += f"{',' if held else ':'} license {q['license_id']}"
+        head += f": license {q['license_id']}"
     if q["fields"]:
-        head += (f"{',' if q['license_id'] or held else ':'} {len(q['fields'])} "
-                 f"problem{'s' if len(q['fields']) != 1 else ''}")
-    if q["reason"] and not held:
+        head += f"{',' if q['license_id'] else ':'} {len(q['fields'])} problem{'s' if len(q['fields']) != 1 else ''}"
+    if q["reason"]:
         head += f": {q['reason']}"
     return [head] + ["    " + messages.FIELD_NAMES.get(f, f) for f in q["fields"]]
 
@@ -132,7 +133,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
         say: Callable[[str], None] = print, dry_run: bool = False) -> Summary:
     summary = Summary()
     tracker = ctx.tracker
-    lock = RunLock(tracker, ctx.now, timedelta(minutes=ctx.config.run.lock_stale_minutes))
+    lock = RunLock(tracker, ctx.now, timedelta(minutes=ctx.config.run.lock_stale_minutes),
+                   where=f"{ctx.config.gitlab.url}/{ctx.config.gitlab.project}")
     try:
         if trigger_payload is not None:
             decision = trigger.decide(trigger_payload, ctx.config.gitlab.project, tracker.me()["username"])
@@ -161,8 +163,7 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
             if not lock.acquire():
                 other = lock.other
                 summary.found, summary.locked_out = len(issues), True
-                summary.note = ("another run holds the run lock" + (f" ({other.host} pid {other.pid}, since "
-                                                                     f"{other.since:%H:%M:%S})" if other else "")
+                summary.note = ("another run holds the run lock" + (f" ({other.describe()})" if other else "")
                                 + ": it handles the requests; nothing done")
                 say(summary.note)
                 return summary

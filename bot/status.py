@@ -18,6 +18,7 @@ _KEY_RE = re.compile(r"-+BEGIN [A-Z ]+ LICENSE-+\n.*?-+END [A-Z ]+ LICENSE-+", r
 
 # Steps a request reaches, in order.
 REJECTED = "rejected"        # judged invalid; waits for its description to change
+CLAIMED = "claimed"          # valid; a run claimed it and is making, recording and emailing its license
 PERSISTED = "persisted"      # license made and recorded; being emailed (retrying after a failure)
 DELIVERED = "delivered"      # emailed; the issue is closed [Success]
 UNDELIVERED = "undelivered"  # license recorded but not delivered; waits for a person
@@ -64,6 +65,8 @@ class Status:
     ticket_gave_up: bool = False         # the note failed for good: a person posts it (a notice says how)
     ticket_file: bool | None = None      # False: the note is posted without the file (its type is refused)
     record_digest: str | None = None     # the license's record entry, as the bot wrote it (restores an edited one)
+    claim: int = -1                # the bot's claim reaction being taken or held (an index into evidence.CLAIMS)
+    claimer: str | None = None     # "host:pid" of the run attempting it; None once its outcome is written here
 
     @property
     def has_license(self) -> bool:

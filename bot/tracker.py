@@ -20,7 +20,15 @@ from . import meaning
 from . import status as status_mod
 from .config import Config
 from .errors import BotError
+from .evidence import Award
+from .inert import inert
 from .markers import FORM_MARKER
+
+
+def _award(a: dict[str, Any]) -> Award:
+    user = a.get("user") or {}
+    return Award(id=int(a.get("id") or 0), name=a.get("name") or "", user_id=int(user.get("id") or 0),
+                 username=user.get("username") or "", created_at=_time(a.get("created_at")) or _EPOCH)
 
 
 class TrackerError(BotError):
@@ -89,6 +97,15 @@ class Note:
     body: str
     author_username: str = ""
     author_id: int = 0
+    system: bool = False  # written by GitLab itself, as the user who acted; nobody can edit it
+    created_at: datetime = field(default=datetime(1970, 1, 1, tzinfo=timezone.utc), compare=False)
+
+    @classmethod
+    def from_api(cls, d: dict[str, Any]) -> Note:
+        author = d.get("author") or {}
+        return cls(id=int(d["id"]), body=d.get("body") or "", author_username=author.get("username") or "",
+                   author_id=int(author.get("id") or 0), system=bool(d.get("system")),
+                   created_at=_time(d.get("created_at")) or _EPOCH)
 
 
 @dataclass(frozen=True)
@@ -169,11 +186,17 @@ class Tracker(Protocol):
     def group(self, group: str) -> dict[str, Any]: ...
     def member_level(self, group: str, user_id: int) -> int: ...
     def label_events(self, iid: int) -> list[LabelEvent]: ...
-    def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None: ...
+    def home_issue(self, *, create: tuple[str, str, str] | None = None) -> int | None: ...
     def bot_issues(self) -> list[Issue]: ...
     def open_entry(self, title: str, description: str, landed) -> Issue: ...
     def not_confidential(self, iids: list[int]) -> list[Issue]: ...
     def comments(self, iid: int) -> list[Note]: ...
+    def all_notes(self, iid: int) -> list[Note]: ...
+    def awards(self, iid: int) -> list[Award]: ...
+    def note_body(self, iid: int, note_id: int) -> str | None: ...
+    def delete_note(self, iid: int, note_id: int) -> None: ...
+    def award(self, iid: int, name: str) -> Award | None: ...
+    def unaward(self, iid: int, award_id: int) -> bool: ...
     def add_note(self, iid: int, body: str, landed) -> Note: ...
     def search_issues(self, text: str, in_: str = "title,description", state: str = "all") -> list[Issue]: ...
 
@@ -255,13 +278,59 @@ class GitLabTracker:
 
     def comments(self, iid: int) -> list[Note]:
         """Every comment on an issue, oldest first (GitLab's own system notes left out)."""
+        return [n for n in self.all_notes(iid) if not n.system]
+
+    def all_notes(self, iid: int) -> list[Note]:
+        """Every note on an issue, oldest first, GitLab's system notes included (`system`)."""
         issue = self.project.issues.get(iid, lazy=True)
         notes = self._call(lambda: [n.attributes for n in issue.notes.list(
             iterator=True, sort="asc", order_by="created_at", per_page=100, max_retries=self.max_retries)],
             f"read the notes of issue #{iid}")
-        return [Note(id=int(d["id"]), body=d.get("body") or "", author_username=(d.get("author") or {})
-                     .get("username") or "", author_id=int((d.get("author") or {}).get("id") or 0))
-                for d in notes if not d.get("system")]
+        return [Note.from_api(d) for d in notes]
+
+    def unaward(self, iid: int, award_id: int) -> bool:
+        """Remove one of the bot's reactions, by id; False when it is gone already."""
+        path = f"{self._project_path}/issues/{iid}/award_emoji/{award_id}"
+
+        def remove() -> bool:
+            self.gl.http_delete(path, max_retries=self.max_retries)
+            return True
+        return self._call(remove, f"remove a reaction on issue #{iid}", absent={404: False})
+
+    def note_body(self, iid: int, note_id: int) -> str | None:
+        """One note's text as it is now; None when it is gone."""
+        issue = self.project.issues.get(iid, lazy=True)
+        return self._call(lambda: issue.notes.get(note_id, max_retries=self.max_retries).body or "",
+                          f"read a note of issue #{iid}", absent={404: None})
+
+    def delete_note(self, iid: int, note_id: int) -> None:
+        issue = self.project.issues.get(iid, lazy=True)
+        self._call(lambda: issue.notes.delete(note_id, max_retries=self.max_retries),
+                   f"delete a note of issue #{iid}", absent={404: None})
+
+    def awards(self, iid: int) -> list[Award]:
+        """The emoji reactions on an issue, oldest first."""
+        path = f"{self._project_path}/issues/{iid}/award_emoji"
+        data = self._call(lambda: list(self.gl.http_list(path, iterator=True, per_page=100,
+                                                         max_retries=self.max_retries)),
+                          f"read the reactions on issue #{iid}")
+        return sorted((_award(a) for a in data), key=lambda a: (a.created_at, a.id))
+
+    def award(self, iid: int, name: str) -> Award | None:
+        """React to an issue as the bot; None when the bot's user has that reaction there already. GitLab
+        refuses a second identical reaction by the same user with 404 "... has already been taken"
+        (`lib/api/award_emoji.rb`, `AwardEmoji` uniqueness). Never retried blindly: a retry after a POST
+        that landed would look like a refusal, so a transient failure is an error the run reports."""
+        path = f"{self._project_path}/issues/{iid}/award_emoji"
+        try:
+            data = self.gl.http_post(path, post_data={"name": name}, retry_transient_errors=False)
+        except gitlab.exceptions.GitlabError as exc:
+            if exc.response_code == 404 and "already been taken" in str(exc.error_message):
+                return None
+            raise self._translate(exc, f"claim issue #{iid}") from None
+        except requests.RequestException as exc:
+            raise self._translate(exc, f"claim issue #{iid}") from None
+        return _award(data)
 
     def label_events(self, iid: int) -> list[LabelEvent]:
         """Who added and removed which label on an issue, oldest first."""
@@ -319,18 +388,23 @@ class GitLabTracker:
                       if i.iid in chunk and not i.confidential]
         return found
 
-    def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
-        """The iid of the record issue: the oldest issue the bot's own user opened (nobody else can
-        open one as the bot); opened, confidential, with `create`'s (title, description) if there is none."""
+    def home_issue(self, *, create: tuple[str, str, str] | None = None) -> int | None:
+        """The iid of the bot's home issue, where its run lock lives: the oldest issue the bot's own user (or a
+        `requests.record_authors` user) opened (nobody else can open one as the bot, and nobody can open an
+        older one): the old record issue, or the first record entry. With none, `create`'s (title, description,
+        emoji) opens a confidential one, marked with the bot's own reaction (so that the record's audit tells it
+        from an erased entry)."""
         if self._record_iid is None:
-            mine = self._list(author_id=self.me()["id"], state="all", order_by="created_at", sort="asc")
+            mine = self.bot_issues()  # with `requests.record_authors`: after a token change, the same home
             if mine:
-                self._record_iid = min(mine, key=lambda i: (i.created_at, i.iid)).iid
+                self._record_iid = mine[0].iid
             elif create:
                 data = {"title": create[0], "description": create[1], "confidential": True}
                 created = self._call(lambda: self.project.issues.create(data, retry_transient_errors=False),
-                                     "open the record issue")
-                self._record_iid = int(created.iid)
+                                     "open the bot's home issue")
+                self.award(int(created.iid), create[2])  # marked first: never taken for an erased entry
+                # Two first runs may each open one: both then take the oldest, so they share one lock.
+                self._record_iid = self.bot_issues()[0].iid
         return self._record_iid
 
     def add_note(self, iid: int, body: str, landed, doing: str = "") -> Note:
@@ -530,7 +604,8 @@ class GitLabTracker:
         result = self._call(lambda: self.gl.http_post(f"{self._project_path}/uploads", files={"file": (filename, data)},
                                                       max_retries=self.max_retries),
                             f"upload {filename}")
-        return Upload(url=result["url"], markdown=result["markdown"], full_path=result.get("full_path", ""))
+        # A server reply the bot will write into notes: made inert here, where it enters (see bot/inert.py).
+        return Upload(url=result["url"], markdown=inert(result["markdown"]), full_path=result.get("full_path", ""))
 
     # --- plumbing -----------------------------------------------------------------------------------
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+from bot.evidence import Award
 from bot.mailer import MailError
 from bot.tracker import Issue, IssueEdit, LabelEvent, Note, TrackerError, Upload
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=timezone.utc)
+# Reaction ids never repeat, as GitLab's, not even across test processes (the run lock's hint file outlives them).
+_AWARD_IDS = itertools.count(os.getpid() % 100_000 * 1_000_000 + 1)
 
 
 class Crash(BaseException):
@@ -50,7 +55,10 @@ class FakeTracker:
     fail_record: int | None = None  # an HTTP status reading the record answers with
     writes: list[tuple[str, int, object]] = field(default_factory=list)  # (kind, iid, what), in order
     events: dict[int, list[LabelEvent]] = field(default_factory=dict)
-    record_iid: int | None = None
+    home_iid: int | None = None
+    system: dict[int, list[Note]] = field(default_factory=dict)   # GitLab's system notes, by issue
+    reactions: dict[int, list[Award]] = field(default_factory=dict)
+    ticks: int = 0  # a clock for what GitLab time-stamps, one second per event after NOW
     _cache: dict = field(default_factory=dict)
 
     # --- test helpers ---------------------------------------------------------------------------
@@ -66,6 +74,11 @@ class FakeTracker:
         self.notes[iid] = []
         return issue
 
+    def erase_record_entries(self) -> None:
+        """An Owner deletes every record entry issue the bot opened (its home issue stays)."""
+        for iid in [i for i, issue in self.issues.items() if issue.author_id == self.bot_id and i != self.home_iid]:
+            del self.issues[iid]
+
     def bot_notes(self, iid: int) -> list[Note]:
         return [n for n in self.notes[iid] if n.author_username == self.bot_user]
 
@@ -79,6 +92,29 @@ class FakeTracker:
     def _event(self, iid: int, user_id: int, user: str, action: str, label: str) -> None:
         number = sum(len(e) for e in self.events.values()) + 1
         self.events.setdefault(iid, []).append(LabelEvent(number, user_id, user, action, label, NOW))
+
+    def _tick(self) -> datetime:
+        self.ticks += 1
+        return NOW + timedelta(seconds=self.ticks)
+
+    def system_note(self, iid: int, body: str, user: str, user_id: int) -> None:
+        note = Note(id=10**6 + self.ticks, body=body, author_username=user, author_id=user_id, system=True,
+                    created_at=self._tick())
+        self.system.setdefault(iid, []).append(note)
+
+    def edit_description(self, iid: int, description: str, user: str = "alice", user_id: int = 10) -> None:
+        """A person edits the description, as GitLab records it: a system note by the editor."""
+        self.system_note(iid, "changed the description", user, user_id)
+        self.issues[iid] = replace(self.issues[iid], description=description, updated_at=self._tick())
+
+    def react(self, iid: int, name: str, user: str, user_id: int) -> Award | None:
+        """A user's emoji reaction; None when that user has it there already (GitLab refuses a second)."""
+        mine = self.reactions.setdefault(iid, [])
+        if any(a.user_id == user_id and a.name == name for a in mine):
+            return None
+        award = Award(id=next(_AWARD_IDS), name=name, user_id=user_id, username=user, created_at=self._tick())
+        mine.append(award)
+        return award
 
     def comment(self, iid: int, body: str, user: str = "alice", user_id: int = 10) -> Note:
         notes = self.notes[iid]
@@ -114,26 +150,61 @@ class FakeTracker:
                                transient=self.fail_record >= 500, status=self.fail_record)
         return list(self.notes[iid])
 
+    def all_notes(self, iid: int) -> list[Note]:
+        self.api_calls += 1
+        return [*self.system.get(iid, ()), *self.notes[iid]]
+
+    def unaward(self, iid: int, award_id: int) -> bool:
+        self.api_calls += 1
+        mine = self.reactions.get(iid, [])
+        if not any(a.id == award_id for a in mine):
+            return False
+        self.reactions[iid] = [a for a in mine if a.id != award_id]
+        self.writes.append(("unaward", iid, award_id))
+        return True
+
+    def note_body(self, iid: int, note_id: int) -> str | None:
+        self.api_calls += 1
+        return next((n.body for n in self.notes[iid] if n.id == note_id), None)
+
+    def delete_note(self, iid: int, note_id: int) -> None:
+        self.api_calls += 1
+        self.notes[iid] = [n for n in self.notes[iid] if n.id != note_id]
+        self.writes.append(("note-", iid, note_id))
+
+    def awards(self, iid: int) -> list[Award]:
+        self.api_calls += 1
+        return list(self.reactions.get(iid, ()))
+
+    def award(self, iid: int, name: str) -> Award | None:
+        self.api_calls += 1
+        award = self.react(iid, name, self.bot_user, self.bot_id)
+        if award is not None:  # a refused reaction changes nothing
+            self.writes.append(("award", iid, name))
+            self.crash.effect()
+        return award
+
     def label_events(self, iid: int) -> list[LabelEvent]:
         self.api_calls += 1
         return list(self.events.get(iid, ()))
 
-    def record_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
-        if "record" not in self._cache:
+    def home_issue(self, *, create: tuple[str, str, str] | None = None) -> int | None:
+        if "home" not in self._cache:
             self.api_calls += 1
             mine = [i for i in self.issues.values() if i.author_id == self.bot_id]
             if mine:
-                self.record_iid = min(mine, key=lambda i: i.iid).iid
+                self.home_iid = min(mine, key=lambda i: i.iid).iid
             elif create:
-                self.api_calls += 1
-                issue = self.file("record", author=self.bot_user, author_id=self.bot_id, labels=(),
-                                  title="License Bot: record", iid=900)  # out of the way of the tests' iids
-                self.record_iid = issue.iid
-                self.writes.append(("record-issue", issue.iid, None))
+                self.api_calls += 2
+                issue = self.file(create[1], author=self.bot_user, author_id=self.bot_id, labels=(),
+                                  title=create[0], iid=900)  # out of the way of the tests' iids
+                self.react(issue.iid, create[2], self.bot_user, self.bot_id)
+                self.home_iid = issue.iid
+                self.writes.append(("home-issue", issue.iid, None))
             else:
                 return None
-            self._cache["record"] = self.record_iid
-        return self._cache["record"]
+            self._cache["home"] = self.home_iid
+        return self._cache["home"]
 
     def bot_issues(self) -> list[Issue]:
         self.api_calls += 1
@@ -197,6 +268,8 @@ class FakeTracker:
                 self._event(issue.iid, self.bot_id, self.bot_user, "remove", label)
         updated = replace(edit.applied_to(current), updated_at=NOW,
                           closed_at=NOW if edit.state_event == "close" else current.closed_at)
+        if edit.state_event == "close" and current.state == "opened":
+            self.system_note(issue.iid, "closed", self.bot_user, self.bot_id)
         self.issues[issue.iid] = updated
         self.writes.append(("edit", issue.iid, edit.payload()))
         self.crash.effect()

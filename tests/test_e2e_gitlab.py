@@ -73,7 +73,7 @@ def test_requesters_are_direct_members_and_an_unreadable_group_stops_the_run(twi
     assert "found" not in result.stdout
 
 
-def test_an_override_counts_only_when_an_approver_adds_it(twin):
+def test_an_override_counts_only_when_an_approver_approves_it(twin):
     sandbox, bot = twin
     issue = client(sandbox.url).issues.create({
         "title": "out of scope", "labels": "license-request,license-request-override",
@@ -82,11 +82,9 @@ def test_an_override_counts_only_when_an_approver_adds_it(twin):
     issue = client(sandbox.url, "bot-token").issues.get(issue.iid)
     body = status_notes(issue)[0].body
     assert issue.state == "opened" and "the ~\"license-request-override\" label was ignored" in body
-    as_mike = client(sandbox.url, "mike-token").issues.get(issue.iid)
-    as_mike.labels = [lb for lb in as_mike.labels if lb != "license-request-override"]
-    as_mike.save()
-    as_mike.labels = [*as_mike.labels, "license-request-override"]
-    as_mike.save()
+    # The approval is mike's own reaction, which only he (or an admin) can remove (issue 16): adding the label
+    # again proves nothing, since any Reporter can rename labels and so rewrite label history.
+    client(sandbox.url, "mike-token").issues.get(issue.iid).awardemojis.create({"name": "key"})
     assert bot.run().returncode == 0
     issue = client(sandbox.url, "bot-token").issues.get(issue.iid)
     assert issue.state == "closed" and "Override approved by @mike" in status_notes(issue)[0].body
@@ -108,9 +106,11 @@ def test_a_backlog_of_100_is_served_in_one_run_under_the_search_rate_limit(tmp_p
         assert all(status != 429 for _, _, status in log)
         per_request = [(m, p) for m, p, _ in log if m != "GET"]
         reads = [p for m, p, _ in log if m == "GET"]
-        # 6 writes per success (upload, the record entry opened and closed, claim, status note, close) plus the
-        # lock; reads are the listing and the per-run cached lookups, not a read per request.
-        assert len(per_request) <= 6 * 100 + 2, len(per_request)
+        # 8 writes per success (the claim announced and taken, upload, the record entry opened and closed, label,
+        # status note, close) plus the lock and the home issue (opened, marked); reads are the listing and the
+        # per-run cached lookups, not a read per request: an issue never changed since it was filed has no
+        # evidence to read (issue 16).
+        assert len(per_request) <= 8 * 100 + 4, len(per_request)
         assert len(reads) <= 20, reads
         assert len(mail(server.url)) == 100
 
@@ -132,6 +132,7 @@ def test_find_lists_the_same_licenses_on_every_search_generation(rules, tmp_path
                 as_mike = client(server.url, "mike-token").issues.get(iids[-1])
                 as_mike.labels = [*as_mike.labels, "license-request-override"]
                 as_mike.save()
+                as_mike.awardemojis.create({"name": "key"})  # the approval itself (issue 16)
             assert bot.run().returncode == 0
         env = {**bot.env(), "LICENSE_PUBLIC_KEY_FILE": str(bot.public_key)}
         found = subprocess.run([sys.executable, "-m", "bot", "--config", str(bot.config_path), "find",

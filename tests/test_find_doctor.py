@@ -29,10 +29,11 @@ def cli(bot, *args, extra_env=None):
 
 def file_and_run(bot, url, n, email, approve=False, token="alice-token"):
     issue = client(url, token).issues.create({"title": f"Emergency {n}", "description": request_text(n, email=email)})
-    if approve:  # a Support manager approves the override by adding its label
+    if approve:  # a Support manager approves the override: its label, and his own :key: reaction (issue 16)
         as_mike = client(url, "mike-token").issues.get(issue.iid)
         as_mike.labels = [*as_mike.labels, "license-request-override"]
         as_mike.save()
+        as_mike.awardemojis.create({"name": "key"})
     assert bot.run().returncode == 0
     return issue.iid
 

@@ -83,7 +83,7 @@ def test_4_erasing_the_note_and_the_record_entry_still_never_yields_a_second_lic
     world.tracker.file(filled())
     world.run()
     world.tracker.notes[1] = [n for n in world.tracker.notes[1] if "license-bot:status" not in n.body]
-    world.tracker.notes[world.tracker.record_iid] = []
+    world.tracker.erase_record_entries()
     world.tracker.issues[1] = replace(world.issue(), state="opened", labels=("license-request",),
                                       description=filled(email_="other@example.com"))
     assert outcomes(world.run()) == ["failed"]  # the label history shows the bot claimed it

@@ -304,8 +304,13 @@ def test_a_token_removed_between_two_requests_stops_the_run_and_counts_no_attemp
     states = sorted(gl.issues.get(i.iid).state for i in issues)
     assert states == ["closed", "opened"] and len(mail(sandbox.url)) == 1
     (waiting,) = [gl.issues.get(i.iid) for i in issues if gl.issues.get(i.iid).state == "opened"]
-    assert waiting.labels == ["license-request"]  # untouched: no status note, no attempt, no failed label
-    assert not [n for n in waiting.notes.list(get_all=True) if "license-bot:status" in n.body]
+    assert waiting.labels == ["license-request"]  # no failed label
+    # Its status note only announces the claim the run took before signing (issue 16): no attempt, no error,
+    # and the next run takes the next claim, since this run's process is gone.
+    from bot import status as status_mod
+
+    (state,) = [status_mod.read(n.body) for n in waiting.notes.list(get_all=True) if "license-bot:status" in n.body]
+    assert state.step == "claimed" and state.attempts == 0 and state.internal_errors == 0 and not state.errors
 
 
 def test_keygen_refuses_a_label_held_by_any_object_and_makes_a_sign_only_pair_with_an_id(softhsm, tmp_path):

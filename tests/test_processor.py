@@ -100,9 +100,11 @@ def test_a_valid_request_ends_closed_with_its_license(world, private_key):
     assert attachment.get_filename() == name and attachment.get_content() == data
 
 
-def test_a_successful_request_costs_at_most_six_api_calls(world):
-    """Upload, record entry (opened, closed), claim, status note, close: the entry is its own issue so that
-    reading the record costs a call per 100 licenses, not per 100 comments anyone adds (issue 16)."""
+def test_a_successful_request_costs_at_most_eight_api_calls(world):
+    """Announce and take the claim (status note, reaction), upload, record entry (opened, closed), label, status
+    note, close: the claim keeps overlapping runs to one email without labels, and the entry is its own issue so
+    that reading the record costs a call per 100 licenses (issue 16); an issue untouched since it was filed has
+    no evidence to read."""
     world.tracker.file(filled())
     world.tracker.new_run()
     ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer,
@@ -114,7 +116,7 @@ def test_a_successful_request_costs_at_most_six_api_calls(world):
     ctx.record.entries()
     before = world.tracker.api_calls
     assert processor.process(issue, ctx).outcome == "succeeded"
-    assert world.tracker.api_calls - before <= 6
+    assert world.tracker.api_calls - before <= 8
 
 
 def test_slack_gets_the_ticket_and_the_issue(config, private_key):
@@ -213,6 +215,7 @@ def test_an_approvers_override_waives_scope_and_duplicates_and_is_recorded(world
     world.run()
     world.tracker.file(filled(expired="2026-09-01"))
     world.tracker.label_as(2, "license-request-override", "mike", 12)  # mike manages Support
+    world.tracker.react(2, "key", "mike", 12)  # and approves with his own reaction, which only he can remove
     assert outcomes(world.run()) == ["succeeded"]
     body = world.note(2).body
     assert "Override approved by @mike" in body and "overridden by @mike: ticket 512345 already got a license" in body
@@ -222,14 +225,13 @@ def test_an_override_label_from_anyone_but_an_approver_is_ignored(world):
     world.tracker.file(filled())
     world.run()
     world.tracker.file(filled(), labels=("license-request", "license-request-override"))
-    world.tracker.label_as(2, "license-request-override", "alice", 10)  # the requester herself
+    world.tracker.react(2, "key", "alice", 10)  # the requester herself
     assert outcomes(world.run()) == ["failed"]
     body = world.note(2).body
     assert "ticket 512345 already got a license in #1" in body
-    assert "was ignored: @alice filed this request, and may not approve their own override" in body
-    # A manager adding the label to the failed request makes the bot judge it again.
-    world.tracker.label_as(2, "license-request-override", "mike", 12, action="remove")
-    world.tracker.label_as(2, "license-request-override", "mike", 12)
+    assert "was ignored: @alice wrote this request and may not approve it" in body
+    # A manager approving the failed request makes the bot judge it again.
+    world.tracker.react(2, "key", "mike", 12)
     assert outcomes(world.run()) == ["succeeded"]
     assert "Override approved by @mike" in world.note(2).body
 
@@ -327,7 +329,9 @@ def _final(world) -> dict:
     issue, status = world.issue(), world.status()
     return {"title": issue.title, "state": issue.state, "labels": set(issue.labels),
             "confidential": issue.confidential,
-            "status": replace(status, upload_markdown=None, record_digest=None),  # both name the upload
+            # A crashed attempt is taken over with the next claim reaction (issue 16): which one is no outcome;
+            # the upload's markdown and the entry's digest both name the upload.
+            "status": replace(status, upload_markdown=None, record_digest=None, claim=0),
             "key": status_mod.key_text(world.note().body)}
 
 

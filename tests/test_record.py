@@ -251,3 +251,62 @@ def test_nobody_below_the_bot_can_forge_a_refusal_to_get_a_second_license(config
                                       description=filled(email_="second@example.org"))
     world.run()
     assert len(world.mailer.sent) == 1  # the one license the ticket got; no second for another address
+
+
+def test_the_bots_home_issue_is_no_erased_entry_and_its_text_alone_makes_no_home(vector):
+    """Bugs caught: the home issue the run lock opens on a fresh project (the oldest issue the bot opened, which
+    never holds an entry) read as an erased first entry, holding every request for a person; and a Reporter who
+    writes the home's title and text over the only entry must not pass the erasure off as the home: only the
+    bot's own :robot: reaction, which nobody below the bot can make, marks it."""
+    tracker = FakeTracker()
+    home = tracker.home_issue(create=(record.HOME_TITLE, record.HOME_DESCRIPTION, record.HOME_EMOJI))
+    assert tracker.issues[home].confidential and Record(tracker, [vector["public"]]).problems() == ()
+    forged, (one,) = _chain(vector, 1)
+    forged.issues[one.iid] = replace(one, title=record.HOME_TITLE, description=record.HOME_DESCRIPTION)
+    forged.react(one.iid, record.HOME_EMOJI, "carol", 30)  # someone else's :robot: is no mark
+    problems = Record(forged, [vector["public"]]).problems()
+    assert [p.where for p in problems] == [f"record entry issue #{one.iid}"] and "erased" in problems[0].what
+
+
+def test_a_fresh_project_gets_one_home_issue_that_is_never_a_request_and_never_damages_the_record(config,
+                                                                                                   private_key):
+    """Bug caught: the lock's home on a project where the bot opened nothing yet. The run opens it once (marked),
+    the license is recorded after it without a problem, the next run locks on the same issue, and the home
+    made into a request (any Reporter may label it and rewrite it) is skipped as the bot's own issue."""
+    from bot import runner
+
+    world = World(config, private_key)
+
+    def run() -> list[str]:
+        world.tracker.new_run()
+        ctx = runner.Context(config=config, tracker=world.tracker, mailer=world.mailer, signer=private_key, now=NOW)
+        lines: list[str] = []
+        runner.run(ctx, say=lines.append)
+        return lines
+
+    world.tracker.file(filled())
+    assert "#1 succeeded" in " ".join(run())
+    home = world.tracker.home_iid
+    assert [w for w in world.tracker.writes if w[0] == "home-issue"] == [("home-issue", home, None)]
+    assert any(a.name == record.HOME_EMOJI for a in world.tracker.reactions[home])
+    assert Record(world.tracker, [private_key.public_key()]).problems() == ()
+    world.tracker.issues[home] = replace(world.tracker.issues[home], labels=("license-request",),
+                                         description=filled(email_="x@example.com"), updated_at=NOW)
+    world.tracker.file(filled(email_="second@example.com", ticket="512399"))
+    lines = " ".join(run())
+    assert f"#{home} skipped: the bot opened this issue itself" in lines and "#2 succeeded" in lines
+    assert [w for w in world.tracker.writes if w[0] == "home-issue"] == [("home-issue", home, None)]
+    assert [m["To"] for m in world.mailer.sent] == ["jane.doe@example.com", "second@example.com"]
+
+
+def test_a_second_home_issue_after_a_token_change_is_no_erased_entry(vector):
+    """Bug caught: a run as a new bot user (a token change) before `requests.record_authors` listed the old one
+    opened its own home issue; once the old user is listed, that home sits among the entries and read as an
+    erased one, holding every request. Only an issue its own author marked with :robot: is passed over."""
+    tracker, (one, two) = _chain(vector, 2)
+    home = _issue(tracker, record.HOME_DESCRIPTION, 950)
+    tracker.react(home.iid, record.HOME_EMOJI, tracker.bot_user, tracker.bot_id)
+    assert Record(tracker, [vector["public"]]).problems() == ()
+    tracker.reactions[home.iid] = []  # unmarked: an entry someone overwrote with the home's text
+    problems = Record(tracker, [vector["public"]]).problems()
+    assert [p.where for p in problems] == [f"record entry issue #{home.iid}"]

@@ -175,13 +175,21 @@ def test_a_dry_run_prints_exactly_the_writes_a_real_run_makes_and_makes_none(con
 
     runner.run(make(config, private_key, tracker=real_t, mailer=real_m, notifier=real_n), say=lambda _: None)
     kinds = {"edit": "would change issue", "upload": "would upload", "note": "would write a status note",
-             "label+": "would create label license-bot-run-lock", "label-": "would delete label license-bot-run-lock",
-             "record-issue": "would open the record issue", "record": "would record license"}
-    expected = [kinds[kind] for kind, _, _ in real_t.writes]
-    expected.insert(4, "would email")  # after the lock, upload, record entry and claim
-    expected.insert(7, "would post to Slack")  # after the note and the close
+             "home-issue": "would open the bot's home issue", "record": "would record license",
+             "award": "would react :", "unaward": "would remove reaction"}
+    noted: set[int] = set()  # an issue's first status note is created (for #1, to announce its claim); then edited
+    edits_of_1 = 0
+    expected = []
+    for kind, iid, _ in real_t.writes:
+        expected.append("would rewrite the status note" if kind == "note" and iid in noted else kinds[kind])
+        noted |= {iid} if kind == "note" else set()
+        edits_of_1 += kind == "edit" and iid == 1
+        if kind == "edit" and iid == 1:  # the email after #1's label edit; Slack after its close
+            expected.append("would email" if edits_of_1 == 1 else "would post to Slack")
     assert [next(p for p in expected if line.startswith(p)) for line in printed] == expected
     tracker_lines = [p for p in printed if not p.startswith(("would email", "would post"))]
+    assert printed[:2] == ["would open the bot's home issue (where its run lock lives)",
+                           "would react :lock: on issue #-1"]  # the run lock: the bot's reaction there
     for (kind, _, what), line in zip(real_t.writes, tracker_lines, strict=True):
         if kind == "edit":  # every change, in words (issue 18: not a payload's repr)
             words = {"title": lambda v: f"retitle it {v!r}", "add_labels": lambda v: v.replace(",", ", "),
@@ -191,7 +199,8 @@ def test_a_dry_run_prints_exactly_the_writes_a_real_run_makes_and_makes_none(con
             assert all(words[k](v) in line for k, v in what.items()), (line, what)
     email_line = next(p for p in printed if p.startswith("would email"))
     assert "to jane.doe@example.com" in email_line and real_m.sent[0]["Message-ID"] in email_line
-    note_line = next(p for p in printed if p.startswith("would write a status note on issue #1"))
+    note_line = next(p for p in printed
+                     if p.startswith("would rewrite the status note it would have written on issue #1"))
     assert "[the license key:" in note_line and "BEGIN GITLAB" not in note_line
     # Issue 18: what a person reads, not the hidden state JSON or the Markdown marks.
     assert "license-bot:state" not in note_line and "<!--" not in note_line and "**" not in note_line

@@ -184,3 +184,69 @@ def test_the_request_log_counts_api_calls(sandbox):
     client(sandbox.url).issues.list(get_all=True)
     log = json.loads(raw(sandbox.url, "/sandbox/requests")[2])
     assert log["total"] == 2 and log["by_method"] == {"GET": 2}  # the project, then its issues
+
+
+# --- issue 16: reactions, description edits and quick actions in notes, as GitLab has them ---------------
+
+def test_a_reaction_is_once_per_user_and_only_its_user_removes_it(sandbox):
+    """lib/api/award_emoji.rb (gitlabhq): POST answers `not_found!("Award Emoji #{message}")` when the award
+    is not saved, and `AwardEmoji` validates `name` unique per user, awardable type and id (app/models/
+    award_emoji.rb), so a user's second identical reaction is 404 "... Name has already been taken ...";
+    DELETE answers `unauthorized!` (401) `unless award.user == current_user || current_user.admin?`,
+    whatever the caller's role. The same routes exist under a note (`.../notes/:note_id/award_emoji`)."""
+    issue = client(sandbox.url).issues.create({"title": "x"})
+    path = f"/api/v4/projects/1/issues/{issue.iid}/award_emoji"
+    status, _, body = raw(sandbox.url, path, "mike-token", "POST", b"name=key")
+    award = json.loads(body)
+    assert status == 201 and award["name"] == "key" and award["user"]["username"] == "mike"
+    status, _, body = raw(sandbox.url, path, "mike-token", "POST", b"name=key")
+    assert status == 404 and "has already been taken" in json.loads(body)["message"]
+    assert raw(sandbox.url, path, "alice-token", "POST", b"name=key")[0] == 201  # another user's own reaction
+    assert raw(sandbox.url, f"{path}/{award['id']}", "bot-token", "DELETE")[0] == 401  # a Maintainer, not its user
+    assert raw(sandbox.url, f"{path}/{award['id']}", "mike-token", "DELETE")[0] == 204
+    note = issue.notes.create({"body": "hello"})
+    note_path = f"/api/v4/projects/1/issues/{issue.iid}/notes/{note.id}/award_emoji"
+    assert raw(sandbox.url, note_path, "mike-token", "POST", b"name=thumbsup")[0] == 201
+    assert [a["name"] for a in json.loads(raw(sandbox.url, note_path)[2])] == ["thumbsup"]
+
+
+def test_a_description_edit_leaves_a_system_note_by_the_editor(sandbox):
+    """app/services/system_notes/issuables_service.rb `change_description`: body "changed the description",
+    action "description", author the user performing the change; on every tier."""
+    issue = client(sandbox.url).issues.create({"title": "x", "description": "one"})
+    as_carol = client(sandbox.url, "carol-token").issues.get(issue.iid)
+    as_carol.description = "two"
+    as_carol.save()
+    notes = [n for n in issue.notes.list(get_all=True) if n.system]
+    assert [(n.body, n.author["username"]) for n in notes] == [("changed the description", "carol")]
+
+
+def test_quick_actions_run_in_notes_and_edits_as_the_poster_outside_code(sandbox):
+    """GitLab runs quick actions in notes and note edits as the poster (app/services/notes/create_service.rb,
+    update_service.rb, through app/services/notes/quick_actions_service.rb with the note's current_user and
+    `Issues::UpdateService`) and in description edits (Issues::UpdateService), where a line starts with `/cmd`,
+    not inside a fenced code block, an HTML block or a `>>>` quote (lib/gitlab/quick_actions/extractor.rb);
+    labels need Reporter on an existing issue; a note of commands only is not saved (202)."""
+    project = client(sandbox.url, "bot-token")
+    issue = project.issues.create({"title": "x"})
+    note = issue.notes.create({"body": "hello\n/label ~license-request-override"})
+    assert client(sandbox.url, "bot-token").issues.get(issue.iid).labels == ["license-request-override"]
+    assert note.body == "hello"
+    issue.notes.create({"body": "```\n/close\n```\n<p>\n/close\n</p>\n /close"})  # code, HTML, not a line start
+    assert client(sandbox.url, "bot-token").issues.get(issue.iid).state == "opened"
+    note = issue.notes.create({"body": "fine"})
+    note.body = "fine\n/close"
+    note.save()  # a note edit runs them too
+    assert client(sandbox.url, "bot-token").issues.get(issue.iid).state == "closed"
+    # A Guest's note on someone else's issue: the label is not applied (Reporter needed), the text stays.
+    issue = project.issues.create({"title": "y"})
+    as_mallory = client(sandbox.url, "mallory-token").issues.get(issue.iid)
+    as_mallory.notes.create({"body": "hi\n/label ~license-request-override\n/close"})
+    issue = client(sandbox.url, "bot-token").issues.get(issue.iid)
+    assert issue.labels == [] and issue.state == "opened"
+    # A description edit runs its quick actions as the editor.
+    issue = client(sandbox.url, "bot-token").issues.get(issue.iid)  # fresh: python-gitlab resends read lists
+    issue.description = "text\n/label ~license-request::failed"
+    issue.save()
+    issue = client(sandbox.url, "bot-token").issues.get(issue.iid)
+    assert issue.labels == ["license-request::failed"] and issue.description == "text"

@@ -88,7 +88,7 @@ def test_a_401_on_the_record_is_an_error_not_an_empty_answer(tracker, mocked):
     mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
     mocked.get(f"{PROJECT}/issues", status=401, json={"message": "401 Unauthorized"})
     with pytest.raises(TrackerError) as info:
-        tracker.record_issue()
+        tracker.home_issue()
     assert info.value.status == 401 and not info.value.transient
     assert "GITLAB_TOKEN" in str(info.value) and TOKEN not in str(info.value)
 
@@ -220,8 +220,22 @@ def test_the_record_issue_is_the_oldest_the_bots_user_opened(tracker, mocked):
     mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
     mocked.get(f"{PROJECT}/issues", json=[issue_json(8, author={"id": 99}), issue_json(3, author={"id": 99})],
                match=[matchers.query_param_matcher({"author_id": "99", "state": "all"}, strict_match=False)])
-    assert tracker.record_issue() == 3
-    assert tracker.record_issue(create=("t", "d")) == 3 and tracker.api_calls == 2
+    assert tracker.home_issue() == 3
+    assert tracker.home_issue(create=("t", "d", "robot")) == 3 and tracker.api_calls == 2
+
+
+def test_two_first_runs_that_each_open_a_home_issue_both_lock_on_the_oldest(tracker, mocked):
+    """Bug caught: on a project where the bot had opened nothing, two runs started together each opened a home
+    issue and each took "the" lock on its own, so both worked (the claims kept one email per request, but every
+    request was fought over). Each marks its own home, then both take the oldest issue the bot opened."""
+    mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
+    mine = matchers.query_param_matcher({"author_id": "99", "state": "all"}, strict_match=False)
+    mocked.get(f"{PROJECT}/issues", json=[], match=[mine])  # neither run's home exists yet
+    mocked.get(f"{PROJECT}/issues", match=[mine], json=[issue_json(6, author={"id": 99}),   # this run's
+                                                        issue_json(5, author={"id": 99})])  # the other run's
+    mocked.post(f"{PROJECT}/issues", json=issue_json(6, author={"id": 99}))
+    marked = mocked.post(f"{PROJECT}/issues/6/award_emoji", json={"id": 1, "name": "robot", "user": {"id": 99}})
+    assert tracker.home_issue(create=("t", "d", "robot")) == 5 and marked.call_count == 1
 
 
 def test_unreachable_gitlab_is_transient_and_names_no_secret(config):
@@ -268,3 +282,21 @@ def test_a_record_entry_whose_post_landed_before_a_502_is_not_posted_again(confi
     record = Record(tracker, vector["public"], signer)
     assert record.add(entry, key).entry == chained
     assert len([c for c in mocked.calls if c.request.method == "POST"]) == 1
+
+
+def test_a_reaction_the_bot_has_already_is_a_refusal_not_an_error(tracker, mocked):
+    """gitlabhq lib/api/award_emoji.rb: a reaction AwardEmojis::AddService does not save is answered
+    `not_found!("Award Emoji #{message}")`, i.e. 404 with the validation's message; that is how a second
+    identical reaction by the same user (the claim someone else holds) looks. Any other 404 is an error."""
+    award = {"id": 7, "name": "one", "user": {"id": 99, "username": "license-bot"},
+             "created_at": "2026-11-27T03:00:00.000Z"}
+    mocked.post(f"{PROJECT}/issues/3/award_emoji", json=award, status=201)
+    assert tracker.award(3, "one").id == 7
+    mocked.replace(responses.POST, f"{PROJECT}/issues/3/award_emoji", status=404,
+                   json={"message": "404 Award Emoji Name has already been taken Not Found"})
+    assert tracker.award(3, "one") is None
+    mocked.replace(responses.POST, f"{PROJECT}/issues/3/award_emoji", status=404,
+                   json={"message": "404 Issue Not Found"})
+    with pytest.raises(TrackerError, match="not found"):
+        tracker.award(3, "one")
+    assert len([c for c in mocked.calls if c.request.method == "POST"]) == 3  # never retried blindly

@@ -97,25 +97,24 @@ def test_no_control_character_reaches_the_terminal_from_run_dry_run_and_find(bot
 
 def test_a_recorded_ticket_url_ending_in_esc_c_does_not_reset_the_terminal_of_find(bot, sandbox):
     """A record entry written before links were built (its ticket URL as typed, ESC c at the end): every later
-    `find` printed it raw and reset the engineer's terminal. Such entries are the old, unsigned comments on the
-    old record issue (issue 16's record reads them until a run migrates them), so that is where this one is."""
+    `find` printed it raw and reset the engineer's terminal. Such entries are the old record issue's unsigned
+    comments (issue 16 signs every field of a new entry, so an edited one is not trusted at all)."""
     from datetime import date
 
     from bot import keys
     from bot import license as lic_mod
     from bot.record import ISSUE_TITLE, Entry, entry_note
 
-    lic = lic_mod.build_trial("jane@example.com", 101, date(2026, 11, 27), lic_mod.TrialTerms())
-    key = lic_mod.sign(lic, keys.load_private_key(bot.private_key.read_bytes()), date(2026, 11, 27),
-                       boundary=lic_mod.DEFAULT_BOUNDARY)
-    ticket = "https://gitlab.zendesk.com/agent/tickets/512001\x1bc\x1b]8;;https://evil.example\x07"
-    old = Entry(lic_mod.license_id(key), lic_mod.fingerprint(key), 1, f"{sandbox.url}/x/-/issues/1",
-                "jane@example.com", 101, 512001, ticket, "2026-11-27", str(lic.expires_at), "f.gitlab-license")
+    private = keys.load_private_key(bot.private_key.read_bytes())
+    lic = lic_mod.build_trial("jane@example.com", 40, date.today(), lic_mod.TrialTerms())
+    key = lic_mod.sign(lic, private, date.today(), boundary=lic_mod.DEFAULT_BOUNDARY)
+    typed = "https://gitlab.zendesk.com/agent/tickets/512001\x1bc\x1b]8;;https://evil.example\x07"
+    old = Entry(lic_mod.license_id(key), lic_mod.fingerprint(key), 1, "u", "jane@example.com", 40, 512001, typed,
+                date.today().isoformat(), str(lic.expires_at), "f.gitlab-license")
     as_bot = client(sandbox.url, "bot-token")
-    record = as_bot.issues.create(
-        {"title": ISSUE_TITLE, "description": "the old record", "confidential": True})
-    record.notes.create({"body": entry_note(old, key)})
-    assert "\\u001bc" in record.notes.list(get_all=True)[0].body  # the sequence is in the entry, JSON-escaped
+    legacy = as_bot.issues.create({"title": ISSUE_TITLE, "description": "the old record", "confidential": True})
+    legacy.notes.create({"body": entry_note(old, key)})  # as the code before signing wrote it
+    assert '\\u001bc' in legacy.notes.list(get_all=True)[0].body  # the escape is in the record, as JSON
     env = {**bot.env(), "LICENSE_PUBLIC_KEY_FILE": str(bot.public_key)}
     found = subprocess.run([sys.executable, "-m", "bot", "--config", str(bot.config_path), "find", "jane@example.com"],
                            capture_output=True, env=env, timeout=120)

@@ -313,7 +313,9 @@ def test_whatever_zendesk_answers_after_the_email_the_customer_gets_one_email(bo
             assert now.state == "closed" and now.title.startswith("[Success]")
             assert "internal note and tag **not** added: post them by hand" in body
             assert "Post it by hand: an internal note on the ticket where the customer's case continues" in body
-            assert f"the internal note on ticket {t} was NOT posted: post it by hand" in result.stdout
+            # The job log says a person must act, not which ticket (issue 20: the issue's note names it).
+            assert "the internal note on the ticket was NOT posted: post it by hand" in result.stdout
+            assert str(t) not in result.stdout
         noted = len(internal_notes(url, t)) == 1
         assert f"internal note on ticket {t}: {'yes' if noted else 'NO'}" in find_line(bot, "jane@acme.example")
     assert bot.run().returncode == 0 and len(mail(url)) == 1  # and it stays that way

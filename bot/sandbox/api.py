@@ -26,6 +26,11 @@ from .routing import ROUTES, route
 from .store import DEVELOPER, GUEST, MAINTAINER, OWNER, PLANNER, REPORTER, ApiError, _label_list, _now, mail_json
 from .zendesk import ZendeskRoutes
 
+# GitLab validates award names against its emoji list (`Gitlab::Emoji`); the sandbox knows these.
+EMOJI_NAMES = frozenset({"thumbsup", "thumbsdown", "heart", "key", "lock", "white_check_mark", "robot", "eyes",
+                         "tada", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                         "keycap_ten", "passport_control"})
+
 # --- HTTP --------------------------------------------------------------------------------------------------
 
 class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
@@ -64,8 +69,9 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             for verb, pattern, name in ROUTES:
                 match = pattern.match(path)
                 if verb == method and match:
+                    args = [None if g is None else unquote(g) for g in match.groups()]
                     with self.sandbox.lock:
-                        status, body, headers = getattr(self, name)(*[unquote(g) for g in match.groups()])
+                        status, body, headers = getattr(self, name)(*args)
                         if method != "GET":
                             self.sandbox.save()
                     break
@@ -534,6 +540,11 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         body = (self.body().get("body") or "").strip("\n")
         if not body.strip():
             raise ApiError(400, "400 Bad request - body is missing")
+        # Quick actions in a note run as its poster (`Notes::CreateService`); a note of commands only is
+        # not saved, and the API answers 202 (`lib/api/notes.rb`).
+        body = self.sandbox.apply_quick_actions(project, user, body, issue, new_issue=False)
+        if not body.strip():
+            return 202, {"commands_changes": {}, "summary": []}, {}
         now = _now()
         note = {"id": self.sandbox.next_id("note"), "body": body, "author_id": user["id"], "system": False,
                 "created_at": now, "updated_at": now}
@@ -548,9 +559,63 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         issue = self.sandbox.issue(project, iid, user)
         note = self._note(issue, note_id)
         self._require_admin_note(project, note, user)
-        note["body"], note["updated_at"] = self.body().get("body") or note["body"], _now()
+        body = self.body().get("body") or note["body"]
+        # A note edit runs its quick actions too, as the editor (`Notes::UpdateService`).
+        note["body"] = self.sandbox.apply_quick_actions(project, user, body, issue, new_issue=False) or note["body"]
+        note["updated_at"] = _now()
         issue["updated_at"] = note["updated_at"]  # GitLab touches the issue when a note changes
         return 200, self.sandbox.note_json(issue, note), {}
+
+    # --- award emoji (lib/api/award_emoji.rb, AwardEmojis::AddService, app/models/award_emoji.rb) ---------
+    def _awardable(self, ref: str, iid: str, note_id: str | None) -> tuple[dict, dict, dict]:
+        user = self.me()
+        project = self.sandbox.project(ref, user)
+        try:
+            issue = self.sandbox.issue(project, iid, user)
+        except ApiError:
+            raise ApiError(404, "404 Award Emoji Not Found") from None  # can_read_awardable? fails: not_found!
+        target = self._note(issue, note_id) if note_id else issue
+        return user, issue, target
+
+    def _award_json(self, target: dict, award: dict, note: bool) -> dict:
+        return {"id": award["id"], "name": award["name"], "user": self.sandbox.user_json(self.sandbox.user(
+            award["user_id"])), "created_at": award["created_at"], "updated_at": award["created_at"],
+            "awardable_id": target["id"], "awardable_type": "Note" if note else "Issue", "url": None}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/issues/(\d+)(?:/notes/(\d+))?/award_emoji")
+    def list_awards(self, ref, iid, note_id=None):
+        _, _, target = self._awardable(ref, iid, note_id)
+        status, chunk, headers = self.paginate(target.setdefault("awards", []))
+        return status, [self._award_json(target, a, bool(note_id)) for a in chunk], headers
+
+    @route("POST", r"/api/v4/projects/([^/]+)/issues/(\d+)(?:/notes/(\d+))?/award_emoji")
+    def create_award(self, ref, iid, note_id=None):
+        """One award per user, name and awardable: a second is refused with 404 and the validation's message
+        (`validates :name, uniqueness: { scope: [:user, :awardable_type, :awardable_id] }`; the API answers
+        `not_found!("Award Emoji #{message}")`). Unknown names are refused the same way."""
+        user, _, target = self._awardable(ref, iid, note_id)
+        name = str(self.body().get("name") or "")
+        awards = target.setdefault("awards", [])
+        if name not in EMOJI_NAMES:
+            raise ApiError(404, "404 Award Emoji Name is not a valid emoji name Not Found")
+        if any(a["user_id"] == user["id"] and a["name"] == name for a in awards):
+            raise ApiError(404, "404 Award Emoji Name has already been taken Not Found")
+        award = {"id": self.sandbox.next_id("note"), "name": name, "user_id": user["id"], "created_at": _now()}
+        awards.append(award)
+        return 201, self._award_json(target, award, bool(note_id)), {}
+
+    @route("DELETE", r"/api/v4/projects/([^/]+)/issues/(\d+)(?:/notes/(\d+))?/award_emoji/(\d+)")
+    def delete_award(self, ref, iid, note_id=None, award_id=None):
+        """Only the award's own user (or an admin; the sandbox has none) may delete it: `unauthorized!
+        unless award.user == current_user || current_user.admin?` — whatever the caller's role."""
+        user, _, target = self._awardable(ref, iid, note_id)
+        award = next((a for a in target.setdefault("awards", []) if str(a["id"]) == award_id), None)
+        if award is None:
+            raise ApiError(404, "404 Not found")
+        if award["user_id"] != user["id"]:
+            raise ApiError(401, "401 Unauthorized")
+        target["awards"].remove(award)
+        return 204, b"", {}
 
     @route("GET", r"/api/v4/projects/([^/]+)/issues/(\d+)/notes/(\d+)")
     def get_note(self, ref, iid, note_id):

@@ -16,6 +16,17 @@ import re
 
 from .store import GUEST, REPORTER, ApiError, _bool, _id_list, _label_list, _now
 
+# GitLab's `Gitlab::QuickActions::Extractor#commands_regex`, with the commands the sandbox knows: code blocks,
+# inline code over lines, HTML blocks and `>>>` quotes are matched first and left alone.
+_QUICK_ACTIONS = re.compile(r"""
+    (?P<code>^```.+?\n```$)
+  | (?P<inline_code>^.*`\n*.+?\n*`$)
+  | (?P<html>^<[^>]+?>\n.+?\n</[^>]+?>$)
+  | (?P<quote>^>>>.+?\n>>>$)
+  | (?:^/(?P<cmd>labels|label|unlabel|remove_label|confidential|close|reopen|assign)
+       (?:[ ](?P<arg>[^\n]*))?(?:\s*\n|$))
+""", re.M | re.S | re.I | re.X)
+
 
 class IssueWrites:
     state: dict
@@ -71,40 +82,71 @@ class IssueWrites:
             self.system_note(issue, user, " ".join(parts) + " label" + ("s" if len(added + removed) > 1 else ""))
         issue["labels"] = labels
 
-    def apply_quick_actions(self, project: dict, user: dict, description: str, issue: dict) -> str:
-        """Quick actions on a new issue, as GitLab applies them: project members of any role, Guests
-        included, may set labels, assignees and confidentiality on an issue they create (IssuePolicy:
-        `set_issue_metadata` for `is_project_member & guest_access` on new issues). `/label` applies only
-        labels that exist; a quick action that applies nothing stays in the text (QuickActions docs)."""
-        kept = []
-        for line in description.split("\n"):
-            stripped = line.strip()
-            if stripped.startswith("/label "):
-                names = [a or b for a, b in re.findall(r'~"([^"]+)"|~(\S+)', stripped)]
+    def apply_quick_actions(self, project: dict, user: dict, description: str, issue: dict, *,
+                            new_issue: bool = True) -> str:
+        """Quick actions in a new issue's description, a description edit, a note or a note edit, run as the
+        poster with the poster's permissions, as GitLab runs them (`Notes::CreateService`,
+        `Notes::UpdateService`, `Issues::UpdateService` through `QuickActions::InterpretService`).
+
+        Where a command counts is GitLab's `Gitlab::QuickActions::Extractor`: `/cmd` at the very start of a
+        line (after `\r` is deleted), not inside a fenced code block, an HTML block or a `>>>` quote block;
+        a command's text is removed. On a new issue any project member, Guests included, may set labels,
+        assignees and confidentiality (IssuePolicy `set_issue_metadata` for `is_project_member &
+        guest_access` on new issues); on an existing issue that needs Reporter (`admin_issue`), and closing
+        or reopening needs the author or Reporter (`update_issue`); a command the poster may not run is
+        dropped silently. `/label` applies only labels that exist; a quick action that applies nothing
+        stays in the text (QuickActions docs)."""
+        may_set = new_issue or self.access(project, user) >= REPORTER
+        may_update = new_issue or issue["author_id"] == user["id"] or self.access(project, user) >= REPORTER
+
+        def run(match: re.Match) -> str:
+            if match.group("cmd") is None:
+                return match.group(0)  # a code, HTML or quote block: GitLab leaves it alone
+            cmd, arg = match.group("cmd").lower(), (match.group("arg") or "").strip()
+            if cmd in ("label", "labels", "unlabel", "remove_label"):
+                names = [a or b for a, b in re.findall(r'~"([^"]+)"|~(\S+)', arg)]
                 known = {lb["name"] for lb in self.available_labels(project)}
                 existing = [name for name in names if name in known]
                 if not existing:
-                    kept.append(line)
-                    continue
-                added = [n for n in existing if n not in issue["labels"]]
-                self.set_labels(project, issue, user, issue["labels"] + added)
-                continue
-            if stripped == "/confidential":
-                issue["confidential"] = True
-                continue
-            if stripped.startswith("/assign"):
-                who = stripped.split()[1:] or ["me"]
-                targets = [user if name == "me" else next(
-                    (u for u in self.state["users"] if u["username"] == name.lstrip("@")), None) for name in who]
-                targets = [t for t in targets if t and self.access(project, t) >= GUEST]
-                if not targets:
-                    kept.append(line)
-                    continue
-                self.assign(issue, issue["assignee_ids"] + [t["id"] for t in targets if t["id"] not in
-                                                             issue["assignee_ids"]])
-                continue
-            kept.append(line)
-        return "\n".join(kept).strip("\n")
+                    return match.group(0)
+                if may_set and cmd in ("label", "labels"):
+                    self.set_labels(project, issue, user, issue["labels"] + [n for n in existing
+                                                                              if n not in issue["labels"]])
+                elif may_set:
+                    self.set_labels(project, issue, user, [lb for lb in issue["labels"] if lb not in existing])
+                return ""
+            if cmd == "confidential":
+                if may_set and not issue["confidential"]:
+                    issue["confidential"] = True
+                    if not new_issue:
+                        self.system_note(issue, user, "made the issue confidential")
+                return ""
+            if cmd in ("close", "reopen"):
+                if may_update and not new_issue:
+                    self.change_state(issue, user, cmd)
+                return ""
+            # /assign
+            who = arg.split() or ["me"]
+            targets = [user if name == "me" else next(
+                (u for u in self.state["users"] if u["username"] == name.lstrip("@")), None) for name in who]
+            targets = [t for t in targets if t and self.access(project, t) >= GUEST]
+            if not targets:
+                return match.group(0)
+            if may_set:
+                self.assign(issue, issue["assignee_ids"] + [t["id"] for t in targets
+                                                             if t["id"] not in issue["assignee_ids"]])
+            return ""
+
+        text = _QUICK_ACTIONS.sub(run, (description or "").replace("\r", ""))
+        return text.rstrip().strip("\n")
+
+    def change_state(self, issue: dict, user: dict, event: str) -> None:
+        if event == "close" and issue["state"] == "opened":
+            issue["state"], issue["closed_at"] = "closed", _now()
+            self.system_note(issue, user, "closed")
+        elif event == "reopen" and issue["state"] == "closed":
+            issue["state"], issue["closed_at"] = "opened", None
+            self.system_note(issue, user, "reopened")
 
     def assign(self, issue: dict, ids: list[int]) -> None:
         """Several assignees on paid tiers; GitLab Free keeps only the first (docs: "Multiple assignees")."""
@@ -146,8 +188,12 @@ class IssueWrites:
             if data["title"] != issue["title"]:
                 self.system_note(issue, user, f"changed title from **{issue['title']}** to **{data['title']}**")
                 issue["title"] = data["title"]
-        if "description" in data:
-            issue["description"] = data["description"] or ""
+        if "description" in data and (data["description"] or "") != issue["description"]:
+            # GitLab notes each description edit as a system note by the editor ("changed the description",
+            # `SystemNotes::IssuablesService#change_description`), and runs the new text's quick actions.
+            self.system_note(issue, user, "changed the description")
+            issue["description"] = self.apply_quick_actions(project, user, data["description"] or "", issue,
+                                                            new_issue=False)
         labels = list(issue["labels"])
         if "labels" in data:
             labels = _label_list(data["labels"])
@@ -159,12 +205,7 @@ class IssueWrites:
             issue["confidential"] = _bool(data["confidential"])
         if "assignee_ids" in data:
             self.assign(issue, [i for i in _id_list("assignee_ids", data["assignee_ids"]) if i > 0])
-        event = data.get("state_event")
-        if event == "close" and issue["state"] == "opened":
-            issue["state"], issue["closed_at"] = "closed", _now()
-            self.system_note(issue, user, "closed")
-        elif event == "reopen" and issue["state"] == "closed":
-            issue["state"], issue["closed_at"] = "opened", None
-            self.system_note(issue, user, "reopened")
+        if data.get("state_event") in ("close", "reopen"):
+            self.change_state(issue, user, data["state_event"])
         issue["updated_at"] = _now()
         return issue

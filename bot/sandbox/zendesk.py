@@ -156,8 +156,8 @@ class ZendeskRoutes:
     def zd_upload(self):
         zd = self._zd()
         name = (parse_qs(urlsplit(self.path).query).get("filename") or ["file"])[-1]
-        data = self.raw_body()  # type: ignore[attr-defined]  # read before any answer: an unread body resets the
-        # connection on the client's side while it still sends, and it sees "unreachable" instead of the 422
+        # Read even when refused: an unread body is taken for the next request on the keep-alive connection.
+        data = self.raw_body()  # type: ignore[attr-defined]
         if any(name.lower().endswith(ext.lower()) for ext in zd.get("blocked_extensions") or ()):
             raise ApiError(422, "RecordInvalid", {"error": "RecordInvalid", "description": "Record validation "
                                                   "errors", "details": {"base": [{"description": "File type not "
