@@ -9,9 +9,10 @@ p50/p95 time per request, the run's peak memory; for an idle run its wall time a
 measured in the same run, the time of `python -c "import gitlab, cryptography, jinja2, yaml"`.
 And the cost of reading the record with `--foreign-comments` (10,000) comments by someone else on an entry
 issue, next to what the same comments cost when the record was comments on one issue (issue 16).
-Targets: <= 6 API calls per successful request beyond listing and cached lookups (upload, the record entry
-opened and closed, claim, status note, close), no 429, <= 2 for an idle run, >= 20 requests/s, an idle run
-within 1.5x of the import baseline, and a record read of at most one call per 100 licenses plus one.
+Targets: <= 7 API calls per successful request beyond listing and cached lookups (upload, the record entry
+opened and closed, the record's anchor, claim, status note, close), no 429, <= 2 for an idle run, >= 20
+requests/s, an idle run within 1.5x of the import baseline, and a record read of at most one call per 100
+licenses plus the bot user and the anchor.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def classify(method: str, path: str) -> str:
         # per-run: the token's role and project, the bot user, groups and membership, the record's entries,
         # and the run lock
         return "cached"
-    return "per request"  # upload, record entry (opened, closed), claim, status note, close
+    return "per request"  # upload, record entry (opened, closed), anchor, claim, status note, close
 
 
 def timed_pair(first: list[str], second: list[str], env: dict, repeat: int) -> tuple[float, float]:
@@ -144,7 +145,7 @@ def main() -> int:
         print(f"API calls in all             : {len(log):8d}   (listing {kinds['listing']}, per-run cached "
               f"{kinds['cached']}, per request {kinds['per request']})")
         print(f"API calls per success        : {kinds['per request'] / max(ok, 1):8.2f}   (beyond listing and "
-              f"cached lookups; target <= 6)")
+              f"cached lookups; target <= 7)")
         too_many = sum(1 for _, _, status in log if status == 429)
         print(f"answered 429 (rate limit)    : {too_many:8d}   (search limit "
               f"{args.search_rate_limit or 'off'}/min; target 0)")
@@ -159,10 +160,10 @@ def main() -> int:
         print(f"idle run / import baseline   : {ratio:8.2f}   (target <= 1.5)")
         read_calls, old_calls, licenses = record_read(bot, url, args.foreign_comments)
         print(f"record read, {args.foreign_comments} foreign comments on an entry: {read_calls} API calls for "
-              f"{licenses} licenses (target <= {licenses // 100 + 2}); the same comments on one issue read as the "
+              f"{licenses} licenses (target <= {licenses // 100 + 3}); the same comments on one issue read as the "
               f"old record issue was: {old_calls} calls, plus one per 100 licenses")
-        met = (kinds["per request"] / max(ok, 1) <= 6 and idle_calls <= 2 and ok / wall >= 20 and ratio <= 1.5
-               and ok == args.requests and too_many == 0 and read_calls <= licenses // 100 + 2)
+        met = (kinds["per request"] / max(ok, 1) <= 7 and idle_calls <= 2 and ok / wall >= 20 and ratio <= 1.5
+               and ok == args.requests and too_many == 0 and read_calls <= licenses // 100 + 3)
         print("targets met" if met else "TARGETS MISSED")
         return 0 if met else 1
     finally:

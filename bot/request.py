@@ -10,8 +10,8 @@ Markdown is CommonMark-based), so fenced and indented code, blockquotes, HTML bl
 no fields. Anyone who can file an issue can send up to GitLab's 1,048,576 characters, so every step is
 linear and cheap per character: a block scanner that consumes runs of same-shaped blocks with one
 bounded regular expression, applied again where it stopped (markdown-it-py took 3 s on 1 MB of `#\n`; the
-tests keep it as the reference the scanner must agree with), and values found by splitting, not by regular expressions that
-backtrack. Pure, and it never raises on any text.
+tests keep it as the reference the scanner must agree with), and values found by splitting, not by regular
+expressions that backtrack. Pure, and it never raises on any text.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ class FakeTracker:
     writes: list[tuple[str, int, object]] = field(default_factory=list)  # (kind, iid, what), in order
     events: dict[int, list[LabelEvent]] = field(default_factory=dict)
     record_iid: int | None = None
+    anchor: str | None = None  # the bot's anchor snippet's text (the record's head)
     _cache: dict = field(default_factory=dict)
 
     # --- test helpers ---------------------------------------------------------------------------
@@ -155,6 +156,16 @@ class FakeTracker:
         self.writes.append(("record", iid, description))
         self.crash.effect()
         return issue
+
+    def record_head(self, title: str) -> str | None:
+        """The bot's anchor snippet (kept as `anchor`; None: none)."""
+        self.api_calls += 1
+        return self.anchor
+
+    def save_record_head(self, title: str, text: str) -> None:
+        self.api_calls += 1
+        self.anchor = text
+        self.writes.append(("anchor", 0, text))
 
     def not_confidential(self, iids: list[int]) -> list[Issue]:
         self.api_calls += -(-len(iids) // 100)
