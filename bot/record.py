@@ -18,7 +18,11 @@ Why this shape (GitLab facts, each pinned by a test that cites its source):
   licensed for a person: the bot cannot tell which ticket or address the lost entry covered. An edited
   entry is rebuilt from its request's status note and restored by the next run (`repairs`): the next
   entry's `prev`, or for the newest the digest the status note kept, proves it is the text the bot wrote.
-- Deleting an issue takes the Owner role (`destroy_issue`), not Maintainer.
+- Deleting an issue takes the Planner or Owner role (`destroy_issue`), not Maintainer. Deleting the newest
+  entry leaves no gap (no later entry names it), so the chain's head is also kept, signed, in the bot's
+  anchor (`Head`): a private personal snippet of the bot's own user, which only its author or an admin may
+  read, change or delete (`PersonalSnippetPolicy`). An anchor ahead of the chain names the missing entries;
+  a record from before the anchor is anchored as the first run with work finds it (trust on first use).
 - Listing issues filters by `author_id`; listing notes cannot filter by author (`lib/api/notes.rb`:
   `order_by`, `sort`, `activity_filter` only). So reading the record costs one call per 100 licenses,
   whatever anyone writes on the entries; the old single record issue cost one call per 100 comments of
