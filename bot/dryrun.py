@@ -51,6 +51,9 @@ class DryRunTracker:
         return Issue(iid=-1, title=title, description=description, state="closed", labels=(), author_username="",
                      author_id=0, confidential=True, web_url="", created_at=now, updated_at=now)
 
+    def save_record_head(self, title: str, text: str) -> None:
+        self._say("would write the record's head (the newest entry, signed) into the bot's private anchor snippet")
+
     def create_label(self, name: str, color: str, description: str) -> bool:
         self._say(f"would create label {name} (the run lock)")
         return True

@@ -173,10 +173,11 @@ def test_a_dry_run_prints_exactly_the_writes_a_real_run_makes_and_makes_none(con
     runner.run(make(config, private_key, tracker=real_t, mailer=real_m, notifier=real_n), say=lambda _: None)
     kinds = {"edit": "would edit issue", "upload": "would upload", "note": "would create a status note",
              "label+": "would create label license-bot-run-lock", "label-": "would delete label license-bot-run-lock",
-             "record-issue": "would open the record issue", "record": "would record license"}
+             "record-issue": "would open the record issue", "record": "would record license",
+             "anchor": "would write the record's head"}
     expected = [kinds[kind] for kind, _, _ in real_t.writes]
-    expected.insert(4, "would email")  # after the lock, upload, record entry and claim
-    expected.insert(7, "would post to Slack")  # after the note and the close
+    expected.insert(6, "would email")  # after the lock, the (first) anchor, upload, record entry, anchor and claim
+    expected.insert(9, "would post to Slack")  # after the note and the close
     assert [next(p for p in expected if line.startswith(p)) for line in printed] == expected
     tracker_lines = [p for p in printed if not p.startswith(("would email", "would post"))]
     for (kind, _, what), line in zip(real_t.writes, tracker_lines, strict=True):
