@@ -467,10 +467,11 @@ class Record:
         if self.signer is None or self._audit.problems:
             return
         if anchor is None:
-            self._write_head(head)
-            self.notices.append(f"the record's head (entry {head.entry.seq if head else 0}) is now kept in the bot's "
-                                "private anchor snippet: trusted as found (trust on first use); from now on a "
-                                "deleted newest entry is detected")
+            self._write_head(head)  # an empty record too: an entry written next is never without its anchor
+            if head is not None:  # nothing to trust yet in an empty record: nothing to say
+                self.notices.append(f"the record's head (entry {head.entry.seq}) is now kept in the bot's private "
+                                    "anchor snippet: trusted as found (trust on first use); from now on a deleted "
+                                    "newest entry is detected")
         elif (found := parse_head(anchor, self.trusted)) is not None and found.seq < (head.entry.seq if head else 0):
             self._write_head(head)
 
