@@ -9,12 +9,13 @@ p50/p95 time per request, the run's peak memory; for an idle run its wall time a
 measured in the same run, the time of `python -c "import gitlab, cryptography, jinja2, yaml"`.
 And the cost of reading the record with `--foreign-comments` (10,000) comments by someone else on an entry
 issue, next to what the same comments cost when the record was comments on one issue (issue 16).
-Targets: <= 8 API calls per successful request beyond listing and cached lookups, one for each of: the claim
+Targets: <= 9 API calls per successful request beyond listing and cached lookups, one for each of: the claim
 announced in the status note, the bot's claim reaction (issue 16: the claim that keeps overlapping runs to one
 email), the upload, the record entry opened and closed (two: an entry is its own issue, so reading the record
-costs a call per 100 licenses), the processing label, the status note, the close; no 429, <= 2 for an idle
+costs a call per 100 licenses), the record's anchor (the newest entry's digest in the bot's private snippet, so a
+deleted newest entry is detected), the processing label, the status note, the close; no 429, <= 2 for an idle
 run, >= 20 requests/s, an idle run within 1.5x of the import baseline, and a record read of at most one call
-per 100 licenses plus one.
+per 100 licenses plus the bot user and the anchor.
 """
 
 from __future__ import annotations
@@ -52,11 +53,14 @@ def calls(url: str, since: int = 0) -> list:
 def classify(method: str, path: str, home_iid: int) -> str:
     if method == "GET" and re.search(r"/issues\?(?!.*author_id)", path):
         return "listing"  # the open issues, once before and once under the run lock
-    if method == "GET" or re.search(rf"/issues/{home_iid}/award_emoji", path):
+    if method == "GET" or re.search(rf"/issues/{home_iid}/award_emoji", path) or (
+            method == "POST" and re.search(r"/snippets(\?|$)", path)):
         # per-run: the token's role and project, the bot user, groups and membership, the record's entries,
-        # and the run lock (the bot's reaction on its home issue, and the home's marker when it is opened)
+        # and the run lock (the bot's reaction on its home issue, and the home's marker when it is opened);
+        # once per record: the anchor snippet, made when the first entry is written (later writes are per request)
         return "cached"
-    return "per request"  # claim (announced, reacted), upload, record entry (opened, closed), label, note, close
+    return "per request"  # claim (announced, reacted), upload, record entry (opened, closed), anchor, label, note,
+    # close
 
 
 def timed_pair(first: list[str], second: list[str], env: dict, repeat: int) -> tuple[float, float]:
@@ -152,7 +156,7 @@ def main() -> int:
         print(f"API calls in all             : {len(log):8d}   (listing {kinds['listing']}, per-run cached "
               f"{kinds['cached']}, per request {kinds['per request']})")
         print(f"API calls per success        : {kinds['per request'] / max(ok, 1):8.2f}   (beyond listing and "
-              f"cached lookups; target <= 8)")
+              f"cached lookups; target <= 9)")
         too_many = sum(1 for _, _, status in log if status == 429)
         print(f"answered 429 (rate limit)    : {too_many:8d}   (search limit "
               f"{args.search_rate_limit or 'off'}/min; target 0)")
@@ -167,10 +171,10 @@ def main() -> int:
         print(f"idle run / import baseline   : {ratio:8.2f}   (target <= 1.5)")
         read_calls, old_calls, licenses = record_read(bot, url, args.foreign_comments)
         print(f"record read, {args.foreign_comments} foreign comments on an entry: {read_calls} API calls for "
-              f"{licenses} licenses (target <= {licenses // 100 + 2}); the same comments on one issue read as the "
+              f"{licenses} licenses (target <= {licenses // 100 + 3}); the same comments on one issue read as the "
               f"old record issue was: {old_calls} calls, plus one per 100 licenses")
-        met = (kinds["per request"] / max(ok, 1) <= 8 and idle_calls <= 2 and ok / wall >= 20 and ratio <= 1.5
-               and ok == args.requests and too_many == 0 and read_calls <= licenses // 100 + 2)
+        met = (kinds["per request"] / max(ok, 1) <= 9 and idle_calls <= 2 and ok / wall >= 20 and ratio <= 1.5
+               and ok == args.requests and too_many == 0 and read_calls <= licenses // 100 + 3)
         print("targets met" if met else "TARGETS MISSED")
         return 0 if met else 1
     finally:

@@ -113,6 +113,9 @@ class DryRunTracker:
         return Award(id=-1, name=name, user_id=self.me()["id"], username=self.me()["username"],
                      created_at=datetime.now(timezone.utc))
 
+    def save_record_head(self, title: str, text: str) -> None:
+        self._say("would write the record's head (the newest entry, signed) into the bot's private anchor snippet")
+
     def create_label(self, name: str, color: str, description: str) -> bool:
         self._say(f"would create label {name} (the run lock)")
         self._labels[name] = {"name": name, "color": color, "description": description}

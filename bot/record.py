@@ -18,7 +18,11 @@ Why this shape (GitLab facts, each pinned by a test that cites its source):
   licensed for a person: the bot cannot tell which ticket or address the lost entry covered. An edited
   entry is rebuilt from its request's status note and restored by the next run (`repairs`): the next
   entry's `prev`, or for the newest the digest the status note kept, proves it is the text the bot wrote.
-- Deleting an issue takes the Owner role (`destroy_issue`), not Maintainer.
+- Deleting an issue takes the Planner or Owner role (`destroy_issue`), not Maintainer. Deleting the newest
+  entry leaves no gap (no later entry names it), so the chain's head is also kept, signed, in the bot's
+  anchor (`Head`): a private personal snippet of the bot's own user, which only its author or an admin may
+  read, change or delete (`PersonalSnippetPolicy`). An anchor ahead of the chain names the missing entries;
+  a record from before the anchor is anchored as the first run with work finds it (trust on first use).
 - Listing issues filters by `author_id`; listing notes cannot filter by author (`lib/api/notes.rb`:
   `order_by`, `sort`, `activity_filter` only). So reading the record costs one call per 100 licenses,
   whatever anyone writes on the entries; the old single record issue cost one call per 100 comments of
@@ -69,6 +73,7 @@ HOME_EMOJI = "robot"
 ENTRY_TITLE = "License Bot record: license {license_id} (written and signed by the bot; do not edit)"
 FOLLOW_UP_TITLE = "License Bot record: license {license_id} {delivery} (written and signed by the bot; do not edit)"
 REFUSED, DELIVERED = "refused", "delivered"  # a follow-up entry's `delivery`
+ANCHOR_TITLE = "License Bot record head (written and signed by the bot; do not edit or delete)"
 
 _ENTRY_MARKER = "<!-- license-bot:record-entry "
 _ENTRY_RE = re.compile(r"<!-- license-bot:record-entry (\{[^<>]*\}) -->")
@@ -77,6 +82,7 @@ _KEY_RE = re.compile(r"-+BEGIN [A-Z ]+ LICENSE-+\n[A-Za-z0-9+/=\n]*?-+END [A-Z ]
 # material probe in bot/signer.py, doctor's probe, a license's AES key), so no signature here can stand in
 # for one of those.
 _SIGNED_AS = b"license-bot record entry v1\0"
+_HEAD_AS = b"license-bot record head v1\0"  # the anchor's signature: never an entry's, never a license's
 DAMAGED = "the record of issued licenses is damaged"  # how a hold for it starts, so it lifts once repaired
 
 
@@ -106,6 +112,7 @@ class Entry:
     delivery: str = ""
     delivery_why: str = ""
     delivery_on: str = ""  # YYYY-MM-DD
+    anchored: bool = False  # written while the bot kept the chain's head in its anchor (see `Head`)
 
     @property
     def issue_ref(self) -> str:
@@ -116,8 +123,9 @@ class Entry:
                             date.fromisoformat(self.made_on))
 
     def fields(self) -> dict:
-        """Every field, the follow-up ones only when set: entries signed before they existed still verify."""
-        return {k: v for k, v in asdict(self).items() if k not in _FOLLOW_UP_FIELDS or v}
+        """Every field, the follow-up ones and `anchored` only when set: entries signed before they existed
+        still check out."""
+        return {k: v for k, v in asdict(self).items() if k not in _OPTIONAL_FIELDS or v}
 
     def payload(self) -> bytes:
         """Every field, canonically: what the signature covers."""
@@ -134,7 +142,7 @@ class Entry:
                 f"{self.issue_ref}, made {self.made_on}{said}")
 
 
-_FOLLOW_UP_FIELDS = ("delivery", "delivery_why", "delivery_on")
+_OPTIONAL_FIELDS = ("delivery", "delivery_why", "delivery_on", "anchored")
 
 
 @dataclass(frozen=True)
@@ -200,10 +208,83 @@ class Audit:
     open_entries: tuple[Issue, ...] = ()  # entry issues left open (a crash before closing them, or a person)
     damaged: tuple[Damaged, ...] = ()
     follow_ups: tuple[Recorded, ...] = ()  # verified follow-up entries (a refusal, a re-send), in chain order
+    authors: tuple[tuple[int, int], ...] = ()  # (entry issue, the bot user who opened it)
 
     @property
     def head(self) -> Recorded | None:
         return _head([*self.entries, *self.follow_ups])
+
+
+@dataclass(frozen=True)
+class Head:
+    """The chain's newest entry as the bot last wrote it, kept in the bot's anchor: a private personal
+    snippet of the bot's own user (`tracker.record_head`). Only its author (or an admin) may read, change or
+    delete it, so deleting the newest entry issues (a Planner or Owner may) leaves the anchor ahead of the
+    chain. Signed like the entries, so an anchor the bot did not write counts for nothing."""
+
+    seq: int
+    digest: str
+    signature: str = ""
+
+    def payload(self) -> bytes:
+        return _HEAD_AS + f"{self.seq}:{self.digest}".encode()
+
+    def text(self) -> str:
+        return json.dumps({"seq": self.seq, "digest": self.digest, "sig": self.signature}, sort_keys=True)
+
+
+def sign_head(head: Recorded | None, signer: Signer) -> Head:
+    """The anchor for this head (seq 0: an empty chain)."""
+    seq, digest = (head.entry.seq, head.digest) if head else (0, "")
+    raw = signer.sign_raw(hashlib.sha256(Head(seq, digest).payload()).digest())
+    return Head(seq, digest, base64.b64encode(raw).decode())
+
+
+def parse_head(text: str, trusted: Sequence[rsa.RSAPublicKey]) -> Head | None:
+    """The anchor, if it reads and a trusted key signed it; None for anything else."""
+    try:
+        data = json.loads(text)
+        head = Head(int(data["seq"]), str(data["digest"]), str(data["sig"]))
+        raw = base64.b64decode(head.signature, validate=True)
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        return None
+    digest = hashlib.sha256(head.payload()).digest()
+    for key in trusted:
+        try:
+            if key.recover_data_from_signature(raw, padding.PKCS1v15(), None) == digest:
+                return head
+        except (InvalidSignature, ValueError):
+            continue
+    return None
+
+
+def head_problems(entries: Sequence[Recorded], anchor: str | None, trusted, *, mine: bool = True) -> list[Problem]:
+    """The anchor against the verified chain: an anchor ahead of it names the newest entries that are gone
+    (deleting the newest entry leaves no gap for `prev` to show). An anchor behind it is a run that stopped
+    between writing an entry and its anchor: not damage (the run with work brings it up to date). `mine`:
+    the newest entry is the current bot user's (after a token change, the old user's anchor is out of reach)."""
+    head = _head(list(entries))
+    where = "the record's head (the bot's private anchor snippet)"
+    if anchor is None:
+        if head is not None and head.entry.anchored and mine:
+            return [Problem(where, f"is gone, yet entry {head.entry.seq} was written while it existed: only the "
+                                   "bot's user or an admin can delete it, and entries after "
+                                   f"{head.entry.seq} may be missing")]
+        return []
+    found = parse_head(anchor, _keys(trusted))
+    if found is None:
+        return [Problem(where, "does not carry the bot's signature: it was changed after the bot wrote it (only "
+                               "the bot's user or an admin can), so the newest entries cannot be checked")]
+    have = head.entry.seq if head else 0
+    if found.seq > have:
+        missing = ", ".join(str(n) for n in range(have + 1, found.seq + 1))
+        return [Problem(f"record entr{'ies' if found.seq > have + 1 else 'y'} {missing}",
+                        f"missing: the bot wrote entry {found.seq} last, the newest that checks out is "
+                        f"{have or 'none'} (its issue was deleted): the license it held cannot be checked")]
+    if found.seq and not any(r.entry.seq == found.seq and r.digest == found.digest for r in entries):
+        return [Problem(f"record entry {found.seq}", "missing or replaced: it is not the entry the bot wrote "
+                                                     "there, so the license it held cannot be checked")]
+    return []
 
 
 def entry_note(entry: Entry, key_text: str, signature: str = "") -> str:
@@ -372,7 +453,8 @@ def audit(issues: Sequence[Issue], trusted) -> Audit:
     entry_iids = {r.where for r in (*kept, *follow_ups)}
     open_entries = tuple(i for i in ordered if i.iid in entry_iids and i.state == "opened")
     return Audit(kept, tuple(problems), legacy_iid, legacy_author, legacy_pending, exposed, open_entries,
-                 tuple(damaged), follow_ups)
+                 tuple(damaged), follow_ups=follow_ups,
+                 authors=tuple((i.iid, i.author_id) for i in ordered if i.iid in entry_iids))
 
 
 def _chain_problems(good: list[Recorded]) -> list[Problem]:
@@ -426,6 +508,7 @@ class Record:
         self._entries: list[Recorded] | None = None
         self._follow_ups: list[Recorded] = []
         self.added: list[Entry] = []  # what this run recorded
+        self.notices: list[str] = []  # what a run with work should say it did to the record
 
     def audit(self) -> Audit:
         if self._audit is None:
@@ -448,11 +531,39 @@ class Record:
                         f"record entry issue #{self._audit.legacy_iid}", "holds no record entry, and no old entries "
                         "either: its description or its comments were erased (an Owner may delete it if it is an "
                         "old record issue that never held one)")))
+            self._check_head()
         return self._audit
 
     def _is_home(self, iid: int, author_id: int) -> bool:
         """Whether the bot opened this issue as its home (no entry was ever in it): its own :robot: reaction."""
         return any(a.name == HOME_EMOJI and a.user_id == author_id for a in self.tracker.awards(iid))
+
+    def _check_head(self) -> None:
+        """Compare the anchor with the chain: one read. A run that may write (it has a signer) makes a missing
+        anchor from the chain as it finds it (trust on first use: the newest entries could already be gone
+        then) and brings one left behind by a stopped run up to date."""
+        assert self._audit is not None
+        anchor = self.tracker.record_head(ANCHOR_TITLE)
+        entries = [*self._audit.entries, *self._audit.follow_ups]  # a refusal's follow-up may be the newest
+        head = _head(entries)
+        mine = head is None or dict(self._audit.authors).get(head.where) == self.tracker.me()["id"]
+        problems = head_problems(entries, anchor, self.trusted, mine=mine)
+        if problems:
+            self._audit = replace(self._audit, problems=(*self._audit.problems, *problems))
+            return
+        if self.signer is None or self._audit.problems:
+            return
+        if anchor is None:
+            self._write_head(head)  # an empty record too: an entry written next is never without its anchor
+            if head is not None:  # nothing to trust yet in an empty record: nothing to say
+                self.notices.append(f"the record's head (entry {head.entry.seq}) is now kept in the bot's private "
+                                    "anchor snippet: trusted as found (trust on first use); from now on a deleted "
+                                    "newest entry is detected")
+        elif (found := parse_head(anchor, self.trusted)) is not None and found.seq < (head.entry.seq if head else 0):
+            self._write_head(head)
+
+    def _write_head(self, head: Recorded | None) -> None:
+        self.tracker.save_record_head(ANCHOR_TITLE, sign_head(head, self.signer).text())
 
     def entries(self) -> list[Recorded]:
         if self._entries is None:
@@ -502,12 +613,14 @@ class Record:
             seq = (before.entry.seq if before else 0) + 1
             if damaged.request_iid is None or (after is not None and after.entry.seq != seq + 1):
                 continue
-            rebuilt = self._rebuild(damaged.request_iid, seq, before.digest if before else "")
-            if rebuilt is not None and rebuilt[0].digest == (after.entry.prev if after else rebuilt[1]):
-                out.append((damaged.iid, entry_note(rebuilt[0].entry, rebuilt[0].key_text, rebuilt[0].signature)))
+            for anchored in (True, False):  # the status note does not say whether the entry was anchored
+                rebuilt = self._rebuild(damaged.request_iid, seq, before.digest if before else "", anchored)
+                if rebuilt is not None and rebuilt[0].digest == (after.entry.prev if after else rebuilt[1]):
+                    out.append((damaged.iid, entry_note(rebuilt[0].entry, rebuilt[0].key_text, rebuilt[0].signature)))
+                    break
         return out
 
-    def _rebuild(self, request_iid: int, seq: int, prev: str) -> tuple[Recorded, str | None] | None:
+    def _rebuild(self, request_iid: int, seq: int, prev: str, anchored: bool) -> tuple[Recorded, str | None] | None:
         """The entry rebuilt from the request's status note, and the entry digest that note kept."""
         from . import status as status_mod
 
@@ -521,7 +634,7 @@ class Record:
                       issue_url=request.web_url, email=state.email or "", user_count=state.user_count or 0,
                       ticket_id=state.ticket_id, ticket_url=state.ticket_url, made_on=state.persisted_at[:10],
                       expires_on=state.expires_at or "", file_name=state.file_name or "",
-                      upload_markdown=state.upload_markdown or "", seq=seq, prev=prev)
+                      upload_markdown=state.upload_markdown or "", seq=seq, prev=prev, anchored=anchored)
         checked = verify_with(entry, key_text, self.trusted)  # the key in the note must be the license it names
         if checked is None:
             return None
@@ -530,7 +643,7 @@ class Record:
 
     def reload(self) -> None:
         """Read the record again (after the run repaired it)."""
-        self._audit, self._entries, self._legacy, self._follow_ups = None, None, [], []
+        self._audit, self._entries, self._legacy, self._follow_ups = None, None, [], []  # the anchor is read again too
 
     def exposed(self) -> list[Issue]:
         """Issues holding a key that anyone may read: entry issues (and the old record issue) and the requests
@@ -595,9 +708,9 @@ class Record:
         if head is None:
             audit_ = self.audit()
             prev = f"legacy:#{audit_.legacy_iid}:{legacy}" if legacy and audit_.legacy_iid is not None else ""
-            entry = replace(entry, seq=1, prev=prev)
+            entry = replace(entry, seq=1, prev=prev, anchored=True)
         else:
-            entry = replace(entry, seq=head.entry.seq + 1, prev=head.digest)
+            entry = replace(entry, seq=head.entry.seq + 1, prev=head.digest, anchored=True)
         signature = sign(entry, self.signer)
         body = entry_note(entry, key_text, signature)
 
@@ -609,11 +722,13 @@ class Record:
         issue = self.tracker.open_entry(title, body, landed)
         recorded = Recorded(entry, key_text, checked[0], signature, issue.iid, key_id(self.signer.public_key()),
                             checked[1])
-        if entry.delivery:
+        if entry.delivery:  # a follow-up: now the chain's head, anchored like any entry
+            self._write_head(recorded)
             return recorded
         entries = self.entries()
         entries[:] = [r for r in entries if r.entry.license_id != entry.license_id]
         entries.append(recorded)
+        self._write_head(recorded)  # after the entry: a run stopped in between leaves the anchor behind, not ahead
         if not legacy:
             self.added.append(entry)
         return recorded

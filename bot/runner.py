@@ -213,6 +213,8 @@ def _keep_keys_confidential(ctx: Context, say: Callable[[str], None]) -> None:
             "entry's digest)")
     if repairs:
         ctx.record.reload()
+    for line in ctx.record.notices:  # the record's anchor made (trust on first use): said once, in this run
+        say(line)
     for issue in ctx.record.exposed():
         ctx.tracker.edit_issue(issue, IssueEdit(confidential=True))
         say(f"{issue.ref} holds a license key but someone made it non-confidential: made confidential again")

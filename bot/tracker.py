@@ -190,6 +190,8 @@ class Tracker(Protocol):
     def bot_issues(self) -> list[Issue]: ...
     def open_entry(self, title: str, description: str, landed) -> Issue: ...
     def not_confidential(self, iids: list[int]) -> list[Issue]: ...
+    def record_head(self, title: str) -> str | None: ...
+    def save_record_head(self, title: str, text: str) -> None: ...
     def comments(self, iid: int) -> list[Note]: ...
     def all_notes(self, iid: int) -> list[Note]: ...
     def awards(self, iid: int) -> list[Award]: ...
@@ -237,6 +239,7 @@ class GitLabTracker:
         self._groups: dict[tuple[str, str], dict[str, Any]] = {}
         self._record_iid: int | None = None
         self._me: dict[str, Any] | None = None
+        self._anchor_id: int | None = None
 
     @property
     def api_calls(self) -> int:
@@ -372,6 +375,33 @@ class GitLabTracker:
                 issue = existing
                 break
         return self.edit_issue(issue, IssueEdit(state_event="close")) if issue.state == "opened" else issue
+
+    def record_head(self, title: str) -> str | None:
+        """The text of the bot's own anchor snippet (the record's head), None if it has none. `GET /snippets`
+        lists only the caller's own snippets (`SnippetsFinder.new(current_user, author: current_user)`,
+        lib/api/snippets.rb), so it is found by title with no id kept anywhere a person could change: one
+        call per 100 of the bot's snippets. The oldest wins if a retried POST ever made two."""
+        mine = self._call(lambda: list(self.gl.http_list("/snippets", iterator=True, per_page=100,
+                                                         max_retries=self.max_retries)),
+                          "read the record's anchor (the bot's own snippets; the token needs the api scope)")
+        found = sorted((s for s in mine if s.get("title") == title), key=lambda s: int(s.get("id") or 0))
+        self._anchor_id = int(found[0]["id"]) if found else None
+        return (found[0].get("description") or "") if found else None
+
+    def save_record_head(self, title: str, text: str) -> None:
+        """Write the anchor: a private personal snippet (readable, changeable and deletable only by its author
+        and admins: app/policies/personal_snippet_policy.rb). The head is its description, which the list
+        shows, so reading it back costs no second call."""
+        if self._anchor_id is None:
+            data = {"title": title, "description": text, "visibility": "private", "file_name": "record-head.txt",
+                    "content": "The newest entry of License Bot's record, signed by the bot. Do not edit or delete."}
+            created = self._call(lambda: self.gl.http_post("/snippets", post_data=data),
+                                 "create the record's anchor snippet")
+            self._anchor_id = int(created["id"])
+        else:
+            anchor_id = self._anchor_id
+            self._call(lambda: self.gl.http_put(f"/snippets/{anchor_id}", post_data={"description": text}),
+                       "update the record's anchor snippet")
 
     def labelled(self, label: str) -> bool:
         """Whether any issue, open or closed, carries the label: one call."""

@@ -59,6 +59,7 @@ class FakeTracker:
     system: dict[int, list[Note]] = field(default_factory=dict)   # GitLab's system notes, by issue
     reactions: dict[int, list[Award]] = field(default_factory=dict)
     ticks: int = 0  # a clock for what GitLab time-stamps, one second per event after NOW
+    anchor: str | None = None  # the bot's anchor snippet's text (the record's head)
     _cache: dict = field(default_factory=dict)
 
     # --- test helpers ---------------------------------------------------------------------------
@@ -226,6 +227,16 @@ class FakeTracker:
         self.writes.append(("record", iid, description))
         self.crash.effect()
         return issue
+
+    def record_head(self, title: str) -> str | None:
+        """The bot's anchor snippet (kept as `anchor`; None: none)."""
+        self.api_calls += 1
+        return self.anchor
+
+    def save_record_head(self, title: str, text: str) -> None:
+        self.api_calls += 1
+        self.anchor = text
+        self.writes.append(("anchor", 0, text))
 
     def not_confidential(self, iids: list[int]) -> list[Issue]:
         self.api_calls += -(-len(iids) // 100)

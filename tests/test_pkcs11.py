@@ -293,9 +293,9 @@ def test_a_token_removed_between_two_requests_stops_the_run_and_counts_no_attemp
     config = _config(tmp_path, "vector", sandbox.url, sandbox.smtp_port)
     issues = [client(sandbox.url).issues.create({"title": f"x{n}", "description": request_text(n)}) for n in (1, 2)]
     (token_dir,) = (own_token.parent / "tokens").iterdir()
-    # The first request signs three times (the key-material secret, its key, its record entry): then the token
-    # is gone.
-    env = _spy_env(tmp_path / "logins", SOFTHSM2_CONF=str(own_token), PKCS11_SPY_REMOVE_AFTER="3",
+    # The first request signs five times (the key-material secret, the empty record's first anchor, its key, its
+    # record entry, the anchor naming it): then the token is gone.
+    env = _spy_env(tmp_path / "logins", SOFTHSM2_CONF=str(own_token), PKCS11_SPY_REMOVE_AFTER="5",
                    PKCS11_SPY_TOKEN_DIR=str(token_dir))
     result = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "run"], capture_output=True,
                             text=True, timeout=120, env=env)

@@ -121,7 +121,7 @@ def test_old_unsigned_entries_are_read_as_before_then_moved_into_the_chain_once(
 
     world.tracker.new_run()
     later = Record(world.tracker, [private_key.public_key()])
-    assert len(later.entries()) == 2 and later.unchained() == [] and world.tracker.api_calls == 1  # no comments read
+    assert len(later.entries()) == 2 and later.unchained() == [] and world.tracker.api_calls == 2  # issues, anchor
 
 
 def test_a_run_signing_in_the_token_writes_record_entries_that_verify(softhsm, sandbox, tmp_path, vector):  # noqa: F811
@@ -223,6 +223,11 @@ def test_a_refusal_is_a_signed_chained_entry_of_its_own(config, private_key):
     assert follow_up.entry.delivery == record.REFUSED and checked.head == follow_up
     reader = Record(world.tracker, [private_key.public_key()])
     assert reader.refused(checked.entries[0].entry.license_id).why == "the address does not exist (550 5.1.1)"
+    assert reader.problems() == ()  # the anchor names the follow-up as the chain's head
+    # Deleting the newest follow-up (a Planner or Owner may) is seen through the anchor: no silent "never refused".
+    del world.tracker.issues[refusal.iid]
+    assert any("record entry 2" in p.line() and "missing" in p.line()
+               for p in Record(world.tracker, [private_key.public_key()]).problems())
 
 
 def test_nobody_below_the_bot_can_forge_a_refusal_to_get_a_second_license(config, private_key):

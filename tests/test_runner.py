@@ -176,7 +176,8 @@ def test_a_dry_run_prints_exactly_the_writes_a_real_run_makes_and_makes_none(con
     runner.run(make(config, private_key, tracker=real_t, mailer=real_m, notifier=real_n), say=lambda _: None)
     kinds = {"edit": "would change issue", "upload": "would upload", "note": "would write a status note",
              "home-issue": "would open the bot's home issue", "record": "would record license",
-             "award": "would react :", "unaward": "would remove reaction"}
+             "award": "would react :", "unaward": "would remove reaction",
+             "anchor": "would write the record's head"}
     noted: set[int] = set()  # an issue's first status note is created (for #1, to announce its claim); then edited
     edits_of_1 = 0
     expected = []

@@ -272,16 +272,19 @@ def test_a_record_entry_whose_post_landed_before_a_502_is_not_posted_again(confi
     entry = Entry(lic_mod.license_id(key), lic_mod.fingerprint(key), 3, "u", "ops@example.org", 7, 5, "t",
                   "2026-11-27", str(lic.expires_at), "f.gitlab-license")
     signer = FileSigner(vector["private"])
-    chained = replace(entry, seq=1)  # the first entry of the chain
+    chained = replace(entry, seq=1, anchored=True)  # the first entry of the chain, written with its anchor
     body = entry_note(chained, key, sign(chained, signer))  # PKCS#1 v1.5 is deterministic: the same text
     mocked.get(f"{API}/user", json={"id": 99, "username": "license-bot"})
     mocked.get(f"{PROJECT}/issues", json=[])  # the first read: no entries yet
     mocked.post(f"{PROJECT}/issues", status=502, json={"message": "502"})
     mocked.get(f"{PROJECT}/issues", json=[issue_json(4, author={"id": 99}, description=body)])  # it had landed
     mocked.put(f"{PROJECT}/issues/4", json=issue_json(4, author={"id": 99}, description=body, state="closed"))
+    mocked.get(f"{API}/snippets", json=[])  # no anchor yet: made for the empty record, then updated
+    mocked.post(f"{API}/snippets", json={"id": 7})
+    mocked.put(f"{API}/snippets/7", json={"id": 7})
     record = Record(tracker, vector["public"], signer)
     assert record.add(entry, key).entry == chained
-    assert len([c for c in mocked.calls if c.request.method == "POST"]) == 1
+    assert len([c for c in mocked.calls if c.request.method == "POST" and "/issues" in c.request.url]) == 1
 
 
 def test_a_reaction_the_bot_has_already_is_a_refusal_not_an_error(tracker, mocked):

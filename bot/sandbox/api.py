@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from . import search
 from .model import Sandbox
 from .routing import ROUTES, route
+from .snippets import SnippetRoutes
 from .store import DEVELOPER, GUEST, MAINTAINER, OWNER, PLANNER, REPORTER, ApiError, _label_list, _now, mail_json
 from .zendesk import ZendeskRoutes
 
@@ -33,7 +34,7 @@ EMOJI_NAMES = frozenset({"thumbsup", "thumbsdown", "heart", "key", "lock", "whit
 
 # --- HTTP --------------------------------------------------------------------------------------------------
 
-class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
+class Handler(SnippetRoutes, ZendeskRoutes, BaseHTTPRequestHandler):
     server_version = "license-bot-sandbox/1"
     disable_nagle_algorithm = True  # headers and body go out in two writes: without this, 40 ms stalls
     protocol_version = "HTTP/1.1"
