@@ -10,13 +10,70 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from . import __version__, keys, terminal
+from . import __version__, files, keys, terminal
 from . import config as config_mod
 from . import license as lic_mod
 from .errors import BotError
+
+
+class _Terminal:
+    """Every text a command shows, on standard output or error, goes through here and only here: it is
+    scrubbed of every secret of this environment (and of any URL's user-info) on its way out."""
+
+    def __init__(self) -> None:
+        self._scrubber: Callable[[str], str] | None = None
+
+    def reset(self) -> None:
+        self._scrubber = None
+
+    def scrub(self, text: str) -> str:
+        if self._scrubber is None:
+            from .scrub import Scrubber
+
+            try:
+                self._scrubber = Scrubber(config_mod.secrets_from_env().values())
+            except Exception:  # noqa: BLE001 - if even the secrets cannot be read, say nothing specific
+                return "(details withheld: the secrets could not be read to scrub them)"
+        return self._scrubber(text)
+
+    def __call__(self, text: str = "", *, err: bool = False, end: str = "\n") -> None:
+        stream = sys.stderr if err else sys.stdout
+        stream.write(self.scrub(str(text)) + end)
+        stream.flush()
+
+
+say = _Terminal()
+
+
+def _route_library_output() -> None:
+    """What libraries print by themselves (urllib3's retry warnings name URLs; Python warnings) takes the same
+    way out as everything else: logging's last-resort handler and warnings' printer both write through `say`."""
+    import logging
+    import warnings
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            say(f"license-bot: {record.levelname.lower()}: {record.getMessage()}", err=True)
+
+    logging.lastResort = Handler(logging.WARNING)
+    warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: say(
+        f"license-bot: {category.__name__}: {message}", err=True)
+
+
+class _Scrubbed:
+    """A stream whose every write goes through the terminal's scrubber, for code that prints for itself."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(say.scrub(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def utc_today() -> date:
@@ -49,21 +106,11 @@ def _users_arg(text: str) -> int:
 
 def _new_file(path: str, force: bool, what: str) -> Path:
     """A file this command may write: never a folder, never an existing file unless --force."""
-    out = Path(path)
-    if out.is_dir():
-        raise BotError(f"{what} {path}: is a folder; give a file name")
-    if out.exists() and not force:
-        raise BotError(f"{what} {path}: exists already; choose another name, or add --force to replace it")
-    if not out.parent.is_dir():
-        raise BotError(f"{what} {path}: the folder {out.parent} does not exist")
-    return out
+    return files.check_target(path, what, force=force)
 
 
-def _write(out: Path, text: str, what: str) -> None:
-    try:
-        out.write_text(text, encoding="ascii")
-    except OSError as exc:
-        raise BotError(f"{what} {out}: cannot write it ({exc.strerror})") from None
+def _write(out: Path, text: str, what: str, force: bool) -> None:
+    files.write(out, text, what, force=force)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -73,11 +120,42 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise BotError(f"--out {args.out}: is a file; give a folder for license_key and license_key.pub")
     try:
-        private_path, public_path = keys.write_pair(keys.generate(args.bits), args.out)
+        private_path, public_path = keys.write_pair(keys.generate(args.bits), args.out, force=args.force)
     except OSError as exc:
         raise BotError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
-    print(f"wrote {private_path} (private, mode 0600: keep it secret) and {public_path} (public)")
+    say(f"wrote {private_path} (private, mode 0600: keep it secret) and {public_path} (public)")
+    say(_rotation_steps(args, public_path, f"LICENSE_PRIVATE_KEY_FILE to {private_path.resolve()} (in CI: replace "
+                                           "the protected file variable's content with this file's)"))
     return 0
+
+
+def _rotation_steps(args: argparse.Namespace, public_path: Path, signing: str) -> str:
+    """The exact configuration change that makes the new pair sign while the earlier key's licenses and record
+    entries still count (README, Operator guide, "Rotating the key")."""
+    try:
+        config = config_mod.load(args.config)
+        secrets = config_mod.secrets_from_env()
+    except BotError:
+        config, secrets = None, None
+    old = (secrets.public_key_file or config.license.public_key_file) if config else None
+    if not old and secrets and config and config.license.signer == "file" and secrets.private_key_pem:
+        # No public key file is configured, but the current signing key is at hand: keep its public half.
+        with contextlib.suppress(BotError):
+            kept = public_path.with_name("previous_license_key.pub")
+            _write(_new_file(str(kept), False, "--out"), keys.public_pem(keys.private_key_from(secrets)).decode(),
+                   "--out", False)
+            old = str(kept)
+            say(f"wrote {kept}: the public half of the current signing key (LICENSE_PRIVATE_KEY), to keep")
+    earlier = [*(config.license.trusted_public_keys if config else ()), *([str(Path(old).resolve())] if old else [])]
+    listed = "".join(f"\n    - {path}" for path in earlier) or "\n    - /path/to/the/current/license_key.pub"
+    where = f" ({config.source})" if config else ""
+    keep = ("" if old else "\n  (no public key is configured now: if a key signed licenses before, list its public "
+                           "key file there instead of the placeholder; if none did, leave trusted_public_keys empty)")
+    return (f"To rotate to this key pair, change the configuration{where} to:\n"
+            f"license:\n  public_key_file: {public_path.resolve()}\n  trusted_public_keys:{listed}{keep}\n"
+            f"and set {signing}; unset LICENSE_PUBLIC_KEY_FILE or point it at the new public key. Then run "
+            "`license-bot doctor`: *signing key* checks the new pair, *trusted keys* counts the record entries each "
+            "key verifies.")
 
 
 def _keygen_in_token(args: argparse.Namespace) -> int:
@@ -96,9 +174,11 @@ def _keygen_in_token(args: argparse.Namespace) -> int:
     public_path = _new_file(str(Path(args.out) / "license_key.pub"), args.force, "--out")
     public = generate_in_token(p.module, p.token_label, p.key_label, config_mod.secrets_from_env().signer_pin,
                                args.bits, keys.refused_pins_file(config))
-    _write(public_path, keys.public_pem(public).decode("ascii"), "--out")
-    print(f"made a {args.bits}-bit key pair {p.key_label!r} inside the token {p.token_label!r} (its private half never "
-          f"leaves it) and wrote its public half to {public_path}")
+    _write(public_path, keys.public_pem(public).decode("ascii"), "--out", args.force)
+    say(f"made a {args.bits}-bit key pair {p.key_label!r} inside the token {p.token_label!r} (its private half never "
+        f"leaves it) and wrote its public half to {public_path}")
+    say(_rotation_steps(args, public_path, f"license.pkcs11.key_label to {p.key_label!r} (already so in the "
+                                           "configuration this pair was made from)"))
     return 0
 
 
@@ -122,10 +202,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise BotError("GitLab would refuse this license today: " + "; ".join(late))
     text = lic_mod.sign(lic, signer, today, boundary=lic_mod.DEFAULT_BOUNDARY if args.boundary else None)
     if out:
-        _write(out, text, "--output")
-        print(f"wrote {out}: {describe(lic)}", file=sys.stderr)
+        _write(out, text, "--output", args.force)
+        say(f"wrote {out}: {describe(lic)}", err=True)
     else:
-        sys.stdout.write(text)
+        say(text, end="")
     return 0
 
 
@@ -135,17 +215,18 @@ def describe(lic: lic_mod.License) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    public_key = keys.load_public_key(args.public_key)
-    try:
-        text = Path(args.file).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise BotError(f"cannot read {args.file}: {exc.strerror}") from None
-    lic = lic_mod.decode(text, public_key)
+    if args.public_key:
+        trusted = [(f"--public-key {path}", keys.load_public_key(path)) for path in args.public_key]
+    else:  # the configured keys: the current one and every earlier one a rotation keeps
+        config = config_mod.load(args.config)
+        trusted = keys.trusted_keys(config, _public_key(config, config_mod.secrets_from_env()))
+    text = files.read_bytes(args.file, files.KEY_BYTES, "the license file").decode("utf-8", errors="replace")
+    lic, signed_by = _decode_with_any(text, trusted)
     today = args.today or utc_today()
     problems = lic_mod.preflight(lic, today)
     if args.json:
-        print(json.dumps({"license": lic.to_payload(), "accepted_today": not problems, "problems": problems},
-                         indent=2, ensure_ascii=False))
+        say(json.dumps({"license": lic.to_payload(), "accepted_today": not problems, "problems": problems,
+                        "signed_by": signed_by}, indent=2, ensure_ascii=False))
         return 0
     rows = [
         ("Licensee", ", ".join(f"{k}: {v}" for k, v in lic.licensee.items())),
@@ -156,32 +237,54 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         ("Expires", str(lic.expires_at)),
         ("Blocks changes", str(lic.block_changes_at)),
         ("Fingerprint", lic_mod.fingerprint(text)),
+        ("Signed by", signed_by),
         (f"GitLab accepts it on {today}", "yes" if not problems else "no: " + "; ".join(problems)),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        print(f"{key + ':':<{width + 1}} {value}")
+        say(f"{key + ':':<{width + 1}} {value}")
     return 0
 
 
-def _read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+def _decode_with_any(text: str, trusted) -> tuple[lic_mod.License, str]:
+    """The license and which trusted key it decodes with; the first key's error when none does (one key: its
+    own message, unchanged)."""
+    first = None
+    for name, key in trusted:
+        try:
+            return lic_mod.decode(text, key), f"{keys.key_id(key)} ({name})"
+        except lic_mod.LicenseError as exc:
+            first = first or exc
+    if len(trusted) > 1 and first and "wrong public key" in str(first):
+        raise lic_mod.LicenseError(f"the key was not signed by any of the {len(trusted)} trusted keys (the current "
+                                   "one and license.trusted_public_keys), or the key block is damaged") from None
+    raise first
+
+
+def _read_description(path: str) -> str:
+    """A request as GitLab would hold it: at most its 1,048,576 characters (a file, or - for standard input)."""
     try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise BotError(f"cannot read {path}: {exc.strerror}") from None
+        data = files.read_bytes(path, files.DESCRIPTION_BYTES, "the request")
+    except files.FileError as exc:
+        if "larger than" not in str(exc):
+            raise
+        data = b"x" * (files.DESCRIPTION_CHARS + 1)  # more than GitLab would ever hold: say so below
+    text = data.decode("utf-8", errors="replace")
+    if len(text) > files.DESCRIPTION_CHARS:
+        raise BotError(f"the request {path} is longer than the {files.DESCRIPTION_CHARS:,} characters GitLab "
+                       "allows in an issue description; is it the right file?")
+    return text
 
 
 def cmd_check_request(args: argparse.Namespace) -> int:
     from . import messages, policy, request
 
     config = config_mod.load(args.config)
-    parsed = request.parse(_read_text(args.file), config.tickets.base_url)
+    parsed = request.parse(_read_description(args.file), config.tickets.base_url)
     verdict = policy.evaluate(parsed, args.today or utc_today(), config.policy, config.tickets,
                               policy.Facts(author=args.author))
     if args.json:
-        print(json.dumps({
+        say(json.dumps({
             "valid": verdict.ok,
             "request": verdict.request.to_json() if verdict.request else None,
             "errors": [{"field": e.field, "message": e.message} for e in verdict.errors],
@@ -189,10 +292,10 @@ def cmd_check_request(args: argparse.Namespace) -> int:
         }, indent=2, ensure_ascii=False))
     elif verdict.ok:
         r = verdict.request
-        print(f"valid: a {config.license.terms.duration_days}-day {config.license.terms.plan} trial for "
-              f"{r.user_count} users would be sent to {r.email} (ticket {r.ticket_url})")
+        say(f"valid: a {config.license.terms.duration_days}-day {config.license.terms.plan} trial for "
+            f"{r.user_count} users would be sent to {r.email} (ticket {r.ticket_url})")
     else:
-        print(messages.failure(args.author, verdict.errors, verdict.warnings), end="")
+        say(messages.failure(args.author, verdict.errors, verdict.warnings), end="")
     return 0 if verdict.ok else 1
 
 
@@ -201,11 +304,11 @@ def _trigger_payload(environ) -> str | None:
     if environ.get("CI_PIPELINE_SOURCE") != "trigger" or not environ.get("TRIGGER_PAYLOAD"):
         return None
     value = environ["TRIGGER_PAYLOAD"]
-    path = Path(value)
-    try:
-        return path.read_text(encoding="utf-8") if len(value) < 4096 and path.is_file() else value
-    except OSError as exc:
-        raise BotError(f"TRIGGER_PAYLOAD: cannot read {value}: {exc.strerror}") from None
+    if len(value) >= 4096 or not Path(value).is_file():
+        return value
+    # An issue event carries the description (up to 1,048,576 characters, each up to 6 bytes as a JSON
+    # escape) and little else of any size.
+    return files.read_bytes(value, 8 * files.MB, "TRIGGER_PAYLOAD").decode("utf-8", errors="replace")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -217,7 +320,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .slack import SlackWebhook
     from .tracker import GitLabTracker
 
-    report = _new_file(args.report, True, "--report") if args.report else None  # before any work, not after
+    report = _new_file(args.report, args.force, "--report") if args.report else None  # before any work, not after
     if report is not None and not os.access(report.parent, os.W_OK):
         raise BotError(f"--report {args.report}: the folder {report.parent} is not writable")
     summary = runner.Summary()
@@ -228,6 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         secrets = config_mod.secrets_from_env()
         scrub = Scrubber(secrets.values())
         signer = keys.signer_from(config, secrets, args.private_key, flag="--private-key")
+        keys.trusted_keys(config, None)  # an unreadable earlier key stops the run here, never midway
         if config.slack.enabled and not secrets.slack_webhook_url:
             raise config_mod.ConfigError("slack.enabled is true but SLACK_WEBHOOK_URL is not set")
         payload = None if args.issue is not None else _trigger_payload(os.environ)
@@ -239,21 +343,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             from . import dryrun
 
-            tracker, mailer = dryrun.DryRunTracker(tracker, print), dryrun.DryRunMailer(print)
-            notifier = dryrun.DryRunNotifier(print) if notifier else None
+            tracker, mailer = dryrun.DryRunTracker(tracker, say), dryrun.DryRunMailer(say)
+            notifier = dryrun.DryRunNotifier(say) if notifier else None
         ctx = runner.Context(config=config, tracker=tracker, mailer=mailer, signer=signer,
                              now=datetime.now(timezone.utc), notifier=notifier, scrub=scrub, zendesk=zendesk)
-        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=lambda t: print(scrub(t)))
+        summary = runner.run(ctx, issue_iid=args.issue, trigger_payload=payload, say=say)
     except BotError as exc:
         summary.error = scrub(str(exc))
     finally:
         if report is not None:
-            _write(report, scrub(summary.to_json()) + "\n", "--report")
+            _write(report, scrub(say.scrub(summary.to_json())) + "\n", "--report", args.force)
     if summary.error:
         # A run that could not work prints its error and no summary line: "found 0" would read as a quiet day.
-        print(f"license-bot: error: {summary.error}", file=sys.stderr)
+        say(f"license-bot: error: {summary.error}", err=True)
         return summary.exit_code
-    print(("dry run, nothing written: " if args.dry_run else "") + summary.line())
+    say(("dry run, nothing written: " if args.dry_run else "") + summary.line())
     return summary.exit_code
 
 
@@ -277,16 +381,19 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         server = SandboxServer(args.port, args.smtp_port, args.state, search_rules=args.search_rules,
                                edition=args.edition, search_rate_limit=args.search_rate_limit).start()
+    except (ValueError, RecursionError) as exc:  # the --state file: not JSON, or not a sandbox's state
+        raise BotError(f"--state {args.state}: not a sandbox state file ({_what_is_wrong(exc)}); give a new "
+                       "file name to start afresh") from None
     except OSError as exc:
         raise BotError(f"the sandbox cannot listen on 127.0.0.1 port {args.port} or SMTP port {args.smtp_port}: "
                        f"{exc.strerror}; pick free ones with --port and --smtp-port") from None
-    print(f"GitLab sandbox at {server.url} (API {server.url}/api/v4), project support/internal-requests")
-    print(f"SMTP sink at 127.0.0.1:{server.smtp_port}; mail at {server.url}/sandbox/mail, "
-          f"API calls at {server.url}/sandbox/requests")
-    print("tokens: " + ", ".join(f"{user}: {token}" for token, user in TOKENS.items()))
-    print(f"GitLab {args.edition}, search rules {args.search_rules}, search limit "
-          f"{args.search_rate_limit or 'off'}{'/min' if args.search_rate_limit else ''}")
-    print(f"state: {args.state or 'in memory'}. Ctrl-C stops it.", flush=True)
+    say(f"GitLab sandbox at {server.url} (API {server.url}/api/v4), project support/internal-requests")
+    say(f"SMTP sink at 127.0.0.1:{server.smtp_port}; mail at {server.url}/sandbox/mail, "
+        f"API calls at {server.url}/sandbox/requests")
+    say("tokens: " + ", ".join(f"{user}: {token}" for token, user in TOKENS.items()))
+    say(f"GitLab {args.edition}, search rules {args.search_rules}, search limit "
+        f"{args.search_rate_limit or 'off'}{'/min' if args.search_rate_limit else ''}")
+    say(f"state: {args.state or 'in memory'}. Ctrl-C stops it.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
@@ -295,11 +402,33 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _what_is_wrong(exc: Exception) -> str:
+    """Where a JSON file goes wrong, without quoting it."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     _need_sandbox_extra("license-bot demo")
     from . import demo
 
-    return demo.main()
+    with contextlib.redirect_stdout(_Scrubbed(sys.stdout)):  # the demo prints for itself: same scrubber
+        return demo.main()
+
+
+def _port_arg(text: str) -> int:
+    if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 (any free port) to 65535, got {text!r}")
+    return int(text)
+
+
+def _count_arg(text: str) -> int:
+    if not text.strip().isdigit() or len(text.strip()) > 12:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
 
 
 def _ticket_arg(text: str) -> int:
@@ -342,43 +471,117 @@ def cmd_find(args: argparse.Namespace) -> int:
     config = config_mod.load(args.config)
     config_mod.require_gitlab(config)
     secrets = config_mod.secrets_from_env()
-    public_key = _public_key(config, secrets)
+    trusted = keys.trusted_keys(config, _public_key(config, secrets))
+    names = {keys.key_id(key): name for name, key in trusted}
     tracker = GitLabTracker(config, secrets.gitlab_token)
-    record = Record(tracker, public_key)
+    record = Record(tracker, [key for _, key in trusted])
     zendesk = _zendesk(config, secrets)
     try:
         tracker.ensure_can_work()  # a token blind to confidential issues would find "nothing"
-        hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket, zendesk)
+        hits = find.search(tracker, record, email, config.tickets.base_url, args.ticket, zendesk, names)
     except TrackerError as exc:
-        print(f"license-bot: error: could not search: {exc}", file=sys.stderr)
+        say(f"license-bot: error: could not search: {exc}", err=True)
         return find.COULD_NOT_SEARCH
     written = find.download(record, hits, Path(args.download), force=args.force) if args.download else []
     damaged = find.damage_lines(record)
     for line in damaged:
-        print(line, file=sys.stderr)
+        say(line, err=True)
     if args.json:
-        print(json.dumps({"email": email, "found": find.to_json(hits), "record_problems": damaged,
-                          "downloads": [{"iid": r.entry.issue_iid, "path": str(p), "license_id": r.entry.license_id}
-                                        for p, r in written]}, indent=2))
+        say(json.dumps({"email": email, "found": find.to_json(hits), "record_problems": damaged,
+                        "downloads": [{"iid": r.entry.issue_iid, "path": str(p), "license_id": r.entry.license_id}
+                                      for p, r in written]}, indent=2))
         return find.FOUND if hits else find.COULD_NOT_SEARCH if damaged else find.NOTHING
     for title, kind in (("Licenses", find.LICENSE), ("Not made by the bot", find.NOT_THE_BOTS),
                         ("Open requests", find.OPEN)):
         group = [h for h in hits if h.kind == kind]
         if group:
-            print(f"{title} for {email}" + (", newest first:" if kind == find.LICENSE else ":"))
+            say(f"{title} for {email}" + (", newest first:" if kind == find.LICENSE else ":"))
             for hit in group:
-                print("\n".join("  " + line for line in hit.lines()))
+                say("\n".join("  " + line for line in hit.lines()))
     for path, r in written:
-        print(f"wrote {path}: license {r.entry.license_id} for {r.license.email}, {r.license.user_count} users, "
-              f"expires {r.license.expires_at}; it decodes with the public key")
+        say(f"wrote {path}: license {r.entry.license_id} for {r.license.email}, {r.license.user_count} users, "
+            f"expires {r.license.expires_at}; it decodes with the public key")
     if not hits and damaged:
-        print(f"nothing found for {email} among the record entries that check out, but the record is damaged (above):"
-              " a lost entry may be this address's license", file=sys.stderr)
+        say(f"nothing found for {email} among the record entries that check out, but the record is damaged (above):"
+            " a lost entry may be this address's license", err=True)
         return find.COULD_NOT_SEARCH
     if not hits:
-        print(f"nothing found for {email}: no license in the bot's record and no open request. If the customer "
-              "needs a license, file a new request.")
+        say(f"nothing found for {email}: no license in the bot's record and no open request. If the customer "
+            "needs a license, file a new request.")
     return find.FOUND if hits else find.NOTHING
+
+
+def _report_facts(tracker, record, trusted, since: date, until: date):
+    """What `report` computes over, read through the adapters: the record's verified entries, and every request
+    filed in the period with its status note (one call per request that has notes)."""
+    from . import messages
+    from . import report as report_mod
+    from . import status as status_mod
+
+    names = {keys.key_id(key): name for name, key in trusted}
+    licenses = [report_mod.LicenseRow(
+        r.entry.license_id, r.entry.issue_iid, r.entry.issue_url, r.entry.email, r.entry.user_count, r.entry.ticket_id,
+        date.fromisoformat(r.entry.made_on), date.fromisoformat(r.entry.expires_on),
+        names.get(r.license_key, r.license_key)) for r in record.entries()]
+    issues = tracker.requests_since(datetime.combine(since, datetime.min.time(), timezone.utc))
+    listed = {i.iid for i in issues}
+    # A license of the period whose request was filed before it: read that request too (rare, one call each).
+    issues += [tracker.get_issue(iid) for iid in sorted({lic.issue_iid for lic in licenses
+                                                         if since <= lic.made_on <= until} - listed)]
+    requests = []
+    for issue in issues:
+        note = tracker.status_note(issue.iid) if issue.user_notes_count else None
+        status = status_mod.read(note.body) if note else None
+        reasons: tuple[str, ...] = ()
+        if status is not None and status.step == status_mod.REJECTED:
+            reasons = tuple(dict.fromkeys(messages.FIELD_NAMES.get(f, f) for f, _ in status.errors))
+        elif status is not None and status.step == status_mod.HELD:
+            reasons = ("held for a person",)
+        elif status is not None and status.step == status_mod.UNDELIVERED:
+            reasons = ("email not delivered",)
+        emailed = datetime.fromisoformat(status.emailed_at) if status and status.emailed_at else None
+        requests.append(report_mod.RequestRow(issue.iid, issue.web_url, issue.author_username, issue.created_at,
+                                              status.step if status else None, reasons, emailed))
+    counts: dict[str, int] = {}
+    for r in record.entries():
+        kid = r.entry_key or r.license_key
+        counts[kid] = counts.get(kid, 0) + 1
+    integrity = report_mod.Integrity(len(record.entries()), tuple(p.line() for p in record.problems()),
+                                     len(record.unchained()),
+                                     tuple((f"{name} {keys.key_id(key)}", counts.get(keys.key_id(key), 0))
+                                           for name, key in trusted))
+    return licenses, requests, integrity
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report as report_mod
+    from .record import Record
+    from .tracker import GitLabTracker
+
+    today = args.today or utc_today()
+    until = args.until or today
+    since = args.since or until - timedelta(days=83)  # twelve whole weeks
+    if since > until:
+        raise BotError(f"--since {since} is after --until {until}: give the earlier date first")
+    out = _new_file(args.output, args.force, "--output") if args.output else None
+    config = config_mod.load(args.config)
+    config_mod.require_gitlab(config)
+    secrets = config_mod.secrets_from_env()
+    trusted = keys.trusted_keys(config, _public_key(config, secrets))
+    tracker = GitLabTracker(config, secrets.gitlab_token)
+    tracker.ensure_can_work()  # a token blind to confidential issues would report nothing
+    record = Record(tracker, [key for _, key in trusted])
+    licenses, requests, integrity = _report_facts(tracker, record, trusted, since, until)
+    built = report_mod.build(licenses, requests, integrity, since=since, until=until, today=today,
+                             repeat_window_days=config.report.repeat_window_days,
+                             expiring_days=config.report.expiring_days)
+    rendered = report_mod.render(built, args.format)
+    if out is None:
+        say(rendered, end="")
+        return 0
+    _write(out, rendered, "--output", args.force)
+    say(f"wrote {out}: the {args.format} report, {since} to {until}", err=True)
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -386,11 +589,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     config = config_mod.load(args.config)
     checks = doctor.check(config, config_mod.secrets_from_env(), ci_file=args.ci_file)
-    print("\n".join(doctor.lines(checks)))
+    say("\n".join(doctor.lines(checks)))
     failed = sum(1 for c in checks if c.ok is False)
     warned = sum(1 for c in checks if c.ok and c.warn)
     summary = f"{failed} problem{'s' if failed != 1 else ''}" if failed else "all checks passed"
-    print(summary + (f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""))
+    say(summary + (f", {warned} warning{'s' if warned != 1 else ''}" if warned else ""))
     return 1 if failed else 0
 
 
@@ -401,7 +604,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     config_mod.require_gitlab(config)
     secrets = config_mod.secrets_from_env()
     changes = doctor.setup(config, secrets)
-    print("\n".join(f"changed: {c}" for c in changes) if changes else "nothing to change")
+    say("\n".join(f"changed: {c}" for c in changes) if changes else "nothing to change")
     return cmd_doctor(args)
 
 
@@ -410,8 +613,21 @@ def cmd_setup(args: argparse.Namespace) -> int:
 Command = Callable[[argparse.Namespace], int]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in the same one-line form and through the same scrubber as the rest."""
+
+    def _print_message(self, message: str, file=None) -> None:
+        if message:
+            say(message, err=file is not sys.stdout and file is not None, end="")
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        say(f"license-bot: error: {message}", err=True)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="license-bot",
         description="Emergency 10-day GitLab Ultimate trial licenses from tracker issues.",
     )
@@ -431,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, choices=(2048, 3072, 4096), default=2048)
     p.add_argument("--pkcs11", action="store_true", help="make the pair inside the token (license.pkcs11.*); "
                                                           "write only the public key")
-    p.add_argument("--force", action="store_true", help="replace an existing public key file (with --pkcs11)")
+    p.add_argument("--force", action="store_true", help="replace existing key files in --out")
 
     p = add("generate", cmd_generate, "write an emergency trial license key")
     p.add_argument("--email", required=True)
@@ -445,7 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("inspect", cmd_inspect, "decode a license key and say whether GitLab would accept it")
     p.add_argument("file")
-    p.add_argument("--public-key", required=True, metavar="PATH")
+    p.add_argument("--public-key", action="append", metavar="PATH",
+                   help="the public key to check it with (repeat for several; default: the configured public key "
+                        "and license.trusted_public_keys)")
     p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
 
@@ -458,19 +676,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", cmd_run, "process the open requests in the tracker (the scheduled pipeline's job)")
     p.add_argument("--dry-run", action="store_true", help="print every write it would make, and make none")
-    p.add_argument("--issue", type=int, metavar="IID", help="process only this issue")
+    p.add_argument("--issue", type=_count_arg, metavar="IID", help="process only this issue")
     p.add_argument("--report", metavar="FILE", help="write the summary as JSON")
+    p.add_argument("--force", action="store_true", help="replace --report FILE if it exists")
     p.add_argument("--private-key", metavar="PATH", help="default: $LICENSE_PRIVATE_KEY(_FILE)")
 
     p = add("sandbox", cmd_sandbox, "run a small GitLab-compatible tracker and mail sink on loopback")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--smtp-port", type=int, default=2525)
+    p.add_argument("--port", type=_port_arg, default=8080)
+    p.add_argument("--smtp-port", type=_port_arg, default=2525)
     p.add_argument("--state", metavar="FILE", help="keep everything in this file across restarts")
     p.add_argument("--search-rules", choices=("v1", "v2", "v3"), default="v3",
                    help="GitLab's issue search generation: v1 before 16.6, v2 16.6 on, v3 the newest (default)")
     p.add_argument("--edition", choices=("free", "premium"), default="premium",
                    help="free: scoped labels do not replace each other, one assignee (default: premium)")
-    p.add_argument("--search-rate-limit", type=int, default=30, metavar="N",
+    p.add_argument("--search-rate-limit", type=_count_arg, default=30, metavar="N",
                    help="searches per minute per user before 429, as GitLab's default (0: off)")
 
     p = add("find", cmd_find, "find the license sent to an email, and any open request for it")
@@ -479,6 +698,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", metavar="DIR", help="write each license file here, checked with the public key")
     p.add_argument("--force", action="store_true", help="replace files that exist in the --download folder")
     p.add_argument("--json", action="store_true")
+
+    p = add("report", cmd_report, "what the bot issued, for whom, by whom and how fast, from the record and the "
+                                  "requests")
+    p.add_argument("--since", type=_date_arg, metavar="YYYY-MM-DD", help="first day (default: 12 weeks before --until)")
+    p.add_argument("--until", type=_date_arg, metavar="YYYY-MM-DD", help="last day (default: today, UTC)")
+    p.add_argument("--format", choices=("text", "csv", "json", "html"), default="text")
+    p.add_argument("--output", metavar="FILE", help="write the report here instead of standard output")
+    p.add_argument("--force", action="store_true", help="replace the --output file if it exists")
+    p.add_argument("--today", type=_date_arg, metavar="YYYY-MM-DD", help=argparse.SUPPRESS)
 
     for name, func, text in (("doctor", cmd_doctor, "check the deployment, changing nothing"),
                              ("setup", cmd_setup, "create the labels and install the issue template, then check")):
@@ -491,8 +719,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Terminal:
-    """Standard output or error with every write cleaned (bot.terminal): one filter for all the CLI prints."""
+class _Cleaned:
+    """Standard output or error with every write cleaned (bot.terminal): one filter for all the CLI prints, `say`'s
+    scrubbed lines and whatever a library or argparse writes alike."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -506,7 +735,7 @@ class _Terminal:
 
 def main(argv: Sequence[str] | None = None) -> int:
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Terminal(sys.stdout), _Terminal(sys.stderr)
+    sys.stdout, sys.stderr = _Cleaned(sys.stdout), _Cleaned(sys.stderr)
     try:
         return _main(argv)
     finally:
@@ -514,29 +743,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    say.reset()  # this invocation's environment: its secrets are the ones to scrub
+    _route_library_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except BotError as exc:
-        print(f"license-bot: error: {_scrubbed(str(exc))}", file=sys.stderr)
+        say(f"license-bot: error: {str(exc)}", err=True)
         return 1
     except KeyboardInterrupt:
-        print("license-bot: interrupted", file=sys.stderr)
+        say("license-bot: interrupted", err=True)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback, never a secret
-        print(f"license-bot: error: internal error ({type(exc).__name__}: {_scrubbed(str(exc))[:300]}); please "
-              "report it with the command you ran", file=sys.stderr)
+        say(f"license-bot: error: internal error ({type(exc).__name__}: {str(exc)[:300]}); please "
+            "report it with the command you ran", err=True)
         return 1
-
-
-def _scrubbed(text: str) -> str:
-    from .scrub import Scrubber
-
-    try:
-        return Scrubber(config_mod.secrets_from_env().values())(text)
-    except Exception:  # noqa: BLE001 - if even the secrets cannot be read, say nothing specific
-        return "(details withheld: the secrets could not be read to scrub them)"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,9 @@ reported at once, before the bot touches anything.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,9 +17,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import resources
+from . import files, resources
 from .errors import BotError
 from .license import TrialTerms
+from .scrub import Scrubber
 
 
 class ConfigError(BotError):
@@ -72,6 +75,7 @@ class LicenseConfig:
     public_key_file: str | None
     signer: str = "file"           # file | pkcs11
     pkcs11: Pkcs11Config = Pkcs11Config()
+    trusted_public_keys: tuple[str, ...] = ()  # earlier keys' public files: their licenses and entries still count
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class PolicyConfig:
     deny_email_domains: tuple[str, ...]
     email_cooldown_days: int
     scope: ScopeConfig
+    cooldown_ignores_subaddress: bool = True  # ops+again@x.com is ops@x.com's mailbox: one cooldown
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,12 @@ class Secrets:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    repeat_window_days: int = 90  # two licenses for one customer domain this close together: a repeat customer
+    expiring_days: int = 7        # the report lists licenses that expire within this many days
+
+
+@dataclass(frozen=True)
 class Config:
     gitlab: GitLabConfig
     requests: RequestsConfig
@@ -179,6 +190,7 @@ class Config:
     run: RunConfig
     source: str
     zendesk: ZendeskConfig = ZendeskConfig()
+    report: ReportConfig = ReportConfig()
     reminders: RemindersConfig = RemindersConfig()
 
 
@@ -187,12 +199,12 @@ class Config:
 class _Reader:
     """Walks one mapping, recording a message per bad key so all are reported together."""
 
-    def __init__(self, raw: Any, path: str, errors: list[str]):
-        self.path, self.errors = path, errors
+    def __init__(self, raw: Any, path: str, errors: list[str], node: Any = None):
+        self.path, self.errors, self.node = path, errors, node
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            errors.append(f"{path}: expected a mapping of keys, got {_show(raw)}")
+            errors.append(f"{path or 'the file'}: expected a mapping of keys, got {_show(raw, node)}")
             raw = {}
         self.raw = raw
         self.seen: set[str] = set()
@@ -200,9 +212,16 @@ class _Reader:
     def _key(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
+    def _node(self, key: str) -> Any:
+        """The YAML node of the key's value, for its line and column (None for a dict built in code)."""
+        for key_node, value_node in _pairs(self.node):
+            if key_node.value == key:
+                return value_node
+        return None
+
     def section(self, key: str) -> _Reader:
         self.seen.add(key)
-        return _Reader(self.raw.get(key), self._key(key), self.errors)
+        return _Reader(self.raw.get(key), self._key(key), self.errors, self._node(key))
 
     def get(self, key: str, default: Any, check, expected: str) -> Any:
         self.seen.add(key)
@@ -211,7 +230,7 @@ class _Reader:
             return None
         if check(value):
             return value
-        self.errors.append(f"{self._key(key)}: expected {expected}, got {_show(value)}")
+        self.errors.append(f"{self._key(key)}: expected {expected}, got {_show(value, self._node(key))}")
         return default
 
     def integer(self, key: str, default: int, lo: int, hi: int, what: str) -> int:
@@ -245,7 +264,11 @@ class _Reader:
     def done(self) -> None:
         for key in sorted(set(map(str, self.raw)) - self.seen):
             known = ", ".join(sorted(self.seen))
-            self.errors.append(f"{self._key(key)}: unknown key (known keys here: {known})")
+            # A key is named only when it is a typo of a known one: a secret pasted as a key stays unsaid.
+            typo = _NAME_RE.fullmatch(key) and difflib.get_close_matches(key, self.seen, n=1, cutoff=0.75)
+            name = self._key(key) if typo else f"{self.path or 'the file'}: a key"
+            where = next((_at(k) for k, _ in _pairs(self.node) if k.value == key), "")
+            self.errors.append(f"{name}: unknown key{where} (known keys here: {known})")
 
 
 def _one_address(value: Any) -> bool:
@@ -258,12 +281,37 @@ def _one_address(value: Any) -> bool:
     return len(addresses) == 1 and addresses[0][1].count("@") == 1 and all(addresses[0][1].split("@"))
 
 
-def _show(value: Any) -> str:
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,40}")
+
+
+def _pairs(node: Any) -> list:
+    """A YAML mapping node's (key, value) nodes whose keys are plain scalars."""
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    return [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
+
+
+def _at(node: Any) -> str:
+    mark = getattr(node, "start_mark", None)
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+
+
+def _show(value: Any, node: Any = None) -> str:
+    """What was found, never the text itself: a config file named by mistake may be a key or a .env file,
+    and its contents must not reach the terminal. The line and column say where to look."""
     if isinstance(value, str):
-        return f'"{value}"'
-    if value is None:
-        return "nothing"
-    return repr(value)
+        kind = "an empty text" if not value.strip() else f"a text of {len(value):,} characters"
+    elif value is None:
+        kind = "nothing"
+    elif isinstance(value, (bool, int, float)):
+        kind = repr(value)
+    elif isinstance(value, (list, tuple)):
+        kind = f"a list of {len(value)}"
+    elif isinstance(value, Mapping):
+        kind = "a mapping"
+    else:
+        kind = f"a {type(value).__name__}"
+    return kind + _at(node)
 
 
 def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -274,18 +322,29 @@ def load(path: str | Path | None = None, environ: Mapping[str, str] | None = Non
     if not path and chosen and in_pipeline(env):
         _inside_repository(source, env)
     try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the config file {source}: {exc.strerror}") from None
+        data = files.read_bytes(source, files.CONFIG_BYTES, "the config file")
+    except files.FileError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    loader = yaml.SafeLoader(text)
     try:
-        raw = yaml.safe_load(text)
+        node = loader.get_single_node()
+        raw = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return parse(raw, env, str(source))
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        # PyYAML quotes the offending text in its problem ("found character '...'"): say what, not the text.
+        problem = re.sub(r"'[^'\n]*'|\"[^\"\n]*\"", "…", str(getattr(exc, "problem", None) or "unreadable"))
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a configuration; a config is a few levels of "
+                          "keys") from None
+    finally:
+        loader.dispose()
+    return parse(raw, env, str(source), node)
 
 
 def _inside_repository(source: Path, env: Mapping[str, str]) -> None:
@@ -303,9 +362,9 @@ def _inside_repository(source: Path, env: Mapping[str, str]) -> None:
                           "remove the variable")
 
 
-def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Config:
+def parse(raw: Any, environ: Mapping[str, str], source: str = "config", node: Any = None) -> Config:
     errors: list[str] = []
-    top = _Reader(raw, "", errors)
+    top = _Reader(raw, "", errors, node)
 
     g = top.section("gitlab")
     gitlab = GitLabConfig(
@@ -345,6 +404,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     company = licensee.text("company", "GitLab Support Emergency Trial")
     licensee.done()
     public_key_file = lic.text("public_key_file", None, "a file path")
+    trusted_public_keys = lic.strings("trusted_public_keys", ())
     signer = lic.choice("signer", "file", ("file", "pkcs11"))
     h = lic.section("pkcs11")
     pkcs11 = Pkcs11Config(module=h.text("module", None, "the path of the PKCS#11 library"),
@@ -359,13 +419,14 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     license_config = LicenseConfig(
         terms=TrialTerms(plan=plan, trial=trial, duration_days=duration, backdate_days=backdate,
                          grace_days=grace, licensee_name=name, licensee_company=company),
-        public_key_file=public_key_file, signer=signer, pkcs11=pkcs11,
+        public_key_file=public_key_file, signer=signer, pkcs11=pkcs11, trusted_public_keys=trusted_public_keys,
     )
 
     p = top.section("policy")
     max_users = p.integer("max_users", 100_000, 1, 10_000_000, "a whole number of users")
     deny = tuple(d.lower() for d in p.strings("deny_email_domains", ("gitlab.com",)))
     cooldown = p.integer("email_cooldown_days", 30, 0, 365, "a whole number of days")
+    ignores_subaddress = p.flag("cooldown_ignores_subaddress", True)
     s = p.section("scope")
     scope = ScopeConfig(
         grace_period_days=s.integer("grace_period_days", 14, 0, 90, "a whole number of days"),
@@ -374,7 +435,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     s.done()
     p.done()
     policy = PolicyConfig(max_users=max_users, deny_email_domains=deny, email_cooldown_days=cooldown,
-                          scope=scope)
+                          scope=scope, cooldown_ignores_subaddress=ignores_subaddress)
 
     t = top.section("tickets")
     tickets = TicketsConfig(base_url=t.url("base_url", "https://gitlab.zendesk.com") or "")
@@ -421,23 +482,29 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config") -> Confi
     if zendesk.enabled and not zendesk.email:
         errors.append("zendesk.email: expected the API user's email address (an agent), got nothing")
 
-    r = top.section("reminders")
-    reminders = RemindersConfig(enabled=r.flag("enabled", False),
-                                days_before=r.integer("days_before", 2, 1, 30, "a whole number of days"))
-    r.done()
+    rem = top.section("reminders")
+    reminders = RemindersConfig(enabled=rem.flag("enabled", False),
+                                days_before=rem.integer("days_before", 2, 1, 30, "a whole number of days"))
+    rem.done()
 
     u = top.section("run")
     run = RunConfig(max_attempts=u.integer("max_attempts", 5, 1, 100, "a whole number of attempts"),
                     recheck_minutes=u.integer("recheck_minutes", 60, 1, 10080, "a whole number of minutes"),
                     lock_stale_minutes=u.integer("lock_stale_minutes", 15, 1, 1440, "a whole number of minutes"))
     u.done()
+
+    o = top.section("report")
+    report = ReportConfig(
+        repeat_window_days=o.integer("repeat_window_days", 90, 1, 3650, "a whole number of days"),
+        expiring_days=o.integer("expiring_days", 7, 0, 365, "a whole number of days"))
+    o.done()
     top.done()
 
     if errors:
         raise ConfigError(f"{source} has {len(errors)} problem(s):\n  " + "\n  ".join(errors))
     return Config(gitlab=gitlab, requests=requests, license=license_config, policy=policy,
                   tickets=tickets, smtp=smtp, slack=slack, run=run, source=source, zendesk=zendesk,
-                  reminders=reminders)
+                  report=report, reminders=reminders)
 
 
 def in_pipeline(environ: Mapping[str, str]) -> bool:
@@ -457,7 +524,8 @@ def _gitlab_url(from_file: str | None, environ: Mapping[str, str], source: str, 
     url = from_file or (environ.get("CI_SERVER_URL") or "").rstrip("/")
     if variable and not _same_url(variable, url):
         where = f"gitlab.url in {source}" if from_file else "this pipeline's GitLab (CI_SERVER_URL)"
-        errors.append(f"GITLAB_URL: {_show(variable)} is not {where}, {url or '(not set)'}; in a pipeline the token "
+        shown = Scrubber()(variable)[:200]  # a variable, not a file's text: shown, without user-info or a token
+        errors.append(f'GITLAB_URL: "{shown}" is not {where}, {url or "(not set)"}; in a pipeline the token '
                       "goes only there: remove the GITLAB_URL variable (to use another GitLab, set gitlab.url in the "
                       "repository's config file)")
     return url
@@ -491,9 +559,9 @@ def secrets_from_env(environ: Mapping[str, str] | None = None) -> Secrets:
     elif key_file:
         source = f"LICENSE_PRIVATE_KEY_FILE ({key_file})"
         try:
-            pem_bytes = Path(key_file).read_bytes()
-        except OSError as exc:
-            problem = f"LICENSE_PRIVATE_KEY_FILE: cannot read {key_file}: {exc.strerror}"
+            pem_bytes = files.read_bytes(key_file, files.KEY_BYTES, "LICENSE_PRIVATE_KEY_FILE")
+        except files.FileError as exc:
+            problem = str(exc)
     passphrase = env.get("LICENSE_PRIVATE_KEY_PASSPHRASE")
     return Secrets(
         gitlab_token=env.get("GITLAB_TOKEN") or None,

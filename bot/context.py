@@ -44,9 +44,12 @@ class Context:
     @cached_property
     def record(self) -> Record:
         """The record of issued licenses, read once per run (made when first asked: an idle run never is)."""
+        from .keys import trusted_keys
         from .record import Record
 
-        return Record(self.tracker, self.signer.public_key(), self.signer)
+        # The signing key's own, then the earlier keys a rotation keeps (license.trusted_public_keys).
+        trusted = [key for _, key in trusted_keys(self.config, self.signer.public_key())]
+        return Record(self.tracker, trusted, self.signer)
 
     @property
     def today(self) -> date:

@@ -185,6 +185,10 @@ def _demo(today: date, work: Path) -> int:
             files = ", ".join(a["file_name"] for a in note["attachments"])
             print(f"Internal note on Zendesk ticket {acme} (attached: {files}):\n{_indent(note['body'])}")
         print(f"Tags on ticket {acme}: {', '.join(tags) or '(none)'}\n")
+        # What the bot has done, from the record and the requests (shown last, below the checks).
+        shown = subprocess.run([sys.executable, "-m", "bot", "--config", str(config_path), "report"],
+                               env={**env, "LICENSE_PUBLIC_KEY_FILE": str(public_path)}, check=False,
+                               capture_output=True, text=True)
 
     good_issue, good_note = outcome[good.iid]
     bad_issue, bad_note = outcome[bad.iid]
@@ -204,7 +208,10 @@ def _demo(today: date, work: Path) -> int:
         "its license decodes for 250 users of jane.doe@example.com": decoded is not None
         and decoded.email == "jane.doe@example.com" and decoded.user_count == 250,
         "the run exited 0": code == 0,
+        "the report counts that one license and the two failed requests": shown.returncode == 0
+        and "Licenses made: 1" in shown.stdout and "every entry signed and chained" in shown.stdout,
     }
     for what, ok in checks.items():
         print(f"{'✓' if ok else '✗'} {what}")
+    print(f"\n$ license-bot report\n{shown.stdout}{shown.stderr}", end="")
     return 0 if all(checks.values()) else 1

@@ -114,13 +114,20 @@ def _gitlab_checks(config: Config, secrets: Secrets, today: date) -> tuple[list[
 
 
 def _version(name, tracker, me, config, today) -> Check:
-    text = str(tracker.version().get("version") or "unknown")
+    info = tracker.version()
+    text = str(info.get("version") or "unknown")
     numbers = tuple(int(n) for n in re.findall(r"\d+", text)[:2]) or (0, 0)
-    edition = "Enterprise Edition" if text.endswith("-ee") else "Community Edition"
-    notes = [f"GitLab {text} ({edition})"]
-    if not text.endswith("-ee"):
-        notes.append("scoped labels do not replace each other and issues keep one assignee: the bot removes old state "
-                     "labels itself and assigns the author first")
+    # `-ee` / `enterprise: true` name the EE codebase, not a paid tier: EE without a license is Free.
+    # Only an administrator may read the license (GET /license), so for most tokens the tier is unknown.
+    free_rules = ("scoped labels do not replace each other and issues keep one assignee: the bot removes old "
+                  "state labels itself and assigns the author first")
+    if not (info.get("enterprise") or text.endswith("-ee")):
+        notes = [f"GitLab {text} (Community Edition)", free_rules]
+    elif plan := tracker.license_plan():
+        notes = [f"GitLab {text} (Enterprise Edition, licensed: {plan})"]
+    else:
+        notes = [f"GitLab {text} (Enterprise Edition; its tier is unknown: only an administrator may read the "
+                 "license, and EE without one is Free)", "if it is Free, " + free_rules]
     if numbers < (16, 6):
         notes.append("its issue search does not index HTML comments: the bot lists requests without searching")
     if numbers < (17, 4):
@@ -229,18 +236,22 @@ def _record_checks(config: Config, secrets: Secrets, tracker: GitLabTracker | No
     every issue holding a key confidential."""
     from .record import Record
 
-    names = ("record of issued licenses", "license keys confidential")
+    names = ("record of issued licenses", "license keys confidential", "trusted keys")
     if tracker is None:
         return [Check(n, None, "needs GitLab, which could not be reached") for n in names]
     path = secrets.public_key_file or config.license.public_key_file
     try:
-        record = Record(tracker, keys.load_public_key(path)) if path else None
+        trusted = keys.trusted_keys(config, keys.load_public_key(path) if path else None)
     except BotError as exc:
-        record, why = None, str(exc)
+        if "trusted_public_keys" in str(exc):
+            return [Check(names[2], False, str(exc), "fix the path, or remove the entry if that key signed nothing"),
+                    *(Check(n, None, "a trusted key cannot be read") for n in names[:2])]
+        trusted, why = None, str(exc)
     else:
         why = "no public key is configured (LICENSE_PUBLIC_KEY_FILE or license.public_key_file)"
-    if record is None:
+    if not path or trusted is None:
         return [Check(n, None, why) for n in names]
+    record = Record(tracker, [key for _, key in trusted])
     try:
         entries, problems, old = record.entries(), record.problems(), record.unchained()
         exposed = record.exposed()
@@ -270,7 +281,26 @@ def _record_checks(config: Config, secrets: Secrets, tracker: GitLabTracker | No
                        "set each one confidential (issue sidebar > Confidentiality)")
     else:
         second = Check(names[1], True, "every record entry and every request holding a key is confidential")
-    return [first, second]
+    return [first, second, _trusted_keys_check(names[2], trusted, entries, problems)]
+
+
+def _trusted_keys_check(name: str, trusted, entries, problems) -> Check:
+    """Each trusted key with the record entries it verifies (an old, unsigned entry counts for the key its license
+    decodes with), and a warning for every entry no trusted key verifies: after a rotation, the sign that an
+    earlier key is missing from license.trusted_public_keys."""
+    def counted(kid: str) -> str:
+        n = sum(1 for r in entries if (r.entry_key or r.license_key) == kid)
+        return f"{n} record entr{'ies' if n != 1 else 'y'}"
+    listed = "; ".join(f"{label} {keys.key_id(key)}: {counted(keys.key_id(key))}" for label, key in trusted)
+    unverified = [p for p in problems if "no signature by a trusted key" in p.what]
+    if unverified:
+        return Check(name, True, f"{listed}. {len(unverified)} entr{'ies' if len(unverified) != 1 else 'y'} verify "
+                                 "with no trusted key: " + ", ".join(p.where for p in unverified)
+                     + "; every new request is held for a person meanwhile",
+                     "if the signing key was rotated, list the earlier key's public file in "
+                     "license.trusted_public_keys (README, \"Rotating the key\"); otherwise the entry was edited: "
+                     "restore it from its history", warn=True)
+    return Check(name, True, listed)
 
 
 def _smtp_check(config: Config, secrets: Secrets) -> Check:

@@ -9,11 +9,10 @@ search: a hint, since missing one costs nothing). Open requests come from the li
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import messages, request
+from . import files, messages, request
 from . import status as status_mod
 from .errors import BotError
 from .record import Record, Recorded, same_address
@@ -37,12 +36,15 @@ class Found:
     expires_at: str | None
     license_id: str | None
     state: str  # for a license: emailed, being sent, not delivered, held; otherwise why it is open
+    signed_by: str | None = None  # for a license: the trusted key it decodes with, and where it is configured
+
 
     def lines(self) -> list[str]:
         if self.kind == LICENSE:
             return [f"#{self.iid}  license {self.license_id}: {self.user_count} users, made {self.date}, "
                     f"expires {self.expires_at}; {self.state}",
-                    f"      ticket {self.ticket_url}  issue {self.url}"]
+                    f"      ticket {self.ticket_url}  issue {self.url}",
+                    *([f"      signed by {self.signed_by}"] if self.signed_by else [])]
         if self.kind == OPEN:
             return [f"#{self.iid}  open request, filed {self.date}: {messages.plain(self.state)}", f"      {self.url}"]
         if self.state == DAMAGED:
@@ -78,15 +80,21 @@ def _on_ticket(zendesk, r: Recorded) -> str:
     return f"; internal note on ticket {r.entry.ticket_id}: {'yes' if noted else 'NO'}"
 
 
+def _key_name(kid: str, names: dict[str, str]) -> str | None:
+    return f"{kid}, {names[kid]}" if kid in names else kid or None
+
+
 def search(tracker: Tracker, record: Record, email: str, ticket_base_url: str,
-           ticket_id: int | None = None, zendesk=None) -> list[Found]:
-    """The address's licenses (newest first), then look-alikes the bot did not make, then open requests."""
+           ticket_id: int | None = None, zendesk=None, key_names: dict[str, str] | None = None) -> list[Found]:
+    """The address's licenses (newest first), then look-alikes the bot did not make, then open requests.
+    `key_names`: where each trusted key is configured, by key id, to say which key signed each license."""
     found: list[Found] = []
     for r in record.for_email(email, ticket_id):
         e = r.entry
         found.append(Found(LICENSE, e.issue_iid, e.issue_url, messages.success_title(e.email, e.user_count),
                            e.made_on, e.email, e.user_count, e.ticket_url, e.expires_on, e.license_id,
-                           _license_state(tracker, r) + _on_ticket(zendesk, r)))
+                           _license_state(tracker, r) + _on_ticket(zendesk, r),
+                           _key_name(r.license_key, key_names or {})))
     recorded = {f.iid for f in found} | {r.entry.issue_iid for r in record.entries()}
     for issue in tracker.search_issues(email, in_="title", state="all"):
         parsed = messages.parse_success_title(issue.title)
@@ -133,19 +141,17 @@ def download(record: Record, hits: list[Found], directory: Path, *, force: bool 
         if len(wanted) > 1:
             name = Path(f"{name.stem}-{r.entry.issue_iid}{name.suffix}")
         path = directory / name.name
-        if path.exists() and not force:
+        if (path.exists() or path.is_symlink()) and not force:
             raise BotError(f"{path} exists already: choose another --download folder, or add --force to replace it")
         plan.append((path, r))
     if directory.exists() and not directory.is_dir():
         raise BotError(f"--download {directory}: not a folder")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        for path, r in plan:
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
-            tmp.write_text(r.key_text, encoding="ascii")
-            os.replace(tmp, path)
     except OSError as exc:
         raise BotError(f"--download {directory}: cannot write there ({exc.strerror})") from None
+    for path, r in plan:  # each through a fresh temporary file: a planted symlink is replaced, never followed
+        files.write(path, r.key_text, "--download", force=force)
     return plan
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo
 
+from . import files
 from .config import Secrets
 from .errors import BotError
 
@@ -68,9 +70,9 @@ def private_key_from(secrets: Secrets, path: str | None = None, flag: str | None
     for a key file, named in the error only where the command has it."""
     if path:
         try:
-            pem = Path(path).read_bytes()
-        except OSError as exc:
-            raise SigningKeyError(f"--private-key: cannot read {path}: {exc.strerror}") from None
+            pem = files.read_bytes(path, files.KEY_BYTES, "--private-key")
+        except files.FileError as exc:
+            raise SigningKeyError(str(exc)) from None
         return load_private_key(pem, secrets.private_key_passphrase, source=f"--private-key {path}")
     if secrets.private_key_problem:
         raise SigningKeyError(secrets.private_key_problem)
@@ -100,9 +102,9 @@ def refused_pins_file(config) -> Path:
 
 def load_public_key(path: str | Path) -> rsa.RSAPublicKey:
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise SigningKeyError(f"cannot read the public key {path}: {exc.strerror}") from None
+        data = files.read_bytes(path, files.KEY_BYTES, "the public key")
+    except files.FileError as exc:
+        raise SigningKeyError(str(exc)) from None
     try:
         key = serialization.load_pem_public_key(data)
     except Exception:  # noqa: BLE001
@@ -126,17 +128,40 @@ def generate(bits: int = 2048) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def write_pair(key: rsa.RSAPrivateKey, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write `license_key` (mode 0600, created so it is never readable by others) and `license_key.pub`."""
+def write_pair(key: rsa.RSAPrivateKey, out_dir: str | Path, *, force: bool = False) -> tuple[Path, Path]:
+    """Write `license_key` (mode 0600 from the start: never readable by others) and `license_key.pub`.
+    Neither is written if either exists, unless `force`; a symlink at either name is never followed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     private_path, public_path = out / "license_key", out / "license_key.pub"
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                             serialization.NoEncryption())
-    if private_path.exists():
-        raise SigningKeyError(f"{private_path} already exists; move it away or choose another --out")
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    public_path.write_bytes(public_pem(key))
+    for path in (private_path, public_path):
+        if (path.exists() or path.is_symlink()) and not force:
+            raise SigningKeyError(f"{path} already exists; move it away, choose another --out, or add --force to "
+                                  "replace the pair")
+    files.write(private_path, pem, "--out", force=force, mode=0o600)
+    files.write(public_path, public_pem(key), "--out", force=force)
     return private_path, public_path
+
+
+def key_id(key: rsa.RSAPublicKey) -> str:
+    """A short name for a public key that people can compare: SHA-256 of its DER form, first 16 hex digits."""
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "SHA256:" + hashlib.sha256(der).hexdigest()[:16]
+
+
+def trusted_keys(config, current: rsa.RSAPublicKey | None) -> list[tuple[str, rsa.RSAPublicKey]]:
+    """Every key whose licenses and record entries count, each with where it comes from: the current one (the
+    signing key's public half, or the configured public key file) first, then license.trusted_public_keys.
+    A key listed twice counts once."""
+    found: list[tuple[str, rsa.RSAPublicKey]] = [("the current signing key", current)] if current else []
+    for n, path in enumerate(config.license.trusted_public_keys):
+        try:
+            key = load_public_key(path)
+        except SigningKeyError as exc:
+            raise SigningKeyError(f"license.trusted_public_keys[{n}]: {exc}; list the public key file (.pub) of "
+                                  "each earlier signing key") from None
+        found.append((f"license.trusted_public_keys[{n}] ({path})", key))
+    seen: set[str] = set()
+    return [(name, key) for name, key in found if not (key_id(key) in seen or seen.add(key_id(key)))]

@@ -111,7 +111,18 @@ class SmtpMailer:
     def _tls(self) -> ssl.SSLContext:
         import ssl
 
-        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
+        if not self.ca_file:
+            return ssl.create_default_context()
+        from . import files
+
+        try:  # read bounded, as every file is: OpenSSL would read /dev/zero for ever
+            pem = files.read_bytes(self.ca_file, files.MB, "smtp.ca_file").decode("ascii")
+            return ssl.create_default_context(cadata=pem)
+        except files.FileError as exc:
+            raise MailError(str(exc), permanent=False, config=True) from None
+        except (UnicodeDecodeError, ValueError, ssl.SSLError):
+            raise MailError(f"smtp.ca_file {self.ca_file}: not PEM certificates (-----BEGIN CERTIFICATE-----)",
+                            permanent=False, config=True) from None
 
     def connect(self) -> smtplib.SMTP:
         """Connect, secure and log in; the caller quits. Used by send, by check and by `doctor`."""

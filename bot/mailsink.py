@@ -62,6 +62,7 @@ def start(inbox: Inbox, *, port: int | None = None, tls: tuple | None = None,
                 and auth_data.password.decode() == password
             return AuthResult(success=ok, handled=False)  # handled=False: the server sends the 535
         kwargs.update(authenticator=authenticator, auth_require_tls=bool(tls))
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=10, **kwargs)
+    # ready_timeout is a hang guard: a loaded machine can take seconds to start the server's thread
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=60, **kwargs)
     controller.start()
     return controller

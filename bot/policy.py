@@ -223,12 +223,22 @@ def check_duplicates(request: LicenseRequest, prior: tuple[PriorLicense, ...], t
                                            f"({p.issue_url}) on {p.created_on}: one license per ticket. If the "
                                            "customer lost it, resend that one"))
     cutoff = today - timedelta(days=policy.email_cooldown_days)
-    recent = [p for p in prior if p.email.casefold() == request.email.casefold() and p.created_on > cutoff
+    key = mailbox if policy.cooldown_ignores_subaddress else str.casefold
+    recent = [p for p in prior if key(p.email) == key(request.email) and p.created_on > cutoff
               and p not in same_ticket]
     if recent:
         p = recent[0]
-        errors.append(FieldError("email", f"{request.email} already got a license in {p.issue_ref} ({p.issue_url}) "
+        same = f"{request.email} already got" if p.email.casefold() == request.email.casefold() else \
+            f"{request.email} is the mailbox of {p.email} (a +tag reaches the same inbox), which already got"
+        errors.append(FieldError("email", f"{same} a license in {p.issue_ref} ({p.issue_url}) "
                                           f"on {p.created_on}: at most one per customer every "
                                           f"{policy.email_cooldown_days} days. Resend that one, or ask the licensing "
                                           "team for an extension"))
     return errors
+
+
+def mailbox(address: str) -> str:
+    """The inbox an address reaches: `local+tag@domain` is delivered to `local@domain` (RFC 5233 sub-addressing,
+    which Gmail, Microsoft 365 and Postfix's default recipient_delimiter all honour), case-insensitively."""
+    local, at, domain = address.strip().casefold().rpartition("@")
+    return (local.split("+", 1)[0] or local) + at + domain if at else address.strip().casefold()

@@ -60,7 +60,7 @@ def process(issue: Issue, ctx: Context) -> Result:
         return Result(issue.iid, SKIPPED, "the issue is closed")
     if issue.author_id == ctx.tracker.me()["id"]:  # nobody else can open an issue as the bot
         return Result(issue.iid, SKIPPED, "the bot opened this issue itself: never a request, whatever it says")
-    if cfg.label not in labels and not request.parse(issue.description).has_form_marker:
+    if cfg.label not in labels and not request.parse(issue.description, ctx.config.tickets.base_url).has_form_marker:
         return Result(issue.iid, SKIPPED, "not a license request (no request label or form marker)")
     if cfg.failed_label in labels and issue.updated_at < ctx.now - timedelta(minutes=ctx.config.run.recheck_minutes):
         return Result(issue.iid, SKIPPED, "failed earlier and not updated since")

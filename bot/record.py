@@ -48,6 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from . import license as lic_mod
+from .keys import key_id
 from .policy import PriorLicense
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ class Recorded:
     license: lic_mod.License
     signature: str = ""  # base64; "" for an old, unsigned entry
     where: int = 0       # the entry issue's iid (the old record issue's, for an unmigrated entry)
+    entry_key: str = ""    # the trusted key that signed the entry (keys.key_id); "" for an old, unsigned entry
+    license_key: str = ""  # the trusted key the license decodes with: which key signed it, after a rotation too
 
     @property
     def digest(self) -> str:
@@ -209,23 +212,35 @@ def sign(entry: Entry, signer: Signer) -> str:
 
 def signed_by(entry: Entry, signature: str, trusted: Sequence[rsa.RSAPublicKey]) -> bool:
     """Whether a trusted public key made this signature over exactly these fields."""
+    return signing_key(entry, signature, trusted) is not None
+
+
+def signing_key(entry: Entry, signature: str, trusted: Sequence[rsa.RSAPublicKey]) -> rsa.RSAPublicKey | None:
+    """The trusted public key that made this signature over exactly these fields, if any: after a rotation the
+    entries written before it carry the earlier key's signature, and still count."""
     try:
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
-        return False
+        return None
     digest = hashlib.sha256(_SIGNED_AS + entry.payload()).digest()
     for key in trusted:
         try:
             if key.recover_data_from_signature(raw, padding.PKCS1v15(), None) == digest:
-                return True
+                return key
         except (InvalidSignature, ValueError):
             continue
-    return False
+    return None
 
 
 def verify(entry: Entry, key_text: str, trusted: rsa.RSAPublicKey | Sequence[rsa.RSAPublicKey]
            ) -> lic_mod.License | None:
     """The license, if the key decodes with a trusted public key and is the one the entry describes."""
+    found = verify_with(entry, key_text, trusted)
+    return found[0] if found else None
+
+
+def verify_with(entry: Entry, key_text: str, trusted) -> tuple[lic_mod.License, str] | None:
+    """The license and the id of the trusted key it decodes with (keys.key_id), as `verify` checks it."""
     if lic_mod.fingerprint(key_text) != entry.sha256 or lic_mod.license_id(key_text) != entry.license_id:
         return None
     for public_key in _keys(trusted):
@@ -234,7 +249,7 @@ def verify(entry: Entry, key_text: str, trusted: rsa.RSAPublicKey | Sequence[rsa
         except lic_mod.LicenseError:
             continue
         if (lic.email or "").casefold() == entry.email.casefold() and lic.user_count == entry.user_count:
-            return lic
+            return lic, key_id(public_key)
     return None
 
 
@@ -251,9 +266,10 @@ def read(notes: list[Note], bot_user_id: int, trusted) -> list[Recorded]:
         parsed = parse_entry(note.body)
         if parsed is None or parsed[0].license_id in found:
             continue
-        lic = verify(*parsed, trusted)
-        if lic is not None:
-            found[parsed[0].license_id] = Recorded(replace(parsed[0], legacy_note=note.id), parsed[1], lic)
+        checked = verify_with(*parsed, trusted)
+        if checked is not None:
+            found[parsed[0].license_id] = Recorded(replace(parsed[0], legacy_note=note.id), parsed[1], checked[0],
+                                                   license_key=checked[1])
     return list(found.values())
 
 
@@ -278,17 +294,21 @@ def audit(issues: Sequence[Issue], trusted) -> Audit:
                                            "after the bot wrote it"))
             continue
         entry, key_text, signature = item
-        if entry.seq < 1 or not signature or not signed_by(entry, signature, trusted):
-            problems.append(Problem(where, f"its entry ({entry.describe()}) does not carry the bot's signature over "
-                                           "what it says now: it was edited after the bot wrote it, so none of it "
-                                           "is trusted"))
+        signer_key = signing_key(entry, signature, trusted) if entry.seq >= 1 and signature else None
+        if signer_key is None:
+            # Never read as "no license": the entry may be a genuine one signed by a key no longer trusted.
+            problems.append(Problem(where, f"its entry ({entry.describe()}) carries no signature by a trusted key "
+                                           f"({len(trusted)} trusted) over what it says now: it was edited after the "
+                                           "bot wrote it, or signed by a key that is no longer trusted (after a "
+                                           "rotation, list the earlier key in license.trusted_public_keys), so none "
+                                           "of it is trusted"))
             continue
-        lic = verify(entry, key_text, trusted)
-        if lic is None:
+        checked = verify_with(entry, key_text, trusted)
+        if checked is None:
             problems.append(Problem(where, f"entry {entry.seq}'s key is not the license it names ({entry.license_id}):"
                                            " the key was changed"))
             continue
-        good.append(Recorded(entry, key_text, lic, signature, issue.iid))
+        good.append(Recorded(entry, key_text, checked[0], signature, issue.iid, key_id(signer_key), checked[1]))
         damaged.pop()
     good.sort(key=lambda r: (r.entry.seq, r.where))
     problems += _chain_problems(good)
@@ -441,8 +461,11 @@ class Record:
                       ticket_id=state.ticket_id, ticket_url=state.ticket_url, made_on=state.persisted_at[:10],
                       expires_on=state.expires_at or "", file_name=state.file_name or "",
                       upload_markdown=state.upload_markdown or "", seq=seq, prev=prev)
-        lic = verify(entry, key_text, self.trusted)  # the key in the note must be the license it names
-        return (Recorded(entry, key_text, lic, sign(entry, self.signer)), state.record_digest) if lic else None
+        checked = verify_with(entry, key_text, self.trusted)  # the key in the note must be the license it names
+        if checked is None:
+            return None
+        return (Recorded(entry, key_text, checked[0], sign(entry, self.signer), entry_key=key_id(
+            self.signer.public_key()), license_key=checked[1]), state.record_digest)
 
     def reload(self) -> None:
         """Read the record again (after the run repaired it)."""
@@ -485,8 +508,8 @@ class Record:
         return migrated or self._append(entry, key_text)
 
     def _append(self, entry: Entry, key_text: str, legacy: int = 0) -> Recorded:
-        lic = verify(entry, key_text, self.trusted)
-        if lic is None:
+        checked = verify_with(entry, key_text, self.trusted)
+        if checked is None:
             raise lic_mod.LicenseError(f"license {entry.license_id} does not match its own record entry")
         head = _head(self.entries())
         if head is None:
@@ -502,7 +525,8 @@ class Record:
             return next((i for i in issues if (p := _parse(i.description)) and p[0].license_id == entry.license_id
                          and p[0].seq == entry.seq), None)
         issue = self.tracker.open_entry(ENTRY_TITLE.format(license_id=entry.license_id), body, landed)
-        recorded = Recorded(entry, key_text, lic, signature, issue.iid)
+        recorded = Recorded(entry, key_text, checked[0], signature, issue.iid, key_id(self.signer.public_key()),
+                            checked[1])
         entries = self.entries()
         entries[:] = [r for r in entries if r.entry.license_id != entry.license_id]
         entries.append(recorded)

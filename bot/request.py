@@ -5,16 +5,18 @@ level, setext headings, `Field: value` lines, hints, CRLF, link syntax) and stri
 different values for one field, a hedged value ("about 300"), or a date whose day/month order is
 unclear is an error rather than a guess.
 
-It reads what GitLab renders: the document's blocks come from markdown-it-py (GitLab Flavored Markdown
-is CommonMark-based), so fenced and indented code, blockquotes, HTML blocks and comments hold no
-fields. Anyone who can file an issue can send up to GitLab's 1,048,576 characters, so every step is
-linear: markdown-it's block pass only (its inline pass and list rule are slow on hostile input; task
-lines are read from paragraph lines instead), and values are found by splitting, not by regular
+It reads what GitLab renders: the document's blocks follow CommonMark's block rules (GitLab Flavored
+Markdown is CommonMark-based), so fenced and indented code, blockquotes, HTML blocks and comments hold
+no fields. Anyone who can file an issue can send up to GitLab's 1,048,576 characters, so every step is
+linear and cheap per character: a block scanner that consumes runs of same-shaped blocks with one
+bounded regular expression, applied again where it stopped (markdown-it-py took 3 s on 1 MB of `#\n`; the
+tests keep it as the reference the scanner must agree with), and values found by splitting, not by regular
 expressions that backtrack. Pure, and it never raises on any text.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 from dataclasses import dataclass, field
@@ -55,6 +57,9 @@ HEADINGS = {
 _FIELD_LINE_RE = re.compile(r"^[ \t]*(?:[-*+][ \t]+)?([*_]{0,2}[A-Za-z][A-Za-z0-9 ()/_*-]{0,40}?):[ \t]*(.*)$")
 _QUICK_ACTION_RE = re.compile(r"^/[a-z_]+(?:\s|$)")  # GitLab removes these when the issue is created
 _TASK_RE = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+\[([ xX])\][ \t]*(.*)$")
+# The same two, over a block of lines at once.
+_FIELD_LINES_RE = re.compile(_FIELD_LINE_RE.pattern, re.M)
+_TASK_LINES_RE = re.compile(_TASK_RE.pattern, re.M)
 _EMAIL_SPLIT_RE = re.compile(r"[\s<>()\[\]\"',;:*`|]+")  # what cannot be in an address; mailto: splits off
 _URL_RE = re.compile(r"https?://[^\s<>()\[\]\"'`|]+", re.I)
 # A ticket URL written without its scheme: host.name/path
@@ -126,23 +131,141 @@ def _normalise_name(text: str) -> str:
     return text.strip()
 
 
+# Every alias holds one of these: a heading without any (`# 1`, `#`) is no field, found without normalising it.
+_ALIAS_HINT = re.compile(r"ticket|zendesk|mail|recipient|send|user|seat|expir|check|note|comment", re.I)
+
+
+@functools.lru_cache(maxsize=1024)
 def _field_for(name: str) -> str | None:
+    if len(name) > 200 or not _ALIAS_HINT.search(name):
+        return None
     return _FIELD_BY_ALIAS.get(_normalise_name(name))
 
 
-_MARKDOWN = None
+# --- the document's blocks: a linear scanner ------------------------------------------------------
+#
+# What GitLab renders, block by block (CommonMark, which GitLab Flavored Markdown builds on): fenced and
+# indented code, blockquotes and HTML blocks hold no fields; ATX and setext headings start sections; the rest
+# are paragraphs. Lists, tables, thematic breaks and link reference definitions are read as paragraph lines
+# (task lines are read from them). The rules follow markdown-it's CommonMark block rules, which the tests
+# compare this scanner against. Anyone who can file an issue can send 1,048,576 characters of one tiny
+# block repeated (`#\n`, `x\n\n`, `> x\n\n`, `-\n`, fences...), so every run of same-shaped blocks is
+# consumed by one regular expression (atomic, so it cannot backtrack), not one Python step per line.
+
+_BLANK = r"[ \t]*(?:\n|\Z)"
+_EOL = r"(?:\n|\Z)"
+_ATX = r"[ ]{0,3}#{1,6}(?:[ \t][^\n]*)?" + _EOL
+_UNDERLINE = r"[ ]{0,3}(?:=+|-+)[ \t]*" + _EOL
+# A line that is a paragraph's text wherever it stands: not indented as code, and it neither starts another
+# block nor underlines a heading. Lines starting with < go the slow way (HTML blocks have 7 kinds).
+_PLAIN = (r"[ ]{0,3}(?:[^#<> \t\n`~=\-]|#{7}|#{1,6}[^ \t\n#]|`(?!``)|~(?!~~)|(?!(?:=+|-+)[ \t]*(?:\n|\Z))[=\-])"
+          r"[^\n]*" + _EOL)
+_INDENTED = r"(?:[ ]{0,3}\t|[ ]{4})"
+_BLOCK_NAMES = (
+    "address|article|aside|base|basefont|blockquote|body|caption|center|col|colgroup|dd|details|dialog|dir|div|"
+    "dl|dt|fieldset|figcaption|figure|footer|form|frame|frameset|h1|h2|h3|h4|h5|h6|head|header|hr|html|iframe|"
+    "legend|li|link|main|menu|menuitem|nav|noframes|ol|optgroup|option|p|param|search|section|summary|table|"
+    "tbody|td|tfoot|th|thead|title|tr|track|ul")
+_ATTRIBUTE = (r"(?:\s+[a-zA-Z_:][a-zA-Z0-9:._-]*(?:\s*=\s*(?:[^\"'=<>`\x00-\x20]+|'[^']*'|\"[^\"]*\"))?)")
+_OPEN_CLOSE_TAG = r"(?:<[A-Za-z][A-Za-z0-9\-]*" + _ATTRIBUTE + r"*\s*/?>|</[A-Za-z][A-Za-z0-9\-]*\s*>)"
+# The same within one line, for expressions over many lines (a block's start is judged by its line alone).
+_OPEN_CLOSE_TAG_LINE = (_OPEN_CLOSE_TAG.replace(r"\s", r"[^\S\n]").replace(r"'[^']*'", r"'[^'\n]*'")
+                        .replace(r'\"[^\"]*\"', r'\"[^\"\n]*\"'))
+# HTML block starts (CommonMark's seven kinds, in order) and what ends each; kinds 1-6 interrupt a paragraph.
+_HTML_KINDS = (
+    (re.compile(r"<(?a:script|pre|style|textarea)(?=\s|>|$)", re.I), re.compile(r"</(?a:script|pre|style|textarea)>",
+                                                                                  re.I)),
+    (re.compile(r"<!--"), re.compile(r"-->")),
+    (re.compile(r"<\?"), re.compile(r"\?>")),
+    (re.compile(r"<![A-Za-z]"), re.compile(r">")),
+    (re.compile(r"<!\[CDATA\["), re.compile(r"\]\]>")),
+    (re.compile(r"</?(?a:" + _BLOCK_NAMES + r")(?=\s|/?>|$)", re.I), None),
+    (re.compile(_OPEN_CLOSE_TAG + r"\s*$"), None),
+)
+# A run of half a million blocks is consumed chunk by chunk: each expression repeats its block at most _MANY
+# times and is applied again where it stopped. An unbounded repeat of a group makes Python's regex engine keep
+# state for every repetition (superlinear on a megabyte); and possessive quantifiers, which would avoid that,
+# match wrongly in Python before 3.11.4 (Debian 12 ships 3.11.2), so none are used.
+_MANY = "{1,2048}"
+_SOME = "{0,2048}"
+_BLANK_LINE = r"[ \t]*\n"
+_RUNS = {
+    # Paragraphs of plain lines and the blank lines between them.
+    "plain": re.compile(r"(?:" + _PLAIN + "|" + _BLANK_LINE + ")" + _MANY),
+    "atx": re.compile(r"(?:" + _ATX + "|" + _BLANK_LINE + ")" + _MANY),
+    # One-line paragraphs each underlined: setext headings (x/-, -/-, x/=).
+    "setext": re.compile(r"(?:(?:" + _PLAIN + "|" + _UNDERLINE + ")" + _UNDERLINE + "|" + _BLANK_LINE + ")" + _MANY),
+    # Blockquotes each ended by a blank line.
+    "quote": re.compile(r"(?:[ ]{0,3}>[^\n]*\n(?:[ \t]*>[^\n]*\n)" + _SOME + "(?:" + _BLANK_LINE + ")" + _MANY
+                        + ")" + _MANY),
+    "fence": re.compile(r"(?:[ ]{0,3}(?:(?P<b>`{3,})[^`\n]*\n(?:(?![ ]{0,3}(?P=b)`*[ \t]*" + _EOL + r")[^\n]*\n)"
+                        + _SOME + r"[ ]{0,3}(?P=b)`*|(?P<t>~{3,})[^\n]*\n(?:(?![ ]{0,3}(?P=t)~*[ \t]*" + _EOL
+                        + r")[^\n]*\n)" + _SOME + r"[ ]{0,3}(?P=t)~*)[ \t]*" + _EOL + "|" + _BLANK_LINE + ")" + _MANY),
+    "code": re.compile(r"(?:" + _INDENTED + r"[^\n]*" + _EOL + "|" + _BLANK_LINE + ")" + _MANY),
+    # HTML blocks of kinds 6 and 7 (they end at a blank line), and one-line comments.
+    "html": re.compile(r"(?:[ ]{0,3}(?:(?:</?(?a:" + _BLOCK_NAMES + r")(?=\s|/?>|\Z)|(?!<(?:script|pre|style|"
+                       r"textarea)(?=[\s>]|\Z))" + _OPEN_CLOSE_TAG_LINE + r"[ \t]*(?=\n|\Z))[^\n]*" + _EOL
+                       + r"(?:[ \t]*[^ \t\n][^\n]*" + _EOL + ")" + _SOME + r"(?=[ \t]*(?:\n|\Z))"  # ends here
+                       + r"|<!--[^\n]*?-->[^\n]*" + _EOL
+                       + r")(?:" + _BLANK_LINE + ")" + _SOME + ")" + _MANY, re.I),
+}
+_CONTINUATION = re.compile(r"(?:" + _PLAIN + "|" + _INDENTED + r"[ \t]*[^ \t\n][^\n]*" + _EOL + ")" + _MANY)
+_BLANKS = re.compile(r"(?:" + _BLANK_LINE + ")" + _MANY)
+_LAST_BLANK = re.compile(r"\n[ \t]*\n")
+_FENCE_OPEN = re.compile(r"[ ]{0,3}(`{3,}(?=[^`\n]*$)|~{3,})", re.M)
+_ATX_START = re.compile(r"[ ]{0,3}#{1,6}(?:[ \t]|$)")
+_UNDERLINE_RE = re.compile(r"[ ]{0,3}(?:=+|-+)[ \t]*$")
 
 
-def _markdown():
-    global _MARKDOWN
-    if _MARKDOWN is None:
-        from markdown_it import MarkdownIt  # only when a request is read: an idle run does not pay for it
+def _indent(line: str) -> int:
+    """Columns of leading whitespace, a tab reaching the next multiple of 4 (as CommonMark counts)."""
+    n = 0
+    for c in line:
+        if c == " ":
+            n += 1
+        elif c == "\t":
+            n += 4 - n % 4
+        else:
+            break
+    return n
 
-        md = MarkdownIt("commonmark")
-        # Blocks only: the inline pass and the list rule cost seconds per megabyte on hostile input.
-        md.disable(["inline", "text_join", "table", "reference", "hr", "list"], ignoreInvalid=True)
-        _MARKDOWN = md
-    return _MARKDOWN
+
+def _html_kind(stripped: str) -> int | None:
+    """Which of CommonMark's seven HTML block kinds a line (without its indent) starts, 1-based."""
+    for kind, (start, _) in enumerate(_HTML_KINDS, start=1):
+        if start.match(stripped):
+            return kind
+    return None
+
+
+def _interrupts(line: str, stripped: str) -> bool:
+    """Whether a line ends an open paragraph (or a blockquote's lazy lines) by starting a block of its own."""
+    if _indent(line) >= 4:
+        return False
+    c = stripped[0]
+    if c == ">":
+        return True
+    if c == "#":
+        return _ATX_START.match(line) is not None
+    if c in "`~":
+        return _FENCE_OPEN.match(line) is not None
+    if c == "<":
+        kind = _html_kind(stripped)
+        return kind is not None and kind <= 6
+    return False
+
+
+def _atx_text(line: str) -> str:
+    """An ATX heading's text: without its opening #s, and without closing #s that follow a space."""
+    text = line.rstrip("\n").lstrip(" ").lstrip("#").rstrip(" \t")
+    bare = text.rstrip("#")
+    if len(bare) < len(text) and (not bare or bare[-1] in " \t"):
+        text = bare
+    return _clean(text.strip())
+
+
+def _clean(content: str) -> str:
+    return _without_comments(content) if "<!--" in content else content
 
 
 def _without_comments(text: str) -> str:
@@ -158,54 +281,275 @@ def _without_comments(text: str) -> str:
     return "".join(out)
 
 
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end == -1 else end
+
+
 def _blocks(text: str) -> tuple[list[tuple[str, str]], bool]:
-    """What a reader of the rendered issue sees as prose, in order: ("heading", text) and ("line", text)
-    items; and whether the form marker is in the document outside code."""
-    tokens = _markdown().parse(text)
+    """What a reader of the rendered issue sees outside code and quotes, in order: ("heading", text) items
+    and ("text", lines) items whose lines are paragraph lines; and whether the form marker is in the
+    document outside code."""
+    if "\r" in text or "\0" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
     items: list[tuple[str, str]] = []
-    has_marker, quoted = False, 0
-    for i, token in enumerate(tokens):
-        if token.type == "blockquote_open":
-            quoted += 1
-        elif token.type == "blockquote_close":
-            quoted -= 1
-        elif token.type == "html_block":
-            has_marker = has_marker or FORM_MARKER in token.content
-        elif token.type == "inline":
-            has_marker = has_marker or FORM_MARKER in token.content
-            if quoted:
-                continue  # a blockquote quotes someone: it holds no fields
-            content = _without_comments(token.content) if "<!--" in token.content else token.content
-            if tokens[i - 1].type == "heading_open":
-                items.append(("heading", content))
-            else:
-                items.extend(("line", line) for line in content.split("\n"))
-    return items, has_marker
+    marker = False
+    para: list[str] = []  # the open paragraph's lines (an entry may hold several)
+    n, pos = len(text), 0
+
+    def close(heading: bool = False) -> None:
+        nonlocal marker
+        content = "\n".join(para).strip()
+        para.clear()
+        marker = marker or FORM_MARKER in content
+        if heading or content:
+            items.append(("heading" if heading else "text", _clean(content)))
+
+    while pos < n:
+        if para:  # lines that continue the open paragraph, all at once
+            match = _CONTINUATION.match(text, pos)
+            if match:
+                para.append(text[pos:match.end()].rstrip("\n"))
+                pos = match.end()
+                continue
+        else:
+            blank = _BLANKS.match(text, pos)
+            if blank:
+                pos = blank.end()
+                continue
+            after, marked = _run(text, pos, items, para)
+            if after != pos:
+                marker = marker or marked
+                pos = after
+                continue
+        end = _line_end(text, pos)
+        line = text[pos:end]
+        stripped = line.lstrip(" \t")
+        if not stripped:
+            if para:
+                close()
+            pos = end + 1
+            continue
+        if para:
+            if _indent(line) < 4 and _UNDERLINE_RE.match(line):
+                close(heading=True)
+                pos = end + 1
+                continue
+            if not _interrupts(line, stripped):
+                para.append(line)
+                pos = end + 1
+                continue
+            close()
+        pos, marked = _block(text, pos, end, line, stripped, items, para)
+        marker = marker or marked
+    if para:
+        close()
+    return items, marker
 
 
 def _collect(items: list[tuple[str, str]]) -> dict[str, list[str]]:
-    """Candidate text for each field: the lines under its heading, plus `Field: value` lines."""
+    """Candidate text for each field: the lines under its heading, plus `Field: value` lines. Each block of
+    lines is searched by one regular expression, not line by line: a block can hold half a million lines."""
     found: dict[str, list[str]] = {name: [] for name in (*HEADINGS, "notes")}
     section: str | None = None  # None: before any heading; "" an unknown heading
-    for kind, line in items:
+    for kind, block in items:
         if kind == "heading":
-            section = _field_for(line) or ""
-            continue
-        if not line.strip() or _QUICK_ACTION_RE.match(line.strip()):
+            section = _field_for(block) or ""
             continue
         if section in HEADINGS or section == "notes":
-            found[section].append(line)
+            lines = [line for line in block.split("\n") if line.strip()]
+            if "/" in block:
+                lines = [line for line in lines if not _QUICK_ACTION_RE.match(line.strip())]
+            found[section].extend(lines)
             continue
-        # Outside any known section: look for `Field: value` or `**Field:** value`.
-        match = _FIELD_LINE_RE.match(line)
-        if match:
-            name = _field_for(match.group(1).strip("*_ "))
-            if name and name != "notes":
-                found[name].append(match.group(2).lstrip("*_ "))
-        task = _TASK_RE.match(line)
-        if task:
-            found["checklist"].append(line)
+        # Outside any known section: `Field: value` or `**Field:** value` lines, and task lines.
+        hits = []
+        if ":" in block:
+            for match in _FIELD_LINES_RE.finditer(block):
+                name = _field_for(match.group(1).strip("*_ "))
+                if name and name != "notes":
+                    hits.append((match.start(), name, match.group(2).lstrip("*_ ")))
+        if not hits:
+            if "[" in block and _TASK_LINES_RE.search(block):
+                found["checklist"].append(block)  # its task lines, read together by _parse_checklist
+            continue
+        hits += [(m.start(), "checklist", m.group(0)) for m in _TASK_LINES_RE.finditer(block)]
+        for _, name, value in sorted(hits, key=lambda hit: hit[0]):
+            found[name].append(value)
     return found
+
+
+def _run(text: str, pos: int, items: list[tuple[str, str]], para: list[str]) -> tuple[int, bool]:
+    """Consume a run of same-shaped blocks at `pos`: the new position (`pos` itself when no run starts here),
+    and whether the run held the form marker outside code."""
+    c = text[pos]
+    if c in " " and _indent(text[pos:pos + 4]) >= 4 or c == "\t":
+        return _repeat(_RUNS["code"], text, pos), False
+    first = text[pos:pos + 4].lstrip(" ")[:1]
+    if first == "#":
+        end = _repeat(_RUNS["atx"], text, pos)
+        if end > pos:
+            items.append(("heading", _atx_text(_last_lines(text, pos, end, 1)[0])))
+            return end, _marked(text, pos, end)
+    elif first == ">":
+        end = _repeat(_RUNS["quote"], text, pos)
+        return end, _marked(text, pos, end)
+    elif first in "`~":
+        return _repeat(_RUNS["fence"], text, pos), False
+    elif first == "<":
+        end = _repeat(_RUNS["html"], text, pos)
+        return end, _marked(text, pos, end)
+    end = _repeat(_RUNS["setext"], text, pos)
+    if end > pos:
+        items.append(("heading", _clean(_last_lines(text, pos, end, 2)[0].strip())))
+        return end, _marked(text, pos, end)
+    end = _repeat(_RUNS["plain"], text, pos)
+    if end == pos:
+        return pos, False
+    # The paragraphs before the last blank line are complete; the lines after it are a paragraph still open
+    # (a setext underline or a lazy line may follow). Found by searching the run backwards, in one step.
+    run = text[pos:end]
+    last_blank = _LAST_BLANK.search(run[::-1])
+    split = len(run) - last_blank.start() if last_blank else 0
+    closed, open_ = run[:split], run[split:]
+    if closed.strip():
+        if "<!--" in closed:  # a comment never spans paragraphs
+            closed = "\n\n".join(_without_comments(p) for p in re.split(r"\n[ \t]*\n", closed))
+        items.append(("text", closed))
+    if open_.strip():
+        para.append(open_.rstrip("\n"))
+    return end, FORM_MARKER in closed  # the open lines are checked when their paragraph closes
+
+
+def _repeat(pattern: re.Pattern, text: str, pos: int) -> int:
+    """Apply a bounded-repeat expression again and again from `pos`: the end of the whole run."""
+    end = pos
+    while (match := pattern.match(text, end)) and match.end() > end:
+        end = match.end()
+    return end
+
+
+def _last_lines(text: str, start: int, end: int, count: int) -> list[str]:
+    """The last `count` non-blank lines of text[start:end] (a run may end with blank lines)."""
+    return text[start:end].rstrip(" \t\n").rsplit("\n", count)[-count:]
+
+
+def _marked(text: str, start: int, end: int) -> bool:
+    return text.find(FORM_MARKER, start, end) != -1
+
+
+# A blockquote line: its `>` markers (nested ones too), then its content.
+_QUOTE_MARKERS = re.compile(r"[ \t]*>(?:[ \t>]*>)?[ ]?")
+# All of a line's `>` markers, never fewer, as one run of characters (not a repeated group: half a million
+# markers on one line must cost what half a million letters do). With `[ ]?` after each `>` and blanks before
+# it, `> > > ...` could be split in 2^n ways, and a failed match tried them all.
+_MARKERS = r"[ \t]*>(?:[ \t>]*>)?(?![ \t]*>)"
+# Quote lines whose content is paragraph text, each with the lazy lines continuing it: a paragraph stays open
+# throughout. `m` holds the last quote line's markers (its depth).
+_QUOTED_PARAGRAPH = re.compile(r"(?:(?P<m>" + _MARKERS + ")" + _PLAIN + "(?:" + _PLAIN + ")" + _SOME + ")" + _MANY)
+# Quote lines with no content, or a heading: no paragraph is open after them.
+_QUOTE_LINES_CLOSED = re.compile(r"(?:" + _MARKERS + r"(?:[ ]{0,3}#{1,6}(?:[ \t][^\n]*)?)?[ \t]*" + _EOL + ")"
+                                 + _MANY)
+# Fenced code inside a quote, from its opening line to its closing one.
+_QUOTED_FENCES = re.compile(
+    r"(?:" + _MARKERS + r"[ ]{0,3}(?:(?P<b>`{3,})[^`\n]*\n(?:" + _MARKERS + r"(?![ ]{0,3}(?P=b))[^\n]*\n)" + _SOME
+    + _MARKERS + r"[ ]{0,3}(?P=b)`*|(?P<t>~{3,})[^\n]*\n(?:" + _MARKERS + r"(?![ ]{0,3}(?P=t))[^\n]*\n)" + _SOME
+    + _MARKERS + r"[ ]{0,3}(?P=t)~*)[ \t]*" + _EOL + ")" + _MANY)
+
+
+def _blockquote(text: str, pos: int) -> int:
+    """Where a blockquote that starts at `pos` ends: after its `>` lines and the lazy lines that continue a
+    paragraph still open inside it (CommonMark's "paragraph continuation text"). Which inner block is open
+    is followed line by line, roughly: paragraphs, blank lines, headings, fences, HTML, indented code."""
+    n, at = len(text), pos
+    paragraph, fence = False, None  # the innermost open block: a paragraph, or a fence's (character, length)
+    depth = 1  # how many `>` the last quote line had
+    while at < n:
+        if fence is None:  # runs of quote lines whose effect is known, at once
+            match = _QUOTED_PARAGRAPH.match(text, at)
+            if match:
+                paragraph, depth = True, match.group("m").count(">")
+                at = match.end()
+                continue
+            match = _QUOTE_LINES_CLOSED.match(text, at) or _QUOTED_FENCES.match(text, at)
+            if match:
+                paragraph = False
+                at = match.end()
+                continue
+        end = _line_end(text, at)
+        line = text[at:end]
+        stripped = line.lstrip(" \t")
+        if stripped[:1] != ">":  # a lazy line, only where a paragraph is open
+            # Inside a nested quote its indentation no longer makes it code: `# x` ends the quote (markdown-it).
+            if not stripped or not paragraph or _interrupts(line if depth < 2 else stripped, stripped):
+                break
+            at = end + 1
+            continue
+        expanded = line.expandtabs(4)  # CommonMark's tab stops: a tab after `>` is partly its optional space
+        markers = _QUOTE_MARKERS.match(expanded).group(0)
+        depth, content = markers.count(">"), expanded[len(markers):]
+        bare = content.lstrip(" \t")
+        if fence is not None:
+            mark = _FENCE_OPEN.match(content)
+            if mark and mark.group(1)[0] == fence[0] and len(mark.group(1)) >= fence[1] and \
+                    not content.strip(" \t").strip(fence[0]):
+                fence = None
+            paragraph = False
+        elif not bare:
+            paragraph = False
+        elif _indent(content) >= 4:
+            pass  # indented code, or a paragraph's continuation: whichever was open stays so
+        elif bare[0] == "#" and _ATX_START.match(content):
+            paragraph = False
+        elif bare[0] in "`~" and _FENCE_OPEN.match(content):
+            mark = _FENCE_OPEN.match(content).group(1)
+            fence, paragraph = (mark[0], len(mark)), False
+        elif bare[0] == "<" and (kind := _html_kind(bare)) is not None and (kind <= 6 or not paragraph):
+            paragraph = False
+        elif paragraph and _UNDERLINE_RE.match(content):
+            paragraph = False  # a setext heading
+        else:
+            paragraph = True
+        at = end + 1
+    return min(at, n)
+
+
+def _block(text: str, pos: int, end: int, line: str, stripped: str, items: list[tuple[str, str]],
+           para: list[str]) -> tuple[int, bool]:
+    """One block starting at the line text[pos:end], by CommonMark's rules in markdown-it's order."""
+    n, nxt = len(text), end + 1
+    if _indent(line) >= 4:  # indented code: to the first non-blank line indented less
+        match = _RUNS["code"].match(text, pos)
+        return (match.end() if match else nxt), False
+    c = stripped[0]
+    if c in "`~":
+        fence = _FENCE_OPEN.match(line)
+        if fence:
+            mark = fence.group(1)
+            close = re.compile(r"^[ ]{0,3}" + re.escape(mark[0]) + "{" + str(len(mark)) + r",}[ \t]*$", re.M)
+            found = close.search(text, min(nxt, n))
+            return (n if found is None else found.end() + 1), False
+    if c == ">":
+        end = _blockquote(text, pos)
+        return end, _marked(text, pos, end)
+    if c == "<":
+        kind = _html_kind(stripped)
+        if kind is not None:
+            ender = _HTML_KINDS[kind - 1][1]
+            if ender is None:  # kinds 6 and 7 end at a blank line
+                blank = re.compile(r"\n[ \t]*(?:\n|\Z)").search(text, end)
+                stop = n if blank is None else blank.start() + 1
+            elif ender.search(stripped):
+                stop = nxt
+            else:  # kinds 1-5 end on the line holding their end mark (none spans lines)
+                found = ender.search(text, nxt) if nxt < n else None
+                stop = n if found is None else _line_end(text, found.start()) + 1
+            return min(stop, n), _marked(text, pos, min(stop, n))
+    if c == "#" and _ATX_START.match(line):
+        items.append(("heading", _atx_text(line)))
+        return nxt, FORM_MARKER in line
+    para.append(line)
+    return nxt, False
 
 
 # --- values ------------------------------------------------------------------------------------------
@@ -375,28 +719,38 @@ def _month(name: str) -> int:
     return 9 if name == "sept" else _MONTHS.get(name) or next(n for m, n in _MONTHS.items() if m[:3] == name[:3])
 
 
+_TASK_PREFIX = r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+\["
+_TICKED = {word: (re.compile(_TASK_PREFIX + r"[ xX]\][^\n]*" + word, re.M | re.I),
+                  re.compile(_TASK_PREFIX + r" \][^\n]*" + word, re.M | re.I))
+           for word in ("(?:paid|prospect)", "screenshot")}
+
+
 def _parse_checklist(texts: list[str]) -> Checklist:
-    paid, shots = [], []
-    for text in texts:
-        task = _TASK_RE.match(text)
-        if not task:
-            continue
-        ticked, label = task.group(1) in "xX", task.group(2).lower()
-        if "paid" in label or "prospect" in label:
-            paid.append(ticked)
-        if "screenshot" in label:
-            shots.append(ticked)
-    return Checklist(paid_plan=bool(paid) and all(paid), screenshots=bool(shots) and all(shots))
+    """Each item is done when a task line names it and every task line naming it is ticked. Searched over
+    all lines at once: a hostile checklist can hold a hundred thousand task lines."""
+    lines = "\n".join(texts)
+
+    def done(word: str) -> bool:
+        named, unticked = _TICKED[word]
+        return named.search(lines) is not None and unticked.search(lines) is None
+
+    return Checklist(paid_plan=done("(?:paid|prospect)"), screenshots=done("screenshot"))
 
 
 # --- the whole document ------------------------------------------------------------------------------
 
 def parse(text: str, ticket_base_url: str = "https://gitlab.zendesk.com") -> ParseResult:
-    """Parse an issue description; every problem is reported at once, as field errors."""
+    """Parse an issue description; every problem is reported at once, as field errors. The same description
+    asked twice (whether it is a request, then what it asks) is read once: the result is immutable."""
+    return _parse_once(text if isinstance(text, str) else "", ticket_base_url)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_once(text: str, ticket_base_url: str) -> ParseResult:
     gc_was_on = gc.isenabled()
     gc.disable()  # a hostile description makes a token or line per block: collections made it superlinear
     try:
-        return _parse(text if isinstance(text, str) else "", ticket_base_url)
+        return _parse(text, ticket_base_url)
     finally:
         if gc_was_on:
             gc.enable()

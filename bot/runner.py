@@ -125,7 +125,17 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
             issue_iid = decision.iid
 
         def find() -> list:
-            return [tracker.get_issue(issue_iid)] if issue_iid is not None else tracker.open_requests()
+            if issue_iid is None:
+                return tracker.open_requests()
+            try:
+                return [tracker.get_issue(issue_iid)]
+            except TrackerError as exc:
+                # An event for an issue deleted (or moved away and gone) since: nothing to do, and no failed job.
+                if trigger_payload is None or exc.status != 404:
+                    raise
+                summary.note = f"ignored: issue #{issue_iid} no longer exists (deleted or moved since the event)"
+                say(summary.note)
+                return []
 
         tracker.ensure_can_work()  # a public tracker, or a token blind to confidential issues, stops here
         issues = find()  # an idle run ends here, after two API calls

@@ -254,6 +254,14 @@ class GitLabTracker:
         return sorted((i for i in issues if label in i.labels or FORM_MARKER in i.description),
                       key=lambda i: (i.created_at, i.iid))
 
+    def requests_since(self, since: datetime) -> list[Issue]:
+        """Every request filed since then, open or closed, oldest first (for `report`): one call per 100 issues."""
+        label = self.config.requests.label
+        issues = self._list(state="all", created_after=since.isoformat(), order_by="created_at", sort="asc")
+        return sorted((i for i in issues if i.created_at >= since and (label in i.labels or FORM_MARKER in
+                                                                        i.description)),
+                      key=lambda i: (i.created_at, i.iid))
+
     def get_issue(self, iid: int) -> Issue:
         data = self._call(lambda: self.project.issues.get(iid, max_retries=self.max_retries).attributes,
                           f"read issue #{iid}")
@@ -475,6 +483,13 @@ class GitLabTracker:
 
     def version(self) -> dict[str, Any]:
         return self._call(lambda: self.gl.http_get("/version", max_retries=self.max_retries), "read GitLab's version")
+
+    def license_plan(self) -> str | None:
+        """The installed license's plan (EE's GET /license); None when the token may not read it (only an
+        administrator may, `ee/lib/api/license.rb`) or GitLab has no such call (CE)."""
+        info = self._call(lambda: self.gl.http_get("/license", max_retries=self.max_retries),
+                          "read GitLab's license", absent={403: None, 404: None})
+        return str(info.get("plan") or "") or None if isinstance(info, dict) else None
 
     def token_info(self) -> dict[str, Any] | None:
         """The token's own record (scopes, expiry); None where GitLab has no such call for it."""

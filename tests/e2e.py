@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,41 @@ from bot.demo import fill_template
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "support/internal-requests"
+HANG_SECONDS = 60
+
+
+class KillAt:
+    """SIGKILLs a client at its `point`-th step — an API call (GitLab's or Zendesk's) or an email — while the
+    in-process sandbox serves that step, before the client has its answer (only steps `when(method, path)`
+    accepts count). The point is a step, not a time, so it is the same on a fast and on a loaded machine.
+
+        killer = KillAt(server, 7); killer.start(bot.start); killer.finish()  # killer.killed: it was"""
+
+    def __init__(self, server, point: int, when=None):
+        self.server, self.point, self.when = server, point, when
+        self.steps, self.killed, self.proc = 0, False, None
+        self._started = threading.Event()
+
+    def __call__(self, method: str, path: str) -> None:
+        if self.when is not None and not self.when(method, path):
+            return
+        self._started.wait(60)  # the process object exists before its first step is judged
+        self.steps += 1
+        if self.steps == self.point and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()  # dead before the sandbox answers: the answer never reaches it
+            self.killed = True
+
+    def start(self, launch) -> subprocess.Popen:
+        self.server.sandbox.on_step = self
+        self.proc = launch()
+        self._started.set()
+        return self.proc
+
+    def finish(self, timeout: float = 600) -> subprocess.Popen:
+        self.proc.communicate(timeout=timeout)  # reads its output: a full pipe must not stall it
+        self.server.sandbox.on_step = None
+        return self.proc
 
 
 def in_scope_date() -> str:
@@ -53,12 +89,14 @@ class Bot:
 
     def write_config(self, requests: dict | None = None, zendesk: bool = False, **smtp) -> None:
         config = yaml.safe_load(resources.default_config().read_text())
-        config["gitlab"].update(url=self.url, project=PROJECT, timeout_seconds=5)
+        # Timeouts only guard against a hang: a loaded machine can stall a loopback answer for seconds, and
+        # no test here waits for one to fire (the mailer's own tests set theirs).
+        config["gitlab"].update(url=self.url, project=PROJECT, timeout_seconds=HANG_SECONDS)
         config["requests"].update(requests or {})
         if zendesk:  # the sandbox's Zendesk, at the same address
-            config["zendesk"].update(enabled=True, url=self.url, email="bot@example.com", timeout_seconds=5)
+            config["zendesk"].update(enabled=True, url=self.url, email="bot@example.com", timeout_seconds=HANG_SECONDS)
         config["smtp"].update({"host": "127.0.0.1", "port": self.smtp_port, "security": "none", "username": None,
-                               "timeout_seconds": 3, **smtp})
+                               "timeout_seconds": HANG_SECONDS, **smtp})
         self.config_path.write_text(yaml.safe_dump(config))
 
     def env(self) -> dict:
@@ -72,7 +110,7 @@ class Bot:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "bot", "--config", str(self.config_path), "run", *args]
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:  # a hang guard only
         return subprocess.run(self.command(*args), capture_output=True, text=True, env=self.env(), timeout=timeout)
 
     def start(self, *args: str) -> subprocess.Popen:
@@ -85,7 +123,7 @@ def client(url: str, token: str = "alice-token"):
 
 
 def mail(url: str) -> list[dict]:
-    with urllib.request.urlopen(f"{url}/sandbox/mail", timeout=10) as response:
+    with urllib.request.urlopen(f"{url}/sandbox/mail", timeout=60) as response:
         entries = json.load(response)
     for entry in entries:
         msg = message_from_bytes(base64.b64decode(entry["raw"]), policy=email_policy.default)
@@ -96,12 +134,12 @@ def mail(url: str) -> list[dict]:
 
 
 def api_calls(url: str) -> int:
-    with urllib.request.urlopen(f"{url}/sandbox/requests", timeout=10) as response:
+    with urllib.request.urlopen(f"{url}/sandbox/requests", timeout=60) as response:
         return json.load(response)["total"]
 
 
 def post(url: str, path: str) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{url}{path}", method="POST", data=b""), timeout=10).read()
+    urllib.request.urlopen(urllib.request.Request(f"{url}{path}", method="POST", data=b""), timeout=60).read()
 
 
 def status_notes(issue) -> list:

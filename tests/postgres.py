@@ -18,7 +18,7 @@ class Postgres:
     def __init__(self) -> None:
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not found:
-            raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (bash .ci/run does it)")
+            raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (bash .ci/test does it)")
         self.bin = Path(found[-1]).parent
         self.dir = Path(tempfile.mkdtemp(prefix="license-bot-pg-"))
         self.data, self.port = self.dir / "data", 54000 + os.getpid() % 1000

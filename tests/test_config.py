@@ -51,23 +51,64 @@ def test_environment_fills_gitlab_url_and_project_when_the_file_leaves_them_out(
     assert cfg.gitlab.url == "https://file.example.com"
 
 
-def test_mistyped_value_names_path_expectation_and_value():
-    assert ('license.duration_days: expected a whole number of days from 1 to 30, got "ten"'
-            in _error(_with("license.duration_days", "ten")))
+def test_mistyped_value_names_path_expectation_and_what_was_found_but_never_the_text():
+    # Issue 19: a key file or .env named as the config had every line printed back in the error.
+    message = _error(_with("license.duration_days", "ten"))
+    assert "license.duration_days: expected a whole number of days from 1 to 30, got a text of 3 characters" in message
+    assert '"ten"' not in message
+
+
+def test_a_mistyped_value_in_a_file_is_located_by_line_and_column(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("smtp:\n  host: mail\n  security: tls-please\n")
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(path, environ={})
+    assert "smtp.security: expected starttls or ssl or none, got a text of 10 characters (line 3, column 13)" \
+        in str(err.value) and "tls-please" not in str(err.value)
+
+
+@pytest.mark.parametrize("content", [
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAsecretline1\nsecretline2Zq9\n-----END RSA PRIVATE KEY-----\n",
+    "GITLAB_TOKEN=glpat-secret1\nSMTP_PASSWORD=hunter\n",
+    "glpat-secret1: 1\n",
+    "token: [unclosed 'glpat-secret1\n",
+])
+def test_a_key_or_env_file_named_as_the_config_is_refused_without_its_contents(tmp_path, content):
+    # Issue 19, finding 1: `--config path/to/license_key` printed the private key in the config error.
+    path = tmp_path / "not-a-config"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(path, environ={})
+    for piece in ("secretline1", "secretline2", "Zq9", "glpat-secret1", "hunter", "MIIE"):
+        assert piece not in str(err.value)
+
+
+def test_a_deep_or_huge_config_is_one_clear_error(tmp_path):
+    # Issue 19, findings 4 and 5: a 100,000-level YAML ended in an internal error; /dev/zero read forever.
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 100_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        config_mod.load(deep, environ={})
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("{a: " * 50_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        config_mod.load(nested, environ={})
+    with pytest.raises(ConfigError, match="is larger than 256 KB"):
+        config_mod.load("/dev/zero", environ={})
 
 
 @pytest.mark.parametrize("path,value,expected", [
     ("license.duration_days", 31, "license.duration_days: expected a whole number of days from 1 to 30, got 31"),
     ("license.duration_days", True, "got True"),
     ("smtp.port", 70000, "smtp.port: expected a port number from 1 to 65535, got 70000"),
-    ("smtp.security", "tls", 'smtp.security: expected starttls or ssl or none, got "tls"'),
-    ("license.plan", "gold", 'license.plan: expected starter or premium or ultimate, got "gold"'),
+    ("smtp.security", "tls", 'smtp.security: expected starttls or ssl or none, got a text of 3 characters'),
+    ("license.plan", "gold", 'license.plan: expected starter or premium or ultimate, got a text of 4 characters'),
     ("policy.deny_email_domains", "gitlab.com", 'policy.deny_email_domains: expected a list of texts'),
     ("tickets.base_url", "gitlab.zendesk.com", "tickets.base_url: expected an http(s) URL"),
-    ("slack.enabled", "yes", 'slack.enabled: expected true or false, got "yes"'),
+    ("slack.enabled", "yes", 'slack.enabled: expected true or false, got a text of 3 characters'),
     ("policy.scope.window_days", -1, "policy.scope.window_days: expected a whole number of days from 0 to 90"),
-    ("requests.label", "", 'requests.label: expected a non-empty text, got ""'),
-    ("smtp", "localhost", 'smtp: expected a mapping of keys, got "localhost"'),
+    ("requests.label", "", 'requests.label: expected a non-empty text, got an empty text'),
+    ("smtp", "localhost", 'smtp: expected a mapping of keys, got a text of 9 characters'),
 ])
 def test_out_of_range_and_mistyped_values(path, value, expected):
     assert expected in _error(_with(path, value))
@@ -124,5 +165,5 @@ def test_secrets_come_from_the_environment_and_hide_from_repr(tmp_path):
     with pytest.raises(keys.SigningKeyError, match="not both"):
         keys.private_key_from(both)
     missing = config_mod.secrets_from_env({"LICENSE_PRIVATE_KEY_FILE": str(tmp_path / "nope")})
-    with pytest.raises(keys.SigningKeyError, match="LICENSE_PRIVATE_KEY_FILE: cannot read"):
+    with pytest.raises(keys.SigningKeyError, match="cannot read LICENSE_PRIVATE_KEY_FILE"):
         keys.private_key_from(missing)

@@ -6,11 +6,9 @@ import base64
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from bot import license as lic_mod
 from bot.signer import FileSigner, Pkcs11Signer, SignerError
 
 from .conftest import TODAY, VECTOR
-from .e2e import ROOT, client, license_keys, mail, request_text
+from .e2e import HANG_SECONDS, ROOT, KillAt, client, license_keys, mail, request_text
 
 MODULE = next((p for p in ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
                            "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so") if Path(p).exists()), None)
@@ -31,7 +29,7 @@ TOKEN, PIN = "license-bot", "4711-pin-secret"
 def softhsm(tmp_path_factory):
     """A SoftHSM2 token for this test process, with the gem vector's key imported (label `vector`).
     SoftHSM reads SOFTHSM2_CONF once per process, so one token serves every test."""
-    assert MODULE and shutil.which("softhsm2-util"), "SoftHSM2 is not installed: apt-get install softhsm2 (.ci/run)"
+    assert MODULE and shutil.which("softhsm2-util"), "SoftHSM2 is not installed: apt-get install softhsm2 (.ci/test)"
     home = tmp_path_factory.mktemp("softhsm")
     (home / "tokens").mkdir()
     conf = home / "softhsm2.conf"
@@ -152,8 +150,9 @@ def _config(tmp_path: Path, key_label: str, url: str = "http://127.0.0.1:9", smt
     from bot import resources
 
     config = yaml.safe_load(resources.default_config().read_text())
-    config["gitlab"].update(url=url, project="support/internal-requests", timeout_seconds=5)
-    config["smtp"].update(host="127.0.0.1", port=smtp_port, security="none", username=None, timeout_seconds=3)
+    config["gitlab"].update(url=url, project="support/internal-requests", timeout_seconds=HANG_SECONDS)
+    config["smtp"].update(host="127.0.0.1", port=smtp_port, security="none", username=None,
+                          timeout_seconds=HANG_SECONDS)
     path = Path(tempfile.mkdtemp(dir=tmp_path)) / "config.yaml"
     config["license"].update(signer="pkcs11", pkcs11={"module": MODULE, "token_label": TOKEN, "key_label": key_label,
                                                       "refused_pins_file": str(path.parent / "refused-pins")})
@@ -175,13 +174,12 @@ def test_the_bot_signs_in_the_token_and_a_kill_after_signing_remakes_the_identic
     config = _config(tmp_path, "vector", sandbox.url, sandbox.smtp_port)
     issue = client(sandbox.url).issues.create({"title": "x", "description": request_text(1)})
     uploads = sandbox.sandbox.state["projects"][0]["uploads"]
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run"], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while not uploads and proc.poll() is None and time.time() < deadline:  # signed and uploaded, not yet recorded
-        time.sleep(0.0005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    # killed while the sandbox takes the upload: signed and uploaded, not yet recorded, on any machine
+    killer = KillAt(sandbox, 1, when=lambda method, path: method == "POST" and path.endswith("/uploads"))
+    killer.start(lambda: subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config), "run"],
+                                          env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    killer.finish()
+    assert killer.killed and uploads and not mail(sandbox.url)
     assert _cli(config, "run").returncode == 0
     issue = client(sandbox.url, "bot-token").issues.get(issue.iid)
     (key,) = license_keys(issue)
@@ -295,8 +293,8 @@ def test_a_token_removed_between_two_requests_stops_the_run_and_counts_no_attemp
     config = _config(tmp_path, "vector", sandbox.url, sandbox.smtp_port)
     issues = [client(sandbox.url).issues.create({"title": f"x{n}", "description": request_text(n)}) for n in (1, 2)]
     (token_dir,) = (own_token.parent / "tokens").iterdir()
-    # The first request signs three times (the key-material secret, its key, then its signed record entry):
-    # then the token is gone.
+    # The first request signs three times (the key-material secret, its key, its record entry): then the token
+    # is gone.
     env = _spy_env(tmp_path / "logins", SOFTHSM2_CONF=str(own_token), PKCS11_SPY_REMOVE_AFTER="3",
                    PKCS11_SPY_TOKEN_DIR=str(token_dir))
     result = subprocess.run([sys.executable, "-m", "bot", "--config", str(config), "run"], capture_output=True,

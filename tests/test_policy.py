@@ -115,6 +115,23 @@ def test_email_cooldown_edges(config, days_ago, ok):
         assert fields_of(verdict) == ["email"] and "#7" in verdict.errors[0].message
 
 
+@pytest.mark.parametrize("earlier,later", [("ops@acme.example.com", "ops+again@acme.example.com"),
+                                            ("Ops+a@acme.example.com", "ops+b@ACME.example.com")])
+def test_a_plus_tag_reaches_the_same_inbox_so_the_cooldown_holds(config, earlier, later):
+    # Issue 19, finding 7: ops+again@ got a second license the minute after ops@.
+    verdict = judge(config, Facts(prior_licenses=(_prior(0, email=earlier),)), email=later)
+    assert fields_of(verdict) == ["email"]
+    assert f"is the mailbox of {earlier} (a +tag reaches the same inbox)" in verdict.errors[0].message
+
+
+def test_the_subaddress_rule_is_a_setting(config):
+    whole = replace(config, policy=replace(config.policy, cooldown_ignores_subaddress=False))
+    verdict = judge(whole, Facts(prior_licenses=(_prior(0, email="ops@acme.example.com"),)),
+                    email="ops+again@acme.example.com")
+    assert verdict.ok
+    assert config.policy.cooldown_ignores_subaddress  # on by default
+
+
 def test_override_turns_scope_and_duplicates_into_warnings_only(config):
     facts = Facts(override=True, prior_licenses=(_prior(1, email="x@example.com", ticket=512345), _prior(2)))
     verdict = judge(config, facts, expired="2026-10-01")

@@ -15,11 +15,14 @@ from bot.sandbox import SandboxServer
 from .e2e import PROJECT, client
 
 
-def raw(url: str, path: str, token: str | None = "alice-token", method: str = "GET", data: bytes | None = None):
-    request = urllib.request.Request(f"{url}{path}", method=method, data=data,
-                                     headers={"PRIVATE-TOKEN": token} if token else {})
+def raw(url: str, path: str, token: str | None = "alice-token", method: str = "GET", data: bytes | None = None,
+        headers: dict | None = None, json_body: bool = False):
+    headers = {**({"PRIVATE-TOKEN": token} if token else {}), **(headers or {})}
+    if json_body:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(f"{url}{path}", method=method, data=data, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
@@ -73,10 +76,16 @@ def test_search_is_rate_limited_per_user_with_a_429_and_no_retry_after():
     from bot.sandbox import SandboxServer
 
     with SandboxServer(search_rate_limit=3) as server:
+        now = [1000]  # the limiter's clock, moved by hand: a slow machine cannot stretch the minute
+        server.sandbox.search_limit.clock = lambda: now[0]
         answers = [raw(server.url, "/api/v4/projects/1/issues?search=x", "alice-token") for _ in range(4)]
         assert [a[0] for a in answers] == [200, 200, 200, 429] and "Retry-After" not in answers[3][1]
         assert raw(server.url, "/api/v4/projects/1/issues?search=x", "bot-token")[0] == 200  # per user
         assert raw(server.url, "/api/v4/projects/1/issues", "alice-token")[0] == 200  # listing is not search
+        now[0] += 59
+        assert raw(server.url, "/api/v4/projects/1/issues?search=x", "alice-token")[0] == 429
+        now[0] += 1
+        assert raw(server.url, "/api/v4/projects/1/issues?search=x", "alice-token")[0] == 200  # a minute on
 
 
 def test_groups_direct_inherited_shared_and_private(sandbox):

@@ -79,7 +79,7 @@ document.body.appendChild(out);
 
 def render(html: str, width: int, dark: bool = False) -> dict:
     """The email in Debian's Chromium, headless, at this window width: what it measured on the page."""
-    assert CHROMIUM, "Chromium is not installed: apt-get install chromium (bash .ci/run does it)"
+    assert CHROMIUM, "Chromium is not installed: apt-get install chromium (bash .ci/test does it)"
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "email.html"
         page.write_text(html.replace("</body>", MEASURE, 1), encoding="utf-8")

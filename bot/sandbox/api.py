@@ -1,5 +1,7 @@
 """The sandbox's HTTP API: GitLab REST v4 routes over `Sandbox`, with GitLab's status codes, error
 bodies and pagination headers, plus the sandbox's own `/sandbox/...` endpoints for tests (loopback only).
+Every request body is read before any answer (keep-alive stays in step); tokens count only in the
+PRIVATE-TOKEN or Bearer header; another Host, and writes from another origin, are refused.
 """
 
 from __future__ import annotations
@@ -8,6 +10,9 @@ import base64
 import json
 import re
 import secrets
+import sys
+import threading
+import traceback
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
@@ -39,9 +44,26 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
 
     # dispatch
     def _handle(self, method: str) -> None:
+        # Read the whole body before anything can refuse the request: an unread body would be parsed as
+        # the next request on this keep-alive connection (an HTML 400/501 for the client's next call).
+        if not self._read_body():
+            return
+        refusal = self._foreign(method)
+        if refusal:
+            with self.sandbox.lock:
+                self.sandbox.requests.append((method, self.path, refusal[0]))
+            self._send(*refusal, {})
+            return
         parts = urlsplit(self.path)
-        self.query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        self.query, self.query_lists = _params(parse_qs(parts.query, keep_blank_values=True))
         path = parts.path
+        if path.startswith("/api/") and self.sandbox.hold_at is not None:
+            with self.sandbox.lock:
+                self.sandbox.hold_at -= 1
+                hold = self.sandbox.hold_at == 0
+            if hold:  # a test's "the server stops answering here": this call never gets an answer
+                self.sandbox.held.set()
+                threading.Event().wait()
         status = 500
         try:
             for verb, pattern, name in ROUTES:
@@ -57,11 +79,14 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
                 status, body, headers = 404, {"error": "404 Not Found"}, {}
         except ApiError as exc:
             status, body, headers = exc.status, exc.body, dict(getattr(exc, "headers", {}))
-        except Exception as exc:  # noqa: BLE001
-            status, body, headers = 500, {"message": f"500 Internal Server Error: {type(exc).__name__}: {exc}"}, {}
+        except Exception:  # noqa: BLE001 - GitLab's bare 500 for the client; the traceback for whoever runs it
+            traceback.print_exc(file=sys.stderr)
+            status, body, headers = 500, {"message": "500 Internal Server Error"}, {}
         if path.startswith("/api/v4/"):  # GitLab's calls; Zendesk's are counted apart
             with self.sandbox.lock:
                 self.sandbox.requests.append((method, self.path, status))
+        if path.startswith("/api/") and self.sandbox.on_step:
+            self.sandbox.on_step(method, self.path)
         self._send(status, body, headers)
 
     def _send(self, status: int, body: Any, headers: dict) -> None:
@@ -69,13 +94,16 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             data, ctype = body, headers.pop("Content-Type", "application/octet-stream")
         else:
             data, ctype = json.dumps(body).encode(), "application/json"
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away (killed mid-call)
+            self.close_connection = True
 
     def do_GET(self) -> None:  # noqa: N802
         self._handle("GET")
@@ -89,17 +117,62 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self._handle("DELETE")
 
+    def do_PATCH(self) -> None:  # noqa: N802 - no route takes PATCH: GitLab's JSON 404, not an HTML 501
+        self._handle("PATCH")
+
     # request helpers
+    def _foreign(self, method: str) -> tuple[int, dict] | None:
+        """Refuse what a web page elsewhere could make a browser send: a Host other than the sandbox's own
+        address (DNS rebinding), and a write carrying a foreign Origin or a cross-site fetch mark (a form
+        POST from another site). Tokens come only in headers (see `me`), so a form cannot carry one."""
+        port = self.server.server_address[1]
+        own_hosts = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        if (self.headers.get("Host") or "").lower() not in own_hosts:
+            return 421, {"message": "421 Misdirected Request - the Host is not this sandbox's address"}
+        if method in ("GET", "HEAD"):
+            return None
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.lower() not in {f"http://{h}" for h in own_hosts}:
+            return 403, {"message": "403 Forbidden - cross-origin request refused"}
+        if self.headers.get("Sec-Fetch-Site", "same-origin").lower() not in ("same-origin", "none"):
+            return 403, {"message": "403 Forbidden - cross-site request refused"}
+        return None
+
+    def _read_body(self) -> bool:
+        """Consume the request body (Content-Length or chunked) into `_raw`; on a body it cannot frame,
+        answer 400 and close the connection rather than misread what follows."""
+        self._raw = b""
+        try:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                chunks = []
+                while (size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                self._raw = b"".join(chunks)
+                return True
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError(length)
+        except ValueError:
+            self.close_connection = True
+            self._send(400, {"message": "400 Bad request - unreadable request body"}, {"Connection": "close"})
+            return False
+        self._raw = self.rfile.read(length) if length else b""
+        return True
+
     def raw_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        return self._raw
 
     def body(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw
         ctype = self.headers.get("Content-Type", "")
         if ctype.startswith("application/json"):
-            return json.loads(raw or b"{}")
+            try:
+                return json.loads(raw or b"{}")
+            except ValueError:
+                raise ApiError(400, "400 Bad request - the body is not valid JSON") from None
         if ctype.startswith("multipart/form-data"):
             msg = message_from_bytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw,
                                      policy=email_policy.HTTP)
@@ -109,18 +182,44 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
                 out[name] = {"filename": part.get_filename(), "data": part.get_payload(decode=True)} \
                     if part.get_filename() else part.get_payload(decode=True).decode()
             return out
-        return {k: v[-1] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
+        return _form(parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True))
 
     def me(self) -> dict:
-        token = self.headers.get("PRIVATE-TOKEN") or self.query.get("private_token")
+        """The caller, from the `PRIVATE-TOKEN` or `Authorization: Bearer` header only: a token in a URL or
+        a form body would let any page that can make a browser send a request act as its owner."""
+        token = self.headers.get("PRIVATE-TOKEN")
+        scheme, _, bearer = (self.headers.get("Authorization") or "").partition(" ")
+        if not token and scheme.lower() == "bearer":
+            token = bearer.strip()
         user = self.sandbox.user_by_token(token)
         if user is None:
             raise ApiError(401, "401 Unauthorized")
         return user
 
+    def integer(self, name: str, default: int | None = None) -> int | None:
+        """An Integer parameter as Grape coerces it: not a number is 400 `<name> is invalid`
+        (GitLab: `rescue_from Grape::Exceptions::Base` in `lib/api/api.rb`)."""
+        value = self.query.get(name)
+        if value in (None, ""):
+            return default
+        if not re.fullmatch(r"[+-]?\d+", value.strip()):
+            raise ApiError(400, f"{name} is invalid", body={"error": f"{name} is invalid"})
+        return int(value)
+
+    def boolean(self, name: str) -> bool | None:
+        """A Boolean parameter as Grape coerces it."""
+        value = self.query.get(name)
+        if value in (None, ""):
+            return None
+        if value.lower() in ("true", "t", "1", "yes", "y", "on"):
+            return True
+        if value.lower() in ("false", "f", "0", "no", "n", "off"):
+            return False
+        raise ApiError(400, f"{name} is invalid", body={"error": f"{name} is invalid"})
+
     def paginate(self, items: list) -> tuple[int, list, dict]:
-        per_page = max(1, min(int(self.query.get("per_page") or 20), 100))
-        page = max(1, int(self.query.get("page") or 1))
+        per_page = max(1, min(self.integer("per_page", 20), 100))
+        page = max(1, self.integer("page", 1))
         total = len(items)
         pages = max(1, -(-total // per_page))
         chunk = items[(page - 1) * per_page: page * per_page]
@@ -148,14 +247,39 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         user = self.me()
         return 200, self.sandbox.project_json(self.sandbox.project(ref, user), user), {}
 
+    # Members (`lib/api/members.rb`): `members` and `members/:user_id` are direct members only; `members/all`
+    # adds members inherited through the project's groups and groups shared with them. Anyone who can see
+    # the project may read them (`read_project_member`).
+    def _project_members(self, ref: str, every: bool) -> dict[str, int]:
+        project = self.sandbox.project(ref, self.me())
+        if not every:
+            return dict(project["members"])
+        uids = set(project["members"]) | set(self.sandbox.project_group_members(project))
+        return {uid: self.sandbox.access(project, self.sandbox.user(int(uid))) for uid in uids}
+
+    @route("GET", r"/api/v4/projects/([^/]+)/members")
+    def list_project_members(self, ref):
+        members = self._project_members(ref, every=False)
+        return self.paginate([self._member_json(uid, lvl) for uid, lvl in sorted(members.items(), key=_uid)])
+
+    @route("GET", r"/api/v4/projects/([^/]+)/members/all")
+    def list_all_project_members(self, ref):
+        members = self._project_members(ref, every=True)
+        return self.paginate([self._member_json(uid, lvl) for uid, lvl in sorted(members.items(), key=_uid)])
+
+    @route("GET", r"/api/v4/projects/([^/]+)/members/(\d+)")
+    def get_direct_project_member(self, ref, user_id):
+        members = self._project_members(ref, every=False)
+        if user_id not in members:
+            raise ApiError(404, "404 Not found")
+        return 200, self._member_json(user_id, members[user_id]), {}
+
     @route("GET", r"/api/v4/projects/([^/]+)/members/all/(\d+)")
     def get_project_member(self, ref, user_id):
-        project = self.sandbox.project(ref, self.me())
-        user = next((u for u in self.sandbox.state["users"] if str(u["id"]) == user_id), None)
-        level = self.sandbox.access(project, user) if user else 0
-        if not level:
+        members = self._project_members(ref, every=True)
+        if not members.get(user_id):
             raise ApiError(404, "404 Not found")
-        return 200, {**self.sandbox.user_json(user), "access_level": level}, {}
+        return 200, self._member_json(user_id, members[user_id]), {}
 
     @route("GET", r"/api/v4/groups/([^/]+)")
     def get_group(self, ref):
@@ -166,8 +290,14 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
 
     def _member_json(self, uid: str, level: int) -> dict:
         user = self.sandbox.user(int(uid))
+        # Entities::Member: the user, the level, and the membership's own state and dates
         return {**self.sandbox.user_json(user), "access_level": level, "state": user.get("state", "active"),
-                "expires_at": None}
+                "expires_at": None, "created_at": self.sandbox.started.isoformat(), "membership_state": "active"}
+
+    @route("GET", r"/api/v4/groups/([^/]+)/members")
+    def list_direct_group_members(self, ref):
+        g = self.sandbox.group(ref, self.me())
+        return self.paginate([self._member_json(uid, lvl) for uid, lvl in sorted(g["members"].items(), key=_uid)])
 
     @route("GET", r"/api/v4/groups/([^/]+)/members/all")
     def list_group_members(self, ref):
@@ -193,47 +323,109 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             raise ApiError(404, "404 Not found")  # inherited and shared members are not direct members
         return 200, self._member_json(user_id, g["members"][user_id]), {}
 
+    # Labels: a project sees its own and its groups' (labels.py); rename and delete reach only its own.
+    def _visible_labels(self, project: dict) -> list[dict]:
+        """`include_ancestor_groups` (default true) adds the groups' labels (`lib/api/labels.rb`)."""
+        if self.boolean("include_ancestor_groups") is False:
+            return list(project["labels"])
+        return self.sandbox.available_labels(project)
+
     @route("GET", r"/api/v4/projects/([^/]+)/labels")
     def list_labels(self, ref):
         project = self.sandbox.project(ref, self.me())
-        return self.paginate(project["labels"])
+        return self.paginate([self.sandbox.label_json(lb, project) for lb in self._visible_labels(project)])
+
+    def _new_label(self, owner: dict, available: list[dict]) -> tuple[int, dict, dict]:
+        data = self.body()
+        name = (data.get("name") or "").strip()
+        if not name or not re.fullmatch(r"#[0-9a-fA-F]{6}", data.get("color") or ""):
+            raise ApiError(400, {"name": ["can't be blank"]} if not name else {"color": ["must be a valid color"]})
+        if any(lb["name"] == name for lb in available):
+            raise ApiError(409, "Label already exists")
+        label = {"id": self.sandbox.next_id("label"), "name": name, "color": data["color"],
+                 "description": data.get("description")}
+        owner["labels"].append(label)
+        return 201, label, {}
 
     @route("POST", r"/api/v4/projects/([^/]+)/labels")
     def create_label(self, ref):
         user = self.me()
         project = self.sandbox.project(ref, user)
         self.sandbox.require(project, user, REPORTER)
-        data = self.body()
-        name = (data.get("name") or "").strip()
-        if not name or not re.fullmatch(r"#[0-9a-fA-F]{6}", data.get("color") or ""):
-            raise ApiError(400, {"name": ["can't be blank"]} if not name else {"color": ["must be a valid color"]})
-        if any(lb["name"] == name for lb in project["labels"]):
-            raise ApiError(409, "Label already exists")
-        label = {"id": self.sandbox.next_id("label"), "name": name, "color": data["color"],
-                 "description": data.get("description")}
-        project["labels"].append(label)
-        return 201, label, {}
-
-    def _label(self, project: dict, ref: str) -> dict:
-        for label in project["labels"]:
-            if ref in (str(label["id"]), label["name"]):
-                return label
-        raise ApiError(404, "404 Label Not Found")
+        status, label, headers = self._new_label(project, self.sandbox.available_labels(project))
+        return status, self.sandbox.label_json(label, project), headers
 
     @route("GET", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
     def get_label(self, ref, name):
-        return 200, self._label(self.sandbox.project(ref, self.me()), name), {}
+        project = self.sandbox.project(ref, self.me())
+        label = self.sandbox.find_label(self._visible_labels(project), name)
+        return 200, self.sandbox.label_json(label, project), {}
 
-    @route("DELETE", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
-    def delete_label(self, ref, name):
+    def _own_project_label(self, ref: str, name: str | None) -> tuple[dict, dict]:
         user = self.me()
         project = self.sandbox.project(ref, user)
         self.sandbox.require(project, user, REPORTER)
-        label = self._label(project, name)
-        project["labels"].remove(label)
-        for issue in project["issues"]:
-            if label["name"] in issue["labels"]:
-                issue["labels"].remove(label["name"])
+        data = self.body()
+        ref_ = name if name is not None else str(data.get("label_id") or data.get("name") or "")
+        return project, self.sandbox.find_label(project["labels"], ref_)  # group labels: 404 here
+
+    @route("PUT", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
+    def update_label(self, ref, name):
+        project, label = self._own_project_label(ref, name)
+        label = self.sandbox.rename_label(project, False, label, self.body())
+        return 200, self.sandbox.label_json(label, project), {}
+
+    @route("PUT", r"/api/v4/projects/([^/]+)/labels")
+    def update_label_by_body(self, ref):  # the deprecated form: label_id or name in the body
+        return self.update_label(ref, None)
+
+    @route("DELETE", r"/api/v4/projects/([^/]+)/labels/([^/]+)")
+    def delete_label(self, ref, name):
+        project, label = self._own_project_label(ref, name)
+        self.sandbox.remove_label(project, False, label)
+        return 204, b"", {}
+
+    @route("DELETE", r"/api/v4/projects/([^/]+)/labels")
+    def delete_label_by_body(self, ref):
+        return self.delete_label(ref, None)
+
+    def _group_for_labels(self, ref: str, write: bool) -> dict:
+        user = self.me()
+        group = self.sandbox.group(ref, user)
+        if write and self.sandbox.group_members_all(group).get(str(user["id"]), 0) < REPORTER:
+            raise ApiError(403, "403 Forbidden")
+        group.setdefault("labels", [])
+        return group
+
+    def _group_available(self, group: dict) -> list[dict]:
+        return [lb for g in self.sandbox.group_chain(group["id"]) for lb in g.setdefault("labels", [])]
+
+    @route("GET", r"/api/v4/groups/([^/]+)/labels")
+    def list_group_labels(self, ref):
+        group = self._group_for_labels(ref, write=False)
+        return self.paginate([self.sandbox.label_json(lb) for lb in self._group_available(group)])
+
+    @route("POST", r"/api/v4/groups/([^/]+)/labels")
+    def create_group_label(self, ref):
+        group = self._group_for_labels(ref, write=True)
+        status, label, headers = self._new_label(group, self._group_available(group))
+        return status, self.sandbox.label_json(label), headers
+
+    @route("GET", r"/api/v4/groups/([^/]+)/labels/([^/]+)")
+    def get_group_label(self, ref, name):
+        group = self._group_for_labels(ref, write=False)
+        return 200, self.sandbox.label_json(self.sandbox.find_label(self._group_available(group), name)), {}
+
+    @route("PUT", r"/api/v4/groups/([^/]+)/labels/([^/]+)")
+    def update_group_label(self, ref, name):
+        group = self._group_for_labels(ref, write=True)
+        label = self.sandbox.find_label(group["labels"], name)
+        return 200, self.sandbox.label_json(self.sandbox.rename_label(group, True, label, self.body())), {}
+
+    @route("DELETE", r"/api/v4/groups/([^/]+)/labels/([^/]+)")
+    def delete_group_label(self, ref, name):
+        group = self._group_for_labels(ref, write=True)
+        self.sandbox.remove_label(group, True, self.sandbox.find_label(group["labels"], name))
         return 204, b"", {}
 
     @route("GET", r"/api/v4/projects/([^/]+)/issues")
@@ -257,11 +449,22 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             issues = [i for i in issues if not any(lb in i["labels"] for lb in unwanted)]
         if q.get("author_id"):
             issues = [i for i in issues if str(i["author_id"]) == q["author_id"]]
-        iids = parse_qs(urlsplit(self.path).query).get("iids[]")  # Issues API: iids[] and confidential filter
-        if iids:
+        iids = self.query_lists.get("iids")
+        if iids:  # iids[]=1&iids[]=2 (Issues API: `iids`, Array[Integer])
+            if not all(re.fullmatch(r"\d+", v) for v in iids):
+                raise ApiError(400, "iids is invalid", body={"error": "iids is invalid"})
             issues = [i for i in issues if str(i["iid"]) in iids]
-        if q.get("confidential") in ("true", "false"):
-            issues = [i for i in issues if i["confidential"] == (q["confidential"] == "true")]
+        assignee = q.get("assignee_id", "")
+        if assignee.lower() == "none":  # `integer_none_any`: None, Any or an id
+            issues = [i for i in issues if not i["assignee_ids"]]
+        elif assignee.lower() == "any":
+            issues = [i for i in issues if i["assignee_ids"]]
+        elif assignee:
+            wanted_id = self.integer("assignee_id")
+            issues = [i for i in issues if wanted_id in i["assignee_ids"]]
+        confidential = self.boolean("confidential")
+        if confidential is not None:
+            issues = [i for i in issues if i["confidential"] == confidential]
         if q.get("author_username"):
             issues = [i for i in issues if self.sandbox.user(i["author_id"])["username"] == q["author_username"]]
         for key, field in (("updated_after", "updated_at"), ("created_after", "created_at")):
@@ -271,10 +474,15 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         if q.get("search"):
             # GitLab's full-text search, rate-limited per user (search_rate_limit; 429 without Retry-After).
             if not self.sandbox.search_limit.allow(user["id"]):
-                raise ApiError(429, "This endpoint has been requested too many times. Try again later.")
+                # `render_api_error!({ error: … }, 429)` (`lib/api/helpers/rate_limiter.rb`)
+                raise ApiError(429, {"error": "This endpoint has been requested too many times. Try again later."})
             fields = [f.strip() for f in q.get("in", "title,description").split(",") if f.strip()]
-            issues = [i for i in issues if search.matches(i["title"], i["description"] or "", q["search"], fields,
-                                                          self.sandbox.search_rules)]
+            try:
+                search.matches("", "", q["search"], fields, self.sandbox.search_rules)  # the query runs regardless
+                issues = [i for i in issues if search.matches(i["title"], i["description"] or "", q["search"],
+                                                              fields, self.sandbox.search_rules)]
+            except search.QueryError:  # PostgreSQL refuses GitLab's tsquery: GitLab's answer is a bare 500
+                raise ApiError(500, "500 Internal Server Error") from None
         order = q.get("order_by", "created_at")
         key_field = order if order in ("created_at", "updated_at") else "created_at"
         issues.sort(key=lambda i: (i[key_field], i["iid"]), reverse=q.get("sort", "desc") == "desc")
@@ -349,11 +557,8 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         user = self.me()
         project = self.sandbox.project(ref, user)
         issue = self.sandbox.issue(project, iid, user)
-        note = next((n for n in issue["notes"] if str(n["id"]) == note_id and not n["system"]), None)
-        if note is None:
-            raise ApiError(404, "404 Note Not Found")
-        if note["author_id"] != user["id"]:
-            raise ApiError(403, "403 Forbidden")
+        note = self._note(issue, note_id)
+        self._require_admin_note(project, note, user)
         body = self.body().get("body") or note["body"]
         # A note edit runs its quick actions too, as the editor (`Notes::UpdateService`).
         note["body"] = self.sandbox.apply_quick_actions(project, user, body, issue, new_issue=False) or note["body"]
@@ -420,16 +625,21 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
 
     @route("DELETE", r"/api/v4/projects/([^/]+)/issues/(\d+)/notes/(\d+)")
     def delete_note(self, ref, iid, note_id):
-        """Its author, or a Maintainer and above, may delete a comment (NotePolicy: admin_note)."""
         user = self.me()
         project = self.sandbox.project(ref, user)
         issue = self.sandbox.issue(project, iid, user)
         note = self._note(issue, note_id)
-        if note["author_id"] != user["id"]:
-            self.sandbox.require(project, user, MAINTAINER)
+        self._require_admin_note(project, note, user)
         issue["notes"].remove(note)
         issue["updated_at"] = _now()
         return 204, b"", {}
+
+    def _require_admin_note(self, project: dict, note: dict, user: dict) -> None:
+        """Editing and deleting a comment need `admin_note` (`lib/api/helpers/notes_helpers.rb`): its author
+        has it, and so do Maintainers and Owners for anyone's comment (ProjectPolicy; permissions doc "Edit
+        comments (posted by any user)"); nobody has it on a system note (NotePolicy: `~editable`)."""
+        if note["system"] or (note["author_id"] != user["id"] and self.sandbox.access(project, user) < MAINTAINER):
+            raise ApiError(403, "403 Forbidden")
 
     def _note(self, issue: dict, note_id: str) -> dict:
         note = next((n for n in issue["notes"] if str(n["id"]) == note_id), None)
@@ -437,13 +647,25 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             raise ApiError(404, "404 Note Not Found")
         return note
 
-    @route("GET", r"/api/v4/version")
+    @route("GET", r"/api/v4/(?:version|metadata)")
     def version(self):
-        """GET /version: v1 is a GitLab before 16.6, v2 and v3 newer; `-ee` on a paid edition."""
+        """GET /metadata and the deprecated /version answer the same (`lib/api/metadata.rb`): v1 is a GitLab
+        before 16.6, v2 and v3 newer. `-ee` and `enterprise: true` say the EE codebase runs, not that a paid
+        license is installed: EE without a license behaves as Free."""
         self.me()
         number = {"v1": "16.5.2", "v2": "17.6.1", "v3": "18.2.1"}[self.sandbox.search_rules]
-        suffix = "-ee" if self.sandbox.edition == "premium" else ""
-        return 200, {"version": number + suffix, "revision": "sandbox", "kas": {"enabled": False}}, {}
+        ee = self.sandbox.enterprise
+        return 200, {"version": number + ("-ee" if ee else ""), "revision": "sandbox",
+                     "kas": {"enabled": False, "externalUrl": None, "version": None}, "enterprise": ee}, {}
+
+    @route("GET", r"/api/v4/license")
+    def license(self):
+        """EE only, and administrators only (`ee/lib/api/license.rb`: `authenticated_as_admin!`); the sandbox
+        has no administrator, so the tier cannot be read through it, as with any non-admin token."""
+        self.me()
+        if not self.sandbox.enterprise:
+            raise ApiError(404, "404 Not Found", body={"error": "404 Not Found"})  # no such route on CE
+        raise ApiError(403, "403 Forbidden")
 
     @route("GET", r"/api/v4/personal_access_tokens/self")
     def token_self(self):
@@ -478,7 +700,7 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         issue = self.sandbox.issue(project, iid, user)
         events = [{"id": e["id"], "user": self.sandbox.user_json(self.sandbox.user(e["user_id"])),
                    "created_at": e["created_at"], "resource_type": "Issue", "resource_id": issue["id"],
-                   "label": {**e["label"], "color": "#6699cc", "description": None}, "action": e["action"]}
+                   "label": self.sandbox.label_event_json(e), "action": e["action"]}
                   for e in issue.get("label_events", [])]
         return self.paginate(events)
 
@@ -568,7 +790,13 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
             by_method[method] = by_method.get(method, 0) + 1
         since = int(self.query.get("since") or 0)
         return 200, {"total": len(log), "by_method": by_method, "requests": log[since:],
-                     "zendesk": len(self.sandbox.zendesk_requests)}, {}
+                     "zendesk": len(self.sandbox.zendesk_requests), "held": self.sandbox.held.is_set()}, {}
+
+    @route("POST", r"/sandbox/hold/(\d+)")
+    def hold(self, n):
+        """Leave the n-th API call from now unanswered for ever (for a test that kills the sandbox mid-run)."""
+        self.sandbox.hold_at, _ = int(n), self.sandbox.held.clear()
+        return 200, {"hold_at": int(n)}, {}
 
     @route("POST", r"/sandbox/smtp/(up|down)")
     def smtp_switch(self, state):
@@ -580,6 +808,30 @@ class Handler(ZendeskRoutes, BaseHTTPRequestHandler):
         project = next(p for p in self.sandbox.state["projects"] if ref in (str(p["id"]), p["path_with_namespace"]))
         project["visibility"] = visibility
         return 200, self.sandbox.project_json(project), {}
+
+
+def _uid(item: tuple[str, int]) -> int:
+    return int(item[0])
+
+
+def _params(parsed: dict[str, list[str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Rack's reading of a query or form: `name[]=a&name[]=b` is the array `name`; a repeated plain name
+    keeps its last value. Returns the scalar view and the array view."""
+    scalars: dict[str, str] = {}
+    lists: dict[str, list[str]] = {}
+    for key, values in parsed.items():
+        if key.endswith("[]"):
+            lists[key[:-2]] = values
+        else:
+            scalars[key] = values[-1]
+            lists.setdefault(key, [values[-1]])
+    return scalars, lists
+
+
+def _form(parsed: dict[str, list[str]]) -> dict[str, Any]:
+    """A form body as Grape sees it: arrays (`assignee_ids[]=1&assignee_ids[]=4`) become lists."""
+    scalars, lists = _params(parsed)
+    return {**scalars, **{k: v for k, v in lists.items() if k + "[]" in parsed}}
 
 
 def _parse_time(text: str) -> datetime:

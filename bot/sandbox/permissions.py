@@ -5,7 +5,7 @@ through the project's group, its ancestors and groups shared with them (capped a
 `members/all` answers for inherited and shared members, `members/:id` for direct ones only (Group and
 project members API); a private group is readable by its members of any kind and by members of projects
 inside it, and answers 404 to everyone else (GroupPolicy); confidential issues are visible to their
-author and to Reporters and above (IssuePolicy).
+author, their assignees and to Reporters and above (IssuePolicy, `Issue#readable_by?`).
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ class Permissions:
             raise ApiError(404, "404 Group Not Found")  # private groups do not exist for outsiders
         return g
 
+    def project_group_members(self, project: dict) -> dict[str, int]:
+        """Members a project inherits through its group (and that group's ancestors and shares)."""
+        group = next((g for g in self.state["groups"] if g["id"] == project.get("group_id")), None)
+        return self.group_members_all(group) if group else {}
+
     def access(self, project: dict, user: dict) -> int:
         direct = project["members"].get(str(user["id"]), 0)
         group = next((g for g in self.state["groups"] if g["id"] == project.get("group_id")), None)
@@ -79,9 +84,13 @@ class Permissions:
         raise ApiError(404, "404 Issue Not Found")
 
     def can_see(self, project: dict, issue: dict, user: dict) -> bool:
-        # Planners and Reporters and above read confidential issues (ProjectPolicy: planner_access and
-        # reporter_access both enable read_confidential_issues); Planner (15) is the only level between.
-        return not issue["confidential"] or issue["author_id"] == user["id"] or self.access(project, user) >= PLANNER
+        """A confidential issue: its author, its assignees and Reporters and up (`Issue#readable_by?`:
+        `assignee_or_author?`; IssuePolicy `can_read_confidential`; ProjectPolicy: planner_access and
+        reporter_access both enable read_confidential_issues). Guests of a project and up see others."""
+        if not issue["confidential"]:
+            return project["visibility"] == "public" or self.access(project, user) >= GUEST
+        return user["id"] == issue["author_id"] or user["id"] in issue["assignee_ids"] or \
+            self.access(project, user) >= PLANNER
 
     def require(self, project: dict, user: dict, level: int) -> None:
         if self.access(project, user) < level:

@@ -3,7 +3,8 @@
 GitLab facts mirrored: project members of any role, Guests included, may set labels, assignees and
 confidentiality on an issue they create (IssuePolicy `set_issue_metadata` on new issues), through quick
 actions or `labels=`; `/label` applies only labels that exist, and a quick action that applies nothing
-stays in the text (Quick actions docs); `add_labels` creates labels that do not exist (Issues API);
+stays in the text (Quick actions docs); `labels`/`add_labels` create labels that do not exist, for
+Reporters and up only (`Labels::FindOrCreateService`: `create_label`), a Guest's unknown names are dropped;
 scoped labels replace each other and issues take several assignees on paid tiers only (Scoped labels;
 Multiple assignees); editing another's issue needs Reporter; each change leaves a system note and a
 `resource_label_events` entry.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from .store import GUEST, REPORTER, ApiError, _bool, _label_list, _now
+from .store import GUEST, REPORTER, ApiError, _bool, _id_list, _label_list, _now
 
 # GitLab's `Gitlab::QuickActions::Extractor#commands_regex`, with the commands the sandbox knows: code blocks,
 # inline code over lines, HTML blocks and `>>>` quotes are matched first and left alone.
@@ -31,13 +32,21 @@ class IssueWrites:
     state: dict
     edition: str
 
-    def ensure_labels(self, project: dict, names: list[str]) -> None:
-        known = {lb["name"] for lb in project["labels"]}
+    def ensure_labels(self, project: dict, user: dict, names: list[str]) -> list[str]:
+        """The names that exist or that `user` may create: GitLab creates unknown labels on the fly (typos
+        become labels) only for users with `create_label` (Reporter+); for others an unknown name is dropped
+        (`Labels::FindOrCreateService#find_or_create_label`)."""
+        known = {lb["name"] for lb in self.available_labels(project)}
+        may_create = self.access(project, user) >= REPORTER
+        kept = []
         for name in names:
-            if name not in known:  # GitLab creates unknown labels on the fly (typos become labels)
+            if name not in known and may_create:
                 project["labels"].append({"id": self.next_id("label"), "name": name, "color": "#6699cc",
                                           "description": None})
                 known.add(name)
+            if name in known:
+                kept.append(name)
+        return kept
 
     def system_note(self, issue: dict, user: dict, body: str) -> None:
         now = _now()
@@ -54,11 +63,13 @@ class IssueWrites:
                 scope = new.rsplit("::", 1)[0]
                 labels = [lb for lb in labels if lb == new or not (lb.startswith(scope + "::")
                                                                    and lb.count("::") == new.count("::"))]
-        self.ensure_labels(project, added)
+        kept = self.ensure_labels(project, user, added)
+        labels = [lb for lb in labels if lb not in added or lb in kept]
+        added = kept
         now = _now()
+        available = self.available_labels(project)
         for name, action in [(a, "add") for a in added] + [(r, "remove") for r in removed]:
-            label = next(lb for lb in project["labels"] if lb["name"] == name) if action == "add" else \
-                next((lb for lb in project["labels"] if lb["name"] == name), {"id": 0, "name": name})
+            label = next((lb for lb in available if lb["name"] == name), {"id": 0, "name": name})
             issue.setdefault("label_events", []).append({
                 "id": self.next_id("note"), "user_id": user["id"], "created_at": now, "action": action,
                 "label": {"id": label["id"], "name": name}})
@@ -94,7 +105,7 @@ class IssueWrites:
             cmd, arg = match.group("cmd").lower(), (match.group("arg") or "").strip()
             if cmd in ("label", "labels", "unlabel", "remove_label"):
                 names = [a or b for a, b in re.findall(r'~"([^"]+)"|~(\S+)', arg)]
-                known = {lb["name"] for lb in project["labels"]}
+                known = {lb["name"] for lb in self.available_labels(project)}
                 existing = [name for name in names if name in known]
                 if not existing:
                     return match.group(0)
@@ -155,16 +166,22 @@ class IssueWrites:
         if data.get("labels"):  # any member who may create the issue may label it (see apply_quick_actions)
             self.set_labels(project, issue, user, _label_list(data["labels"]))
         if data.get("assignee_ids"):
-            ids = data["assignee_ids"] if isinstance(data["assignee_ids"], list) else [data["assignee_ids"]]
-            self.assign(issue, [int(i) for i in ids if str(i).isdigit()])
+            self.assign(issue, [i for i in _id_list("assignee_ids", data["assignee_ids"]) if i > 0])
         issue["description"] = self.apply_quick_actions(project, user, data.get("description") or "", issue)
         issue["notes"] = [n for n in issue["notes"] if not n["system"]]  # creation is one event in GitLab
         project["issues"].append(issue)
         return issue
 
     def edit_issue(self, project: dict, issue: dict, user: dict, data: dict) -> dict:
-        if issue["author_id"] != user["id"]:
+        # Its author and assignees may update an issue (IssuablePolicy `assignee_or_author`), others need
+        # Reporter. Only Reporters may set metadata on an existing issue (IssuePolicy `set_issue_metadata`
+        # for `persisted & admin_issue`); for anyone else GitLab drops labels, assignees and confidentiality
+        # from the request and answers 200 (`IssuableBaseService#filter_params`).
+        if issue["author_id"] != user["id"] and user["id"] not in issue["assignee_ids"]:
             self.require(project, user, REPORTER)
+        if self.access(project, user) < REPORTER:
+            metadata = ("labels", "add_labels", "remove_labels", "assignee_ids", "assignee_id", "confidential")
+            data = {k: v for k, v in data.items() if k not in metadata}
         if "title" in data:
             if not str(data["title"]).strip():
                 raise ApiError(400, {"title": ["can't be blank"]})
@@ -183,13 +200,11 @@ class IssueWrites:
         labels += [lb for lb in _label_list(data.get("add_labels")) if lb not in labels]
         labels = [lb for lb in labels if lb not in _label_list(data.get("remove_labels"))]
         if labels != issue["labels"]:
-            self.require(project, user, REPORTER)
             self.set_labels(project, issue, user, labels)
         if "confidential" in data:
             issue["confidential"] = _bool(data["confidential"])
         if "assignee_ids" in data:
-            ids = data["assignee_ids"] if isinstance(data["assignee_ids"], list) else [data["assignee_ids"]]
-            self.assign(issue, [int(i) for i in ids if str(i).isdigit() and int(i) != 0])
+            self.assign(issue, [i for i in _id_list("assignee_ids", data["assignee_ids"]) if i > 0])
         if data.get("state_event") in ("close", "reopen"):
             self.change_state(issue, user, data["state_event"])
         issue["updated_at"] = _now()

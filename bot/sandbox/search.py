@@ -52,7 +52,10 @@ _TAG_RE = re.compile(r"<!--.*?-->|</?[A-Za-z][A-Za-z0-9_:.-]*(?:\s[^<>]*)?/?>", 
 _PROTOCOL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _URL_RE = re.compile(rf"({_HOST})({_PATH})?")
 _EMAIL_RE = re.compile(rf"[A-Za-z0-9](?:[A-Za-z0-9_]|[.-](?=[A-Za-z0-9_]))*@({_HOST})")
-_FILE_RE = re.compile(r"(?:~|\.)?/[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*/?|[A-Za-z0-9._-]+(?:/[A-Za-z0-9._~-]+)+/?")
+# A path segment: dots only between characters (PostgreSQL ends `/agent/tickets/5.` and `/a/b/` before the
+# last dot or slash, and `/a..b` at the first dot; `self-managed/x` is a word, then a path).
+_SEG = r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_][A-Za-z0-9_-]*)*"
+_FILE_RE = re.compile(rf"(?:~|\.)?/\.?{_SEG}(?:/\.?{_SEG})*|[A-Za-z0-9]+(?:\.[A-Za-z0-9_]+)*(?:/\.?{_SEG})+")
 _VERSION_RE = re.compile(r"\d+(?:\.\d+){2,}(?![\w.])")
 _FLOAT_RE = re.compile(r"-?\d+\.\d+(?![\w])")
 _INT_RE = re.compile(r"-\d+(?![A-Za-z_\d])")
@@ -206,6 +209,10 @@ def indexed_text(text: str, generation: str) -> str:
     return text
 
 
+class QueryError(ValueError):
+    """A query GitLab hands to PostgreSQL as a tsquery it cannot parse: GitLab answers 500."""
+
+
 @dataclass(frozen=True)
 class Operand:
     """One to_tsquery operand: lexemes at relative positions (a phrase when several), prefix or not."""
@@ -220,6 +227,25 @@ def _operand(text: str, prefix: bool) -> Operand | None:
         return None  # PostgreSQL: "contains only stop words or doesn't contain lexemes, ignored"
     first = found[0][1]
     return Operand(tuple((lexeme, pos - first) for lexeme, pos in found), prefix)
+
+
+def _phrase(words: list[str]) -> Operand | None:
+    """A quoted phrase, `'w1':AB <-> 'w2':AB <-> …` as to_tsquery reads it: each word stands for all its
+    lexemes in a row (a URL is url <-> host <-> path, `ticket-5` is ticket <-> -5); a word without lexemes
+    (a stop word, `-`, `###`) still takes its place, so `a <-> the <-> b` is `a <2> b`; at either end it
+    is dropped."""
+    found: list[tuple[str, int]] = []
+    gap = 0
+    for word in words:
+        lexes = [(lexeme, pos) for lexeme, pos in lexemes(word) if lexeme is not None]
+        if not lexes:
+            gap += 1 if found else 0
+            continue
+        base = found[-1][1] + 1 + gap if found else 0
+        first = lexes[0][1]
+        found += [(lexeme, base + pos - first) for lexeme, pos in lexes]
+        gap = 0
+    return Operand(tuple(found), False) if found else None
 
 
 def query_terms(query: str, generation: str) -> list[list[Operand]]:
@@ -237,12 +263,12 @@ def query_terms(query: str, generation: str) -> list[list[Operand]]:
     query = _QUOTED_TERM_RE.sub(keep, query)
     terms: list[list[Operand]] = []
     for term in query.split() + quoted:
+        if not term.strip():  # `" "`: GitLab joins no words into an empty operand, a tsquery syntax error
+            raise QueryError("syntax error in tsquery")
         if term.isdigit() and term.isascii():
             options = [_operand(term, True), _operand("-" + term, True)]
         elif any(c.isspace() for c in term):
-            words = [_operand(w, False) for w in term.split()]
-            lexes = [op.lexemes[0][0] for op in words if op]
-            options = [Operand(tuple((lx, k) for k, lx in enumerate(lexes)), False)] if lexes else [None]
+            options = [_phrase(term.split())]
         else:
             options = [_operand(term, True)]
         options = [o for o in options if o is not None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import ThreadingHTTPServer
 
@@ -13,17 +14,19 @@ class SandboxServer:
     """The HTTP API and the SMTP sink, started together on loopback."""
 
     def __init__(self, port: int = 0, smtp_port: int = 0, state_file: str | None = None, *,
-                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30):
+                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30,
+                 enterprise: bool | None = None):
         from .. import mailsink
 
         self.sandbox = Sandbox(state_file, search_rules=search_rules, edition=edition,
-                               search_rate_limit=search_rate_limit)
+                               search_rate_limit=search_rate_limit, enterprise=enterprise)
         handler = type("BoundHandler", (Handler,), {"sandbox": self.sandbox})
         self.http = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.http.daemon_threads = True
         self.port = self.http.server_address[1]
         self.sandbox.base_url = f"http://127.0.0.1:{self.port}"
         self.smtp_port = smtp_port or mailsink.free_port()
+        self._smtp_port_chosen = not smtp_port
         self._inbox = mailsink.Inbox(on_message=self.sandbox.add_mail)
         self._smtp = None
         self.http.smtp_switch = self.smtp_switch  # type: ignore[attr-defined]
@@ -37,14 +40,26 @@ class SandboxServer:
         from .. import mailsink
 
         if up and self._smtp is None:
-            self._smtp = mailsink.start(self._inbox, port=self.smtp_port)
+            for attempt in range(5):
+                try:
+                    if not _bindable(self.smtp_port):  # aiosmtpd would only say so after its ready timeout
+                        raise OSError(f"the SMTP port {self.smtp_port} is in use")
+                    self._smtp = mailsink.start(self._inbox, port=self.smtp_port)
+                    break
+                except OSError:  # the free port was taken by another process before the sink bound it
+                    if not self._smtp_port_chosen or attempt == 4:
+                        raise
+                    self.smtp_port = mailsink.free_port()
+            self._smtp_port_chosen = False  # from now on clients know this port: it stays
         elif not up and self._smtp is not None:
             self._smtp.stop()
             self._smtp = None
 
     def start(self) -> SandboxServer:
         self.smtp_switch(True)
-        self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        # stop() waits for serve_forever's next poll: 0.05 s, not the default 0.5 s, per sandbox a test starts
+        self._thread = threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -58,3 +73,13 @@ class SandboxServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's server binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

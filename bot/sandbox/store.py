@@ -31,8 +31,19 @@ KINDS = {"tracker-bot": "project_bot", "support-bot": "group_bot"}
 PROJECT_PATH = "support/internal-requests"
 
 
+_clock_lock = threading.Lock()
+_last_ms = 0
+
+
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """GitLab's millisecond timestamps, strictly increasing in this process: two writes in the same
+    millisecond would otherwise tie, and which came first (an edit or an approval) would depend on the
+    machine's speed."""
+    global _last_ms
+    with _clock_lock:
+        _last_ms = max(_last_ms + 1, int(datetime.now(timezone.utc).timestamp() * 1000))
+        stamp = datetime.fromtimestamp(_last_ms / 1000, timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def seed_state() -> dict[str, Any]:
@@ -87,6 +98,25 @@ def seed_state() -> dict[str, Any]:
     }
 
 
+def _load_state(path: Path) -> dict[str, Any]:
+    """A state file this sandbox wrote; anything else is a ValueError saying what is wrong (never its text)."""
+    from .. import files
+
+    try:
+        state = json.loads(files.read_bytes(path, 256 * files.MB, "--state"))
+    except files.FileError as exc:
+        raise ValueError(str(exc)) from None
+    seed = seed_state()
+    if not isinstance(state, dict):
+        raise ValueError("it holds no JSON object")
+    for key, value in seed.items():
+        if not isinstance(state.get(key), type(value)):
+            raise ValueError(f"its {key!r} is missing or not a {type(value).__name__}")
+    if not all(isinstance(x, dict) for key in ("users", "groups", "projects") for x in state[key]):
+        raise ValueError("its users, groups and projects are not all objects")
+    return state
+
+
 class ApiError(Exception):
     """An answer other than success: GitLab's body is {"message": ...}; others (Zendesk) pass their own."""
 
@@ -100,21 +130,32 @@ class Store:
     """The state and how GitLab shows it; the permission and issue rules are mixed in by `Sandbox`."""
 
     def __init__(self, state_file: str | None = None, base_url: str = "http://127.0.0.1", *,
-                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30):
+                 search_rules: str = "v3", edition: str = "premium", search_rate_limit: int = 30,
+                 enterprise: bool | None = None):
         from .ratelimit import RateLimit
 
         self.search_rules, self.edition = search_rules, edition
+        # The codebase: EE (`-ee`, `enterprise: true`) runs every tier; unlicensed EE is Free. CE is Free.
+        self.enterprise = edition == "premium" if enterprise is None else enterprise
+        if edition == "premium" and not self.enterprise:
+            raise ValueError("a paid tier needs the EE codebase")
         self.search_limit = RateLimit(search_rate_limit)
         self.started = datetime.now(timezone.utc)
         self.lock = threading.RLock()
         self.state_file = Path(state_file) if state_file else None
         self.base_url = base_url
         if self.state_file and self.state_file.exists():
-            self.state = json.loads(self.state_file.read_text())
+            self.state = _load_state(self.state_file)
         else:
             self.state = seed_state()
             self.save()
         self.requests: list[tuple[str, str, int]] = []  # GitLab API calls: (method, path, status)
+        # Tests act at an exact step of a client's run, not after a guessed time: `on_step(method, path)` is
+        # called for each API call (GitLab's and Zendesk's) and each email, before the client gets its answer;
+        # `hold_at` makes the n-th API call from when it is set wait for ever (`held` is set then).
+        self.on_step = None
+        self.hold_at: int | None = None
+        self.held = threading.Event()
         self.zendesk_requests: list[tuple[str, str]] = []
 
     def save(self) -> None:
@@ -185,6 +226,8 @@ class Store:
                                        "raw": base64.b64encode(envelope.original_content or envelope.content)
                                        .decode("ascii")})
             self.save()
+        if self.on_step:
+            self.on_step("SMTP", "DATA")
 
 
 def _bool(value: Any) -> bool:
@@ -196,6 +239,16 @@ def _label_list(value: Any) -> list[str]:
         return []
     items = value if isinstance(value, list) else str(value).split(",")
     return [str(i).strip() for i in items if str(i).strip()]
+
+
+def _id_list(name: str, value: Any) -> list[int]:
+    """An Array[Integer] parameter: a JSON list, a form array (`name[]=1&name[]=4`) or "1,4"
+    (`CommaSeparatedToIntegerArray`); anything else is Grape's 400 `<name> is invalid`."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    items = [str(i).strip() for i in items if str(i).strip() != ""]
+    if not all(i.lstrip("-").isdigit() for i in items):
+        raise ApiError(400, f"{name} is invalid", body={"error": f"{name} is invalid"})
+    return [int(i) for i in items]
 
 
 def mail_json(entry: dict) -> dict:
