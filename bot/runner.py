@@ -183,8 +183,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
 def remind(ctx: Context, lock: RunLock, say: Callable[[str], None]) -> list[str]:
     """Remind each requester once, before their license expires (reminders.enabled).
 
-    Cost: the record (one call per 100 licenses; a run with work has read it already), then one call per
-    license inside its reminder window (its entry's reactions); nothing more unless one is not yet done.
+    Cost: the bot's user and the record (one call per 100 licenses; a run with work has read both already), then
+    one call per license inside its reminder window once reminded (its entry's reactions); more only for one due.
     Exactly once: the work is done under the run lock, the bot's :alarm_clock: on the entry claims it before
     anything is posted, and the note's hidden marker is looked for among the bot's own notes first. A run killed
     after the claim leaves it without :bell:, and the next run (holding the lock: no other run is posting) finds
@@ -199,7 +199,7 @@ def remind(ctx: Context, lock: RunLock, say: Callable[[str], None]) -> list[str]
         return []
     due = reminders.due(ctx.record.entries(), ctx.today, ctx.config.reminders.days_before)
     if not due:
-        return []  # the usual idle run: the record was its one extra call
+        return []  # the usual idle run: the bot's user and the record were its extra calls
     me = ctx.tracker.me()["id"]
     done: list[str] = []
     by_id = {r.entry.license_id: r for r in ctx.record.entries()}
