@@ -136,6 +136,12 @@ class ZendeskConfig:
 
 
 @dataclass(frozen=True)
+class RemindersConfig:
+    enabled: bool = False  # off: a run never reads the record for reminders (an idle run's cost unchanged)
+    days_before: int = 2   # the note is posted this many days before the license expires (or later, if missed)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     max_attempts: int
     recheck_minutes: int = 60
@@ -186,6 +192,7 @@ class Config:
     source: str
     zendesk: ZendeskConfig = ZendeskConfig()
     report: ReportConfig = ReportConfig()
+    reminders: RemindersConfig = RemindersConfig()
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -479,6 +486,11 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config", node: An
     if zendesk.enabled and not zendesk.email:
         errors.append("zendesk.email: expected the API user's email address (an agent), got nothing")
 
+    rem = top.section("reminders")
+    reminders = RemindersConfig(enabled=rem.flag("enabled", False),
+                                days_before=rem.integer("days_before", 2, 1, 30, "a whole number of days"))
+    rem.done()
+
     u = top.section("run")
     run = RunConfig(max_attempts=u.integer("max_attempts", 5, 1, 100, "a whole number of attempts"),
                     recheck_minutes=u.integer("recheck_minutes", 60, 1, 10080, "a whole number of minutes"),
@@ -496,7 +508,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config", node: An
         raise ConfigError(f"{source} has {len(errors)} problem(s):\n  " + "\n  ".join(errors))
     return Config(gitlab=gitlab, requests=requests, license=license_config, policy=policy,
                   tickets=tickets, smtp=smtp, slack=slack, run=run, source=source, zendesk=zendesk,
-                  report=report)
+                  report=report, reminders=reminders)
 
 
 def in_pipeline(environ: Mapping[str, str]) -> bool:

@@ -11,7 +11,7 @@ import re
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from . import trigger
@@ -37,6 +37,7 @@ class Summary:
     recorded: list[str] = field(default_factory=list)  # license ids this run added to the record
     api_calls: int = 0
     locked_out: bool = False
+    reminded: list[str] = field(default_factory=list)  # license ids whose trial-end reminder this run posted
     error: str | None = None
     note: str | None = None
     results: list[Result] = field(default_factory=list)
@@ -180,6 +181,8 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
                 f"{'look at (dry run: nothing is written)' if dry_run else 'process'}")
             _keep_keys_confidential(ctx, say)
             _process_all(issues, ctx, summary, say, dry_run)
+        if ctx.config.reminders.enabled and not summary.error:
+            summary.reminded = remind(ctx, lock, say)
     except TrackerError as exc:
         summary.error = str(exc)
     except MailError as exc:  # only configuration problems get here: the settings, not the customer
@@ -198,6 +201,68 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
             summary.recorded = [entry.license_id for entry in ctx.record.added]
         summary.error = ctx.scrub(summary.error) if summary.error else None
     return summary
+
+
+def remind(ctx: Context, lock: RunLock, say: Callable[[str], None]) -> list[str]:
+    """Remind each requester once, before their license expires (reminders.enabled).
+
+    Cost: the bot's user and the record (one call per 100 licenses; a run with work has read both already), then
+    one call per license inside its reminder window once reminded (its entry's reactions); more only for one due.
+    Exactly once: the work is done under the run lock, the bot's :alarm_clock: on the entry claims it before
+    anything is posted, and the note's hidden marker is looked for among the bot's own notes first. A run killed
+    after the claim leaves it without :bell:, and the next run (holding the lock: no other run is posting) finds
+    its note or posts it: never none, never two. Slack is told only by the run whose :bell: (the note is done)
+    GitLab accepted, so never twice; a run killed during that one Slack post loses it rather than risk a second
+    (the note, with its @mention, stands)."""
+    from . import reminders
+    from . import status as status_mod
+    from .slack import SlackError
+
+    if ctx.record.damage():  # an entry the bot cannot read may be anyone's: remind nobody until it is repaired
+        return []
+    due = reminders.due(ctx.record.entries(), ctx.today, ctx.config.reminders.days_before)
+    if not due:
+        return []  # the usual idle run: the bot's user and the record were its extra calls
+    me = ctx.tracker.me()["id"]
+    done: list[str] = []
+    by_id = {r.entry.license_id: r for r in ctx.record.entries()}
+    for entry_iid, license_id in due:
+        mine = {a.name for a in ctx.tracker.awards(entry_iid) if a.user_id == me}
+        if reminders.DONE_EMOJI in mine:
+            continue
+        recorded = by_id[license_id]
+        note = ctx.tracker.status_note(recorded.entry.issue_iid)
+        state = status_mod.read(note.body) if note else None
+        if state is None or state.step != status_mod.DELIVERED or state.license_id != license_id:
+            continue  # held, undelivered, or another license: nobody is told this one is in use
+        if lock.held is None:
+            if not lock.acquire():
+                say("reminders wait: another run holds the run lock")
+                break
+            # read again under the lock: another run may have finished this one while we waited
+            mine = {a.name for a in ctx.tracker.awards(entry_iid) if a.user_id == me}
+            if reminders.DONE_EMOJI in mine:
+                continue
+        if reminders.CLAIM_EMOJI not in mine:
+            ctx.tracker.award(entry_iid, reminders.CLAIM_EMOJI)  # refused: an earlier run claimed it; finish it
+        reminder = reminders.Reminder(
+            license_id, entry_iid, recorded.entry.issue_iid, recorded.entry.issue_url, state.author,
+            recorded.entry.email, recorded.entry.ticket_url, date.fromisoformat(recorded.entry.expires_on))
+
+        def landed(notes, license_id=license_id):
+            return next((n for n in notes if n.author_id == me and reminders.posted([n.body], license_id)), None)
+        if landed(ctx.tracker.comments(reminder.request_iid)) is None:
+            ctx.tracker.add_note(reminder.request_iid, ctx.scrub(reminders.note_text(reminder, ctx.today)), landed)
+        if ctx.tracker.award(entry_iid, reminders.DONE_EMOJI) is None:
+            continue  # another run marked it done, and told Slack: never twice
+        if ctx.notifier is not None:
+            try:
+                ctx.notifier.post(ctx.scrub(reminders.slack_text(reminder, ctx.today)))
+            except SlackError as exc:
+                say(f"reminder for license {license_id}: the Slack post failed ({exc})")
+        say(f"reminded #{reminder.request_iid}: license {license_id} expires {recorded.entry.expires_on}")
+        done.append(license_id)
+    return done
 
 
 def _keep_keys_confidential(ctx: Context, say: Callable[[str], None]) -> None:

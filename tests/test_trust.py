@@ -30,13 +30,15 @@ def test_a_run_working_from_a_stale_view_never_sends_again_and_leaves_one_status
 
 def test_wiping_label_history_status_note_and_record_entry_still_never_yields_a_second_license(config, private_key):
     """Label history is rewritable (a Reporter deletes and re-creates a label: its events lose their label);
-    the bot's claim reaction is not (only the bot or an admin removes it)."""
+    the bot's claim reaction is not (only the bot or an admin removes it). Even with the record's entry and its
+    anchor gone too, the claim alone holds the issue."""
     world = World(config, private_key)
     world.tracker.file(filled())
     world.run()
     world.tracker.events.clear()
     world.tracker.notes[1] = []
     world.tracker.erase_record_entries()
+    world.tracker.anchor = None  # and the record's anchor (only an admin could): the record looks empty
     world.tracker.system.pop(1, None)  # even GitLab's own "closed" note, which nobody below an admin can delete
     world.tracker.issues[1] = replace(world.issue(), state="opened", labels=("license-request",),
                                       updated_at=NOW.replace(hour=4), description=filled(email_="x@example.com"))

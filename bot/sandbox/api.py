@@ -30,7 +30,7 @@ from .zendesk import ZendeskRoutes
 # GitLab validates award names against its emoji list (`Gitlab::Emoji`); the sandbox knows these.
 EMOJI_NAMES = frozenset({"thumbsup", "thumbsdown", "heart", "key", "lock", "white_check_mark", "robot", "eyes",
                          "tada", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-                         "keycap_ten", "passport_control"})
+                         "keycap_ten", "passport_control", "alarm_clock", "bell"})
 
 # --- HTTP --------------------------------------------------------------------------------------------------
 
