@@ -82,3 +82,16 @@ def bot(sandbox, tmp_path, key_pair):
     b = Bot(sandbox.url, sandbox.smtp_port, tmp_path, *key_pair)
     b.write_config()
     return b
+
+
+@pytest.fixture(params=["free", "premium"])
+def twin(request, tmp_path, key_pair):
+    """The sandbox on GitLab Free and on Premium, with the bot configured for it: (server, bot)."""
+    from bot.sandbox import SandboxServer
+
+    from .e2e import Bot
+
+    with SandboxServer(edition=request.param) as server:
+        bot = Bot(server.url, server.smtp_port, tmp_path, *key_pair)
+        bot.write_config()
+        yield server, bot

@@ -11,7 +11,7 @@ from bot import keys
 from bot.license import decode
 from bot.sandbox import SandboxServer
 
-from .e2e import Bot, client, license_keys, mail, post, request_text, status_notes
+from .e2e import Bot, client, file, license_keys, mail, post, request_text, status_notes
 
 TIERS = list(itertools.product(("free", "premium"), ("v1", "v3")))
 
@@ -24,10 +24,6 @@ def twin(request, tmp_path, key_pair):
         bot.write_config()
         yield server, bot
 
-
-def file(url, n, token="alice-token", **fields):
-    return client(url, token).issues.create({"title": f"Emergency license {n}",
-                                             "description": request_text(n, **fields)})
 
 
 TICKET_FORMS = ["https://gitlab.zendesk.com/agent/tickets/512345", "512345", "#512345",

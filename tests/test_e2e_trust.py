@@ -15,19 +15,10 @@ import time
 import gitlab
 import pytest
 
-from bot.sandbox import SandboxServer
-
-from .e2e import Bot, client, mail, request_text, status_notes
+from .e2e import client, mail, request_text, status_notes
 
 EDITIONS = ("free", "premium")
 
-
-@pytest.fixture(params=EDITIONS)
-def twin(request, tmp_path, key_pair):
-    with SandboxServer(edition=request.param) as server:
-        bot = Bot(server.url, server.smtp_port, tmp_path, *key_pair)
-        bot.write_config()
-        yield server, bot
 
 
 def as_user(url, token, iid):

@@ -19,25 +19,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import pytest
-
 from bot import record
 from bot.record import ANCHOR_TITLE, Record, head_problems, sign_head
-from bot.sandbox import SandboxServer
 from bot.signer import FileSigner
 
-from .e2e import Bot, mail
+from .e2e import file, mail
 from .test_record import _chain, _entry
-from .test_record_trust import checks, entries, file, held_note, http
+from .test_record_trust import checks, entries, held_note, http
 from .test_sandbox_snippets import call
-
-
-@pytest.fixture(params=["free", "premium"])
-def twin(request, tmp_path, key_pair):
-    with SandboxServer(edition=request.param) as server:
-        bot = Bot(server.url, server.smtp_port, tmp_path, *key_pair)
-        bot.write_config()
-        yield server, bot
 
 
 def anchors(url: str, token: str = "bot-token") -> list[dict]:

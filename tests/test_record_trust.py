@@ -30,23 +30,9 @@ import pytest
 
 from bot import config as config_mod
 from bot import doctor
-from bot.sandbox import SandboxServer
 
-from .e2e import Bot, client, mail, request_text, status_notes
+from .e2e import client, file, mail, status_notes
 from .test_find_doctor import _secrets, cli
-
-
-@pytest.fixture(params=["free", "premium"])
-def twin(request, tmp_path, key_pair):
-    with SandboxServer(edition=request.param) as server:
-        bot = Bot(server.url, server.smtp_port, tmp_path, *key_pair)
-        bot.write_config()
-        yield server, bot
-
-
-def file(url, n, token="alice-token", **fields):
-    return client(url, token).issues.create({"title": f"Emergency license {n}",
-                                             "description": request_text(n, **fields)})
 
 
 def entries(url, token="bot-token") -> list:
