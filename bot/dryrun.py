@@ -107,7 +107,7 @@ class DryRunTracker:
         self._say(f"would delete note {note_id} on issue #{iid}")
 
     def award(self, iid: int, name: str):
-        from .evidence import Award
+        from .tracker import Award
 
         self._say(f"would react :{name}: on issue #{iid}")
         return Award(id=-1, name=name, user_id=self.me()["id"], username=self.me()["username"],

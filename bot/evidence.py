@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .tracker import Issue, Note
+    from .tracker import Award, Issue, Note
 
 # An approver's reaction that approves the override, next to the override label people see and filter on.
 APPROVAL_EMOJI = "key"
@@ -37,15 +37,6 @@ APPROVAL_EMOJI = "key"
 CLAIMS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "keycap_ten")
 DESCRIPTION_EDIT = "changed the description"  # the system note GitLab writes for each description edit
 CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class Award:
-    id: int
-    name: str
-    user_id: int
-    username: str
-    created_at: datetime
 
 
 @dataclass(frozen=True)

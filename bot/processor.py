@@ -37,7 +37,7 @@ from .mailer import Delivery, MailError, build_message
 from .runlock import pid_alive
 from .slack import SlackError
 from .status import CLAIMED, DELIVERED, HELD, PERSISTED, REJECTED, UNDELIVERED, Status, description_hash
-from .tracker import Issue, IssueEdit, Note
+from .tracker import Award, Issue, IssueEdit, Note
 from .zendesk import CLOSED, TICKET, ZendeskError, customer_ticket_url
 
 if TYPE_CHECKING:
@@ -479,7 +479,7 @@ def _reject(issue: Issue, note: Note | None, verdict: policy.Verdict, digest: st
                   status.errors)
 
 
-def _judge(issue: Issue, ev: Evidence, approval: evidence_mod.Award | None, not_approved: str | None,
+def _judge(issue: Issue, ev: Evidence, approval: Award | None, not_approved: str | None,
            ctx: Context) -> tuple[policy.Verdict, policy.TicketFacts | None]:
     """The request as the request of everyone who wrote its description, with the approval that holds for it."""
     cfg = ctx.config

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .evidence import Award
+    from .tracker import Award
 
 LOCK = "lock"  # the reaction's name
 

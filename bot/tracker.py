@@ -20,7 +20,6 @@ from . import meaning
 from . import status as status_mod
 from .config import Config
 from .errors import BotError
-from .evidence import Award
 from .inert import inert
 from .markers import FORM_MARKER
 
@@ -106,6 +105,17 @@ class Note:
         return cls(id=int(d["id"]), body=d.get("body") or "", author_username=author.get("username") or "",
                    author_id=int(author.get("id") or 0), system=bool(d.get("system")),
                    created_at=_time(d.get("created_at")) or _EPOCH)
+
+
+@dataclass(frozen=True)
+class Award:
+    """A reaction (award emoji): only its own user (or an admin) removes it (lib/api/award_emoji.rb)."""
+
+    id: int
+    name: str
+    user_id: int
+    username: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,8 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
-from bot.evidence import Award
 from bot.mailer import MailError
-from bot.tracker import Issue, IssueEdit, LabelEvent, Note, TrackerError, Upload
+from bot.tracker import Award, Issue, IssueEdit, LabelEvent, Note, TrackerError, Upload
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=timezone.utc)
 # Reaction ids never repeat, as GitLab's, not even across test processes (the run lock's hint file outlives them).

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot import messages
-from bot.evidence import APPROVAL_EMOJI, Award, Edit, Evidence, claim_attempt
+from bot.evidence import APPROVAL_EMOJI, Edit, Evidence, claim_attempt
 from bot.inert import Verbatim, inert
 from bot.status import Status
+from bot.tracker import Award
 
 from .fakes import NOW
 
