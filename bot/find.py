@@ -68,6 +68,15 @@ def _license_state(tracker: Tracker, r: Recorded) -> str:
     return f"being emailed (attempt {status.attempts}: {status.last_error})" if status.last_error else "being emailed"
 
 
+def _delivery(record: Record, tracker: Tracker, r: Recorded) -> str:
+    """The license's state, the record's signed word first: a license the mail server refused was never
+    delivered, whatever its issue says now (a corrected address has a license of its own)."""
+    refusal = record.refused(r.entry.license_id)
+    if refusal is not None:
+        return f"REFUSED by the mail server on {refusal.on}, never delivered: {refusal.why}"
+    return _license_state(tracker, r)
+
+
 def _on_ticket(zendesk, r: Recorded) -> str:
     """Whether the license's internal note is on its Zendesk ticket."""
     if zendesk is None or r.entry.ticket_id is None:
@@ -93,7 +102,7 @@ def search(tracker: Tracker, record: Record, email: str, ticket_base_url: str,
         e = r.entry
         found.append(Found(LICENSE, e.issue_iid, e.issue_url, messages.success_title(e.email, e.user_count),
                            e.made_on, e.email, e.user_count, e.ticket_url, e.expires_on, e.license_id,
-                           _license_state(tracker, r) + _on_ticket(zendesk, r),
+                           _delivery(record, tracker, r) + _on_ticket(zendesk, r),
                            _key_name(r.license_key, key_names or {})))
     recorded = {f.iid for f in found} | {r.entry.issue_iid for r in record.entries()}
     for issue in tracker.search_issues(email, in_="title", state="all"):

@@ -1,3 +1,4 @@
+
 """A refused recipient gets a real path (issue 18, "What to build", 2), end to end over the sandbox: real HTTP to
 the GitLab twin, a real SMTP server that refuses the address with 550 5.1.1, the bot as CI runs it.
 
@@ -13,6 +14,8 @@ e.g. once the customer has fixed their mailbox.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 
 from bot import config as config_mod
@@ -54,6 +57,12 @@ def test_a_corrected_address_gets_the_license_and_the_refused_one_is_recorded_as
     assert "Recipient address rejected" not in body  # the server's own words stay out; the code stays in
     (refused,) = _record(bot).for_email(TYPO)
     assert _record(bot).refused(refused.entry.license_id).why == "the address does not exist (550 5.1.1)"
+    # find says so too (issue 18): an engineer asked "did it arrive?" must not read "being emailed".
+    found = subprocess.run([sys.executable, "-m", "bot", "--config", str(bot.config_path), "find", TYPO],
+                           capture_output=True, text=True, timeout=120,
+                           env={**bot.env(), "LICENSE_PUBLIC_KEY_FILE": str(bot.public_key)})
+    assert "REFUSED by the mail server on 20" in found.stdout, found.stdout + found.stderr
+    assert "never delivered: the address does not exist (550 5.1.1)" in " ".join(found.stdout.split())
 
     assert bot.run().returncode == 0 and mail(sandbox.url) == []  # nothing changed: nothing sent, nothing made
 
