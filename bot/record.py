@@ -248,14 +248,7 @@ def parse_head(text: str, trusted: Sequence[rsa.RSAPublicKey]) -> Head | None:
         raw = base64.b64decode(head.signature, validate=True)
     except (ValueError, TypeError, KeyError, binascii.Error):
         return None
-    digest = hashlib.sha256(head.payload()).digest()
-    for key in trusted:
-        try:
-            if key.recover_data_from_signature(raw, padding.PKCS1v15(), None) == digest:
-                return head
-        except (InvalidSignature, ValueError):
-            continue
-    return None
+    return head if _recovering_key(raw, hashlib.sha256(head.payload()).digest(), trusted) is not None else None
 
 
 def head_problems(entries: Sequence[Recorded], anchor: str | None, trusted, *, mine: bool = True) -> list[Problem]:
@@ -348,7 +341,11 @@ def signing_key(entry: Entry, signature: str, trusted: Sequence[rsa.RSAPublicKey
         raw = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
         return None
-    digest = hashlib.sha256(_SIGNED_AS + entry.payload()).digest()
+    return _recovering_key(raw, hashlib.sha256(_SIGNED_AS + entry.payload()).digest(), trusted)
+
+
+def _recovering_key(raw: bytes, digest: bytes, trusted: Sequence[rsa.RSAPublicKey]) -> rsa.RSAPublicKey | None:
+    """The trusted key whose PKCS#1 v1.5 signature RAW is over DIGEST (as the Signer makes them), if any."""
     for key in trusted:
         try:
             if key.recover_data_from_signature(raw, padding.PKCS1v15(), None) == digest:
