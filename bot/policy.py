@@ -80,17 +80,20 @@ def evaluate(parsed: ParseResult, today: date, policy: PolicyConfig, tickets: Ti
         waivable += check_scope(parsed.expired_on, today, policy)
     if facts.prior_licenses is not None and (request is not None or parsed.email or parsed.ticket_url):
         # Also when another field did not parse: a duplicate known now is said now, not after the next fix.
-        waivable += check_duplicates(request or Wanted(_ticket_number(parsed.ticket_url), parsed.email or ""),
+        waivable += check_duplicates(request or Wanted(parsed.ticket_id, parsed.email or ""),
                                      facts.prior_licenses, today, policy)
     if not any(e.field == "form" for e in errors):  # no form at all: the checklist adds nothing
         errors += check_checklist(parsed)
     ticket_warnings: list[FieldError] = []
-    if request is not None and facts.ticket_unreadable:
-        errors.append(FieldError("ticket", f"the bot may not read ticket {request.ticket_id} in Zendesk "
+    # The ticket is checked whenever its number parsed, whatever else did not: a solved ticket known now is said
+    # now, not after the user count is fixed. The email rule needs the email, and is left out without one.
+    if parsed.ticket_id is not None and facts.ticket_unreadable:
+        errors.append(FieldError("ticket", f"the bot may not read ticket {parsed.ticket_id} in Zendesk "
                                            f"({facts.ticket_unreadable}); check the number, or ask a Zendesk admin "
                                            "to give the bot's API user access to the ticket's group or brand"))
-    elif request is not None and facts.ticket_checked:
-        found, ticket_warnings = check_against_ticket(request, facts.ticket, facts.min_attachments)
+    elif parsed.ticket_id is not None and facts.ticket_checked:
+        found, ticket_warnings = check_against_ticket(parsed.ticket_id, parsed.email, facts.ticket,
+                                                      facts.min_attachments)
         errors += found
     if facts.author_allowed is False:
         errors.append(FieldError("author", f"@{facts.author} may not request emergency licenses "
@@ -111,11 +114,6 @@ class Wanted:
 
     ticket_id: int | None
     email: str
-
-
-def _ticket_number(url: str | None) -> int | None:
-    tail = (url or "").rstrip("/").rpartition("/")[2]
-    return int(tail) if tail.isdigit() else None
 
 
 _ORDER = ("form", "ticket", "email", "user_count", "expired_on", "checklist", "author", "override", "license")
@@ -174,12 +172,13 @@ def check_checklist(parsed: ParseResult) -> list[FieldError]:
     return errors
 
 
-def check_against_ticket(request: LicenseRequest, ticket: TicketFacts | None,
+def check_against_ticket(ticket_id: int, email: str | None, ticket: TicketFacts | None,
                          min_attachments: int) -> tuple[list[FieldError], list[FieldError]]:
-    """The request against its Zendesk ticket: it exists and is not solved, the email is the requester's
-    (or a CC's, with a warning), and the screenshots are attached. (errors, warnings)."""
+    """The request's ticket number and email (None: the email did not parse, so its rule waits) against the
+    Zendesk ticket: it exists and is not solved, the email is the requester's (or a CC's, with a warning), and
+    the screenshots are attached. (errors, warnings)."""
     if ticket is None:
-        return [FieldError("ticket", f"ticket {request.ticket_id} does not exist in Zendesk; check the number "
+        return [FieldError("ticket", f"ticket {ticket_id} does not exist in Zendesk; check the number "
                                      "and paste the ticket's address")], []
     errors, warnings = [], []
     if ticket.status == "solved":
@@ -191,14 +190,13 @@ def check_against_ticket(request: LicenseRequest, ticket: TicketFacts | None,
                                            + ("use the ticket it was merged into" if ticket.status == "merged" else
                                               "create a follow-up ticket for the customer")
                                            + " and put that ticket in the request"))
-    email = request.email.casefold()
-    if email == ticket.requester_email.casefold():
-        pass
-    elif email in (cc.casefold() for cc in ticket.cc_emails):
-        warnings.append(FieldError("email", f"{request.email} is on the ticket's CCs, not its requester "
-                                            f"({ticket.requester_email}); the license goes to {request.email}"))
+    if email is None or email.casefold() == ticket.requester_email.casefold():
+        pass  # no address to compare (it did not parse: its own error says so), or the requester's
+    elif email.casefold() in (cc.casefold() for cc in ticket.cc_emails):
+        warnings.append(FieldError("email", f"{email} is on the ticket's CCs, not its requester "
+                                            f"({ticket.requester_email}); the license goes to {email}"))
     else:
-        errors.append(FieldError("email", f"{quote(request.email)} is neither the ticket's requester "
+        errors.append(FieldError("email", f"{quote(email)} is neither the ticket's requester "
                                           f"({ticket.requester_email}) nor on its CCs: a typo would send the "
                                           "license to a stranger; use the requester's address, or add the "
                                           "recipient to the ticket's CCs first"))

@@ -486,9 +486,9 @@ def _judge(issue: Issue, ev: Evidence, approval: Award | None, not_approved: str
     parsed = request.parse(issue.description, cfg.tickets.base_url)
     ticket = None
     unreadable = None
-    if ctx.zendesk is not None and parsed.request is not None and parsed.request.ticket_id is not None:
+    if ctx.zendesk is not None and parsed.ticket_id is not None:  # also when another field did not parse
         try:
-            ticket = ctx.zendesk.ticket(parsed.request.ticket_id)  # Zendesk down raises: the request waits
+            ticket = ctx.zendesk.ticket(parsed.ticket_id)  # Zendesk down raises: the request waits
         except ZendeskError as exc:
             if exc.kind != TICKET:
                 raise

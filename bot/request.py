@@ -119,6 +119,7 @@ class ParseResult:
     checklist: Checklist = field(default_factory=Checklist)
     # Whatever fields did parse, even when others did not, so every rule can still be checked.
     ticket_url: str | None = None
+    ticket_id: int | None = None  # the ticket's number, once the ticket field parsed (its URL is checked apart)
     email: str | None = None
     user_count: int | None = None
     expired_on: date | None = None
@@ -780,10 +781,11 @@ def _parse(text: str, ticket_base_url: str) -> ParseResult:
     expired_on = _parse_expired_on(found["expired_on"], errors)
     if errors or ticket is None or email is None or users is None or expired_on is None:
         return ParseResult(None, tuple(errors), has_marker, checklist, ticket_url=ticket[0] if ticket else None,
-                           email=email, user_count=users, expired_on=expired_on)
+                           ticket_id=ticket[1] if ticket else None, email=email, user_count=users,
+                           expired_on=expired_on)
     # The link the bot writes is the one it builds: the typed URL only said which ticket (and policy checks it).
     request = LicenseRequest(ticket_url=tickets.agent_url(ticket_base_url, ticket[1]), ticket_id=ticket[1],
                              email=email, user_count=users,
                              expired_on=expired_on, checklist=checklist, notes="\n".join(found["notes"]).strip())
-    return ParseResult(request, (), has_marker, checklist, ticket_url=ticket[0], email=email, user_count=users,
-                       expired_on=expired_on)
+    return ParseResult(request, (), has_marker, checklist, ticket_url=ticket[0], ticket_id=ticket[1], email=email,
+                       user_count=users, expired_on=expired_on)

@@ -160,3 +160,54 @@ def test_a_field_that_does_not_parse_does_not_hide_rule_violations_in_the_others
                     ticket="https://evil.example.com/agent/tickets/1")
     assert fields_of(verdict) == ["ticket", "email", "user_count", "expired_on"]
     assert verdict.request is None
+
+
+def _ticket(status="open", requester="jane@example.com") -> policy.TicketFacts:
+    return policy.TicketFacts(512345, status, requester, "Jane", "ACME Corp", (), 2)
+
+
+@pytest.mark.parametrize("status, says", [("solved", "ticket 512345 is solved"),
+                                          ("closed", "ticket 512345 is closed, and Zendesk does not reopen it")])
+def test_the_ticket_is_checked_in_the_same_pass_as_a_user_count_that_did_not_parse(config, status, says):
+    """Issue 18, finding 1: a bad "User count" hid a solved or closed ticket until the next run (the ticket was
+    looked at only once the whole request parsed)."""
+    verdict = judge(config, Facts(ticket_checked=True, ticket=_ticket(status)), users="lots")
+    assert verdict.request is None and fields_of(verdict) == ["ticket", "user_count"]
+    assert says in verdict.errors[0].message
+
+
+def test_a_ticket_zendesk_does_not_know_or_will_not_show_is_said_with_a_field_that_did_not_parse(config):
+    missing = judge(config, Facts(ticket_checked=True, ticket=None), expired="soon")
+    assert fields_of(missing) == ["ticket", "expired_on"]
+    assert "ticket 512345 does not exist in Zendesk" in missing.errors[0].message
+    hidden = judge(config, Facts(ticket_checked=True, ticket_unreadable="Zendesk answered 403"), users="lots")
+    assert fields_of(hidden) == ["ticket", "user_count"] and "may not read ticket 512345" in hidden.errors[0].message
+
+
+def test_the_email_is_held_against_the_ticket_while_another_field_does_not_parse(config):
+    verdict = judge(config, Facts(ticket_checked=True, ticket=_ticket(requester="boss@acme.example")), users="lots")
+    assert fields_of(verdict) == ["email", "user_count"]
+    assert "neither the ticket's requester (boss@acme.example)" in verdict.errors[0].message
+
+
+def test_the_ticket_rule_that_needs_an_email_that_did_not_parse_is_skipped_the_others_are_said(config):
+    """No address to compare with the ticket's requester: that rule waits (the email's own error says what to
+    fix); the ticket's state is still said."""
+    verdict = judge(config, Facts(ticket_checked=True, ticket=_ticket("solved", requester="boss@acme.example")),
+                    email="ask the customer")
+    assert fields_of(verdict) == ["ticket", "email"]
+    assert "is solved" in verdict.errors[0].message and "requester" not in verdict.errors[1].message
+
+
+def test_no_ticket_rule_without_a_ticket_number(config):
+    """A ticket field that did not parse names no ticket: nothing is said about Zendesk's (not) knowing it."""
+    verdict = judge(config, Facts(ticket_checked=True, ticket=None), ticket="the customer's ticket")
+    assert fields_of(verdict) == ["ticket"] and "does not exist" not in verdict.errors[0].message
+
+
+def test_a_ticket_url_with_a_query_still_finds_its_duplicate_while_another_field_does_not_parse(config):
+    """The duplicate rule took the ticket number from the URL's last path segment, so `.../512345?tab=x` named
+    no ticket while the user count did not parse, and the duplicate came out one run later."""
+    verdict = judge(config, Facts(prior_licenses=(_prior(400, email="other@example.com", ticket=512345),)),
+                    ticket="https://gitlab.zendesk.com/agent/tickets/512345?tab=events", users="lots")
+    assert fields_of(verdict) == ["ticket", "user_count"] and "one license per ticket" in verdict.errors[0].message

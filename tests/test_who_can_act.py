@@ -43,9 +43,7 @@ def _policy_messages() -> dict[str, tuple[str, str]]:
     duplicates = policy.check_duplicates(wanted, prior, TODAY, cfg.policy)
     unticked = policy.check_checklist(request.parse("### Checklist\n- [ ] paid\n- [ ] screenshots\n"))
     ticket = policy.TicketFacts(512345, "open", "jane@example.com", "Jane", None, (), 0)
-    lic = request.LicenseRequest("https://gitlab.zendesk.com/agent/tickets/512345", 512345, "jane@example.com", 5,
-                                 date(2026, 11, 12))
-    attachments, _ = policy.check_against_ticket(lic, ticket, 2)
+    attachments, _ = policy.check_against_ticket(512345, "jane@example.com", ticket, 2)
     unreadable = policy.evaluate(request.parse(filled(ticket="512345", expired="2026-11-12")), TODAY, cfg.policy,
                                  cfg.tickets, policy.Facts(ticket_checked=True, ticket_unreadable="403"))
     author = policy.evaluate(request.parse(filled(expired="2026-11-12")), TODAY, cfg.policy, cfg.tickets,

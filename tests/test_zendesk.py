@@ -80,6 +80,27 @@ def test_each_request_is_checked_against_its_ticket_and_the_good_one_is_left_on_
     assert sorted(m["to"][0] for m in mail(url)) == ["good@acme.example", "ops@acme.example"]
 
 
+
+def test_a_user_count_that_does_not_parse_and_a_bad_ticket_are_both_in_the_first_note(zbot, sandbox):
+    """Issue 18, finding 1: a request failed on "User count" only; once fixed, the next run failed it on its
+    ticket (solved, or the email not the ticket's requester), which Zendesk could have told the first time."""
+    url = sandbox.url
+    solved = ticket(url, "jane@acme.example", status="solved")
+    stranger = ticket(url, "boss@acme.example")
+    first = client(url).issues.create({"title": "Emergency 1", "description": request_text(
+        1, ticket=str(solved), email="jane@acme.example", users="lots")})
+    second = client(url).issues.create({"title": "Emergency 2", "description": request_text(
+        2, ticket=str(stranger), email="typo@acme.example", users="about 300")})
+    result = zbot.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    (note,) = status_notes(reread(url, first))
+    assert f"ticket {solved} is solved" in note.body and "lots" in note.body
+    (note,) = status_notes(reread(url, second))
+    assert "neither the ticket's requester (boss@acme.example) nor on its CCs" in note.body
+    assert "about 300" in note.body
+    assert mail(url) == []
+
+
 def test_zendesk_down_while_judging_makes_the_request_wait_then_it_succeeds_with_one_note(zbot, sandbox):
     url = sandbox.url
     t = ticket(url, "jane@acme.example")
