@@ -647,6 +647,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a mistyped command says the documented one line (and where the help is), exit 1:
     exit 2 means "some request waits for a retry" for `run`, which a typo must never look like."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)  # for `error`: what was typed, unknowns too
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str):
         import difflib
 
@@ -655,7 +659,32 @@ class _Parser(argparse.ArgumentParser):
             choices = re.findall(r"'([^']*)'", wrong.group(2))
             close = difflib.get_close_matches(wrong.group(1), choices, n=1)
             message = f"no command {wrong.group(1)!r}" + (f"; did you mean {close[0]}?" if close else "")
-        self.exit(1, f"license-bot: error: {message} (see {self.prog} --help)\n")
+        unknown = self._unknown_options() if message.startswith("the following arguments are required") else []
+        if unknown:  # argparse says only what is missing: `generate --bogus` never named --bogus
+            close = difflib.get_close_matches(unknown[0].partition("=")[0], self._option_names(), n=1)
+            message = (f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {close[0]}?)" if close
+                                                                         else "") + f"; {message}")
+        line, hint = f"license-bot: error: {message}", f"(see {self.prog} --help)"
+        # One line where it fits; else the hint on a line of its own, whole (a command to copy is never split).
+        self.exit(1, f"{line} {hint}\n" if len(line) + 1 + len(hint) <= width() else f"{line}\n  {hint}\n")
+
+    def _option_names(self) -> list[str]:
+        return [o for action in self._actions for o in action.option_strings]
+
+    def _unknown_options(self) -> list[str]:
+        """The options typed that this parser does not know (argparse's own abbreviations and negative numbers
+        are known)."""
+        known, out = self._option_names(), []
+        for arg in getattr(self, "_given", []):
+            if arg == "--":
+                break
+            name = arg.partition("=")[0]
+            if (not arg.startswith("-") or arg == "-" or " " in arg or re.fullmatch(r"-\d+|-\d*\.\d+", arg)
+                    or name in known or (self.allow_abbrev and name.startswith("--")
+                                         and any(o.startswith(name) for o in known))):
+                continue
+            out.append(arg)
+        return out
 
     def _print_message(self, message: str, file=None) -> None:  # through the same scrubber as the rest
         if message:

@@ -4,6 +4,7 @@ and a mistyped command line is the documented one line with where the help is, n
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -71,3 +72,23 @@ def test_a_usage_error_is_one_line_with_where_the_help_is(argv, says):
     result = subprocess.run([sys.executable, "-m", "bot", *argv], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == f"license-bot: error: {says}\n"
+
+
+@pytest.mark.parametrize("argv, lines", [
+    (["generate", "--bogus"], ["license-bot: error: unrecognized arguments: --bogus; the following arguments are",
+                               "  required: --email, --users", "  (see license-bot generate --help)"]),
+    (["generate", "--emial", "a@b.c"], ["license-bot: error: unrecognized arguments: --emial (did you mean --email?); "
+                                        "the", "  following arguments are required: --email, --users",
+                                        "  (see license-bot generate --help)"]),
+    (["generate"], ["license-bot: error: the following arguments are required: --email, --users",
+                    "  (see license-bot generate --help)"]),
+    (["run", "-x"], ["license-bot: error: unrecognized arguments: -x (see license-bot run --help)"]),  # it fits
+])
+def test_a_usage_error_at_80_columns_names_the_wrong_option_and_keeps_the_hint_whole(argv, lines):
+    # Finding (issue 18): at 80 columns `generate --bogus` broke the hint as "(see" / "license-bot generate --help)",
+    # and never named --bogus (argparse reports the missing required options and drops the unknown ones).
+    result = subprocess.run([sys.executable, "-m", "bot", *argv], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == lines
+    assert max(len(line) for line in lines) <= 80
