@@ -135,6 +135,10 @@ class ZendeskConfig:
     help_center_url: str | None = None  # the customer's view of a ticket, if not {url}/hc/requests/N
 
 
+# The longest trial `license.duration_days` allows: no license the bot made can run longer (reminders rely on it).
+MAX_DURATION_DAYS = 30
+
+
 @dataclass(frozen=True)
 class RemindersConfig:
     enabled: bool = False  # off: a run never reads the record for reminders (an idle run's cost unchanged)
@@ -400,7 +404,7 @@ def parse(raw: Any, environ: Mapping[str, str], source: str = "config", node: An
     lic = top.section("license")
     plan = lic.choice("plan", "ultimate", ("starter", "premium", "ultimate"))
     trial = lic.flag("trial", True)
-    duration = lic.integer("duration_days", 10, 1, 30, "a whole number of days")
+    duration = lic.integer("duration_days", 10, 1, MAX_DURATION_DAYS, "a whole number of days")
     backdate = lic.integer("backdate_days", 1, 0, 7, "a whole number of days")
     grace = lic.integer("grace_days", 0, 0, 30, "a whole number of days")
     licensee = lic.section("licensee")

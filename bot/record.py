@@ -531,6 +531,11 @@ class Record:
             self._check_head()
         return self._audit
 
+    @property
+    def loaded(self) -> bool:
+        """Whether this run has read the record already (a run with work has): reading it again costs nothing."""
+        return self._audit is not None
+
     def _is_home(self, iid: int, author_id: int) -> bool:
         """Whether the bot opened this issue as its home (no entry was ever in it): its own :robot: reaction."""
         return any(a.name == HOME_EMOJI and a.user_id == author_id for a in self.tracker.awards(iid))

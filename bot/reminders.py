@@ -40,6 +40,33 @@ def due(entries, today: date, days_before: int) -> list[tuple[int, str]]:
     return out
 
 
+def window_start(today: date, max_duration_days: int) -> date:
+    """The oldest day a record entry may have been opened and its license still be due today: a license expires at
+    most `max_duration_days` (the longest trial the configuration allows, so also one made before `duration_days`
+    was shortened) after the day it was made, and is due only before then; one day more for clocks and time
+    zones. An entry opened earlier can never be due."""
+    return today - timedelta(days=max_duration_days + 1)
+
+
+def may_be_due(descriptions, today: date, days_before: int) -> bool:
+    """Whether any of these issue descriptions (the bot's recent issues, not yet verified) holds a chained entry
+    inside its reminder window today. Only a filter in front of the verified record: False means no verified
+    license can be due either (each is one of these, as the bot wrote it: an entry someone edited is damage, and
+    damage reminds no one); True sends the run to the verified record before anything is said."""
+    from .record import parse_entry
+
+    for text in descriptions:
+        parsed = parse_entry(text or "")
+        if parsed is None:
+            continue  # not an entry (the home issue), or one the verified read reports as damage
+        entry = parsed[0]
+        expires = date.fromisoformat(entry.expires_on)  # parse_entry checked it
+        if not isinstance(entry.seq, int) or (entry.seq > 0 and expires - timedelta(days=days_before) <= today
+                                                 < expires):
+            return True
+    return False
+
+
 def marker(license_id: str) -> str:
     return _MARKER.format(license_id=license_id)
 

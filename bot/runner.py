@@ -206,7 +206,9 @@ def run(ctx: Context, *, issue_iid: int | None = None, trigger_payload: str | No
 def remind(ctx: Context, lock: RunLock, say: Callable[[str], None]) -> list[str]:
     """Remind each requester once, before their license expires (reminders.enabled).
 
-    Cost: the bot's user and the record (one call per 100 licenses; a run with work has read both already), then
+    Cost: when no reminder is due, one call: the issues the bot's own user opened recently enough that their
+    license may still be due (one call per 100 of them; `_may_be_due`), or none in a run that has read the record
+    already. Only when one of them may be due, the verified record (the bot's user, its issues, the anchor), then
     one call per license inside its reminder window once reminded (its entry's reactions); more only for one due.
     Exactly once: the work is done under the run lock, the bot's :alarm_clock: on the entry claims it before
     anything is posted, and the note's hidden marker is looked for among the bot's own notes first. A run killed
@@ -218,11 +220,13 @@ def remind(ctx: Context, lock: RunLock, say: Callable[[str], None]) -> list[str]
     from . import status as status_mod
     from .slack import SlackError
 
+    if not ctx.record.loaded and not _may_be_due(ctx):
+        return []  # the usual idle run: one listing of the bot's recent issues was its extra call
     if ctx.record.damage():  # an entry the bot cannot read may be anyone's: remind nobody until it is repaired
         return []
     due = reminders.due(ctx.record.entries(), ctx.today, ctx.config.reminders.days_before)
     if not due:
-        return []  # the usual idle run: the bot's user and the record were its extra calls
+        return []
     me = ctx.tracker.me()["id"]
     done: list[str] = []
     by_id = {r.entry.license_id: r for r in ctx.record.entries()}
@@ -263,6 +267,22 @@ def remind(ctx: Context, lock: RunLock, say: Callable[[str], None]) -> list[str]
         say(f"reminded #{reminder.request_iid}: license {license_id} expires {recorded.entry.expires_on}")
         done.append(license_id)
     return done
+
+
+def _may_be_due(ctx: Context) -> bool:
+    """Whether a reminder may be due today, from one listing: the issues the bot's own user opened since the oldest
+    a still-running license's entry can be. GitLab filters on the author (`scope=created_by_me`: the token's user;
+    nobody else can open an issue as the bot) and on `created_after` (set by GitLab when the issue is opened), so
+    no entry that can be due is left out. Nothing read here is trusted: a yes is checked against the verified
+    record before anything is posted."""
+    from datetime import datetime, time, timezone
+
+    from . import reminders
+    from .config import MAX_DURATION_DAYS
+
+    since = datetime.combine(reminders.window_start(ctx.today, MAX_DURATION_DAYS), time(), timezone.utc)
+    issues = ctx.tracker.recent_bot_issues(since)
+    return reminders.may_be_due((i.description for i in issues), ctx.today, ctx.config.reminders.days_before)
 
 
 def _keep_keys_confidential(ctx: Context, say: Callable[[str], None]) -> None:

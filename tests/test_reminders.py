@@ -110,6 +110,27 @@ def test_due_from_days_before_until_the_day_before_expiry_never_after():
     assert reminders.due(unsigned, date(2026, 12, 9), 2) == []  # an old entry not yet migrated: no entry issue
 
 
+def _entry_text(expires_on: str, seq=1) -> str:
+    from bot import record
+
+    entry = record.Entry("a" * 16, "0" * 64, 7, "https://gitlab.example.com/x/-/issues/7", "jane@example.com", 5,
+                         512345, None, "2026-11-30", expires_on, "x.gitlab-license", seq=seq)
+    return record.entry_note(entry, "-----BEGIN TEST LICENSE-----\nAAAA\n-----END TEST LICENSE-----")
+
+
+def test_the_one_read_looks_further_only_when_an_entry_may_be_due_or_cannot_be_read():
+    """Finding: the idle check must never be the reason a due license goes unreminded, nor trust what it reads:
+    it says "look further" for an entry inside its window, and for one whose fields it cannot take at face value;
+    the home issue, other text, unchained entries and entries outside their window cost nothing more."""
+    today = date(2026, 12, 8)
+    assert reminders.may_be_due([_entry_text("2026-12-10")], today, 2)
+    assert not reminders.may_be_due([_entry_text("2026-12-11"), _entry_text("2026-12-08")], today, 2)
+    assert not reminders.may_be_due([_entry_text("2026-12-10", seq=0), "License Bot's home issue.", None], today, 2)
+    assert reminders.may_be_due([_entry_text("2026-12-11").replace('"seq":1', '"seq":"1"')], today, 2)
+    # A license can run at most MAX_DURATION_DAYS: entries opened before that (and a day for clocks) never are due.
+    assert reminders.window_start(today, 30) == date(2026, 11, 7)
+
+
 def test_two_overlapping_runs_post_one_note_and_one_slack_message_per_license(bot, sandbox, slack):
     """Finding: two scheduled runs at once each reminding the same requester (two notes, two Slack posts)."""
     issues = issue_licenses(bot, sandbox, 3)
@@ -179,18 +200,47 @@ def test_none_for_an_expired_or_undelivered_license_or_while_an_entry_is_tampere
     assert len(slack.posts) == 1
 
 
-def test_reminders_off_cost_no_call_and_on_three_reads_when_none_is_due(bot, sandbox):
-    """Finding: reminders making every idle run pay for them: off, not one call more; on, only the record."""
+def test_reminders_off_cost_no_call_and_on_one_read_when_none_is_due(bot, sandbox):
+    """Finding: reminders making every idle run pay for them: off, not one call more; on, three reads or more (the
+    bot's user, the whole record at a call per 100 licenses, the anchor) while no reminder was due. Now one: the
+    issues the bot's own user opened since a license made then could still run (`scope=created_by_me`, the
+    token's own user, so no GET /user; `created_after`, on or after: `lib/api/issues.rb`, `issues_stats_params`;
+    `IssuableFinder#by_scope` in `app/finders/issuable_finder.rb`; `CreatedAtFilterable` in
+    `app/models/concerns/created_at_filterable.rb`; the twin is held to them in tests/test_sandbox_twin.py)."""
     issue_licenses(bot, sandbox, 2)
     configure(bot, enabled=False)
     before = api_calls(sandbox.url)
     assert run(bot).returncode == 0
     off = api_calls(sandbox.url) - before
     assert off == 2  # the idle run of before reminders: the project, the open issues (benchmarks/bench_run.py)
-    configure(bot, days_before=1)  # due tomorrow, not today
+    configure(bot, days_before=1)
+    for shift in (DUE - 1, 45):  # due tomorrow, not today; long expired (opened before the listing's window)
+        before = api_calls(sandbox.url)
+        assert run(bot, shift=shift).returncode == 0
+        log = _requests(sandbox.url, before)
+        assert len(log) == off + 1, log
+        (listing,) = [path for method, path, _ in log if "scope=created_by_me" in path]
+        assert "created_after=" in listing and "author_id" not in listing
+        assert not any(path.endswith("/api/v4/user") or "snippets" in path for _, path, _ in log)
+    assert [reminder_notes(sandbox.url, iid) for iid in (1, 2)] == [[], []]
+
+
+def test_a_due_license_is_reminded_after_the_one_read_and_the_verified_record(bot, sandbox):
+    """The one read only decides whether to look further: a license due today is reminded from the verified
+    record (the bot's user, its entries and their signatures, the anchor), never from what the read returned."""
+    (issue,) = issue_licenses(bot, sandbox, 1)
+    configure(bot)
     before = api_calls(sandbox.url)
-    assert run(bot, shift=DUE - 1).returncode == 0
-    # Three reads, no write: the bot's user (its id filters the listing), the issues it opened (the record, one
-    # call per 100 licenses) and the record's anchor (a deleted newest entry is damage, and damage reminds no
-    # one); nothing per license while none is inside its reminder window.
-    assert api_calls(sandbox.url) - before == off + 3
+    assert run(bot).returncode == 0
+    log = _requests(sandbox.url, before)
+    paths = [path for _, path, _ in log]
+    assert any("scope=created_by_me" in p for p in paths) and any(p.endswith("/api/v4/user") for p in paths)
+    assert any("snippets" in p for p in paths)  # the anchor: a deleted newest entry would be damage
+    assert len(reminder_notes(sandbox.url, issue.iid)) == 1
+
+
+def _requests(url: str, since: int) -> list:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/sandbox/requests?since={since}", timeout=60) as response:
+        return json.load(response)["requests"]

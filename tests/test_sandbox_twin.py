@@ -5,6 +5,7 @@ Each test cites where GitLab's source (gitlabhq/gitlabhq) decides the behaviour 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -297,6 +298,37 @@ def test_issue_lists_filter_by_iids_assignee_and_confidentiality(sandbox):
     assert api(sandbox.url, "/api/v4/projects/1/issues?confidential=maybe", "bot-token") == \
         (400, {"error": "confidential is invalid"})
 
+
+def test_issue_lists_filter_by_the_callers_own_issues_and_created_on_or_after(sandbox):
+    """Finding (issue 21): the reminders' idle check lists the bot's own recent issues with `scope=created_by_me`
+    and `created_after`, which the twin ignored (every issue came back). `GET /projects/:id/issues` takes
+    `issues_stats_params` (`lib/api/issues.rb`): `scope`, one of `created-by-me assigned-to-me created_by_me
+    assigned_to_me all`, no default there, and `created_after`, `type: DateTime`, "created on or after";
+    `IssuableFinder#by_scope` (`app/finders/issuable_finder.rb`): `when 'created_by_me', 'authored'` is
+    `items.where(author_id: current_user.id)`; `CreatedAtFilter#by_created_at` (`app/finders/concerns/
+    created_at_filter.rb`) calls `CreatedAtFilterable.created_after`, `created_at >= date`
+    (`app/models/concerns/created_at_filterable.rb`). A value Grape cannot take is its 400."""
+    client(sandbox.url).issues.create({"title": "alice's"})
+    mine = client(sandbox.url, "bot-token").issues.create({"title": "the bot's", "confidential": True})
+
+    def titles(query, token="bot-token"):
+        status, issues = api(sandbox.url, f"/api/v4/projects/1/issues?{query}&sort=asc", token)
+        assert status == 200, (query, issues)
+        return [i["title"] for i in issues]
+    assert titles("scope=created_by_me") == titles("scope=created-by-me") == ["the bot's"]
+    assert titles("scope=created_by_me", "alice-token") == ["alice's"]  # the token's own user, no id given
+    assert titles("scope=all") == titles("") == ["alice's", "the bot's"]
+    assert titles("scope=assigned_to_me") == []
+    at = mine.created_at  # GitLab's own stamp: "on or after" includes it
+    later = (datetime.fromisoformat(at.replace("Z", "+00:00")) + timedelta(milliseconds=1)).isoformat()
+    assert titles(f"created_after={quote(at)}") == ["the bot's"]
+    assert titles(f"created_after={quote(at)}&scope=created_by_me", "alice-token") == []
+    assert titles(f"created_after={quote(later)}") == []
+    assert titles("created_after=2000-01-01T00:00:00&scope=created_by_me") == ["the bot's"]  # no zone: UTC
+    assert api(sandbox.url, "/api/v4/projects/1/issues?scope=mine", "bot-token") == \
+        (400, {"error": "scope does not have a valid value"})
+    assert api(sandbox.url, "/api/v4/projects/1/issues?created_after=soon", "bot-token") == \
+        (400, {"error": "created_after is invalid"})
 
 def test_form_encoded_arrays_are_read_as_grape_reads_them(sandbox):
     """Finding: `assignee_ids[]=1&assignee_ids[]=4` was dropped with a 200. Rack reads `name[]` as an array,

@@ -13,7 +13,7 @@ import secrets
 import sys
 import threading
 import traceback
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 from email import policy as email_policy
 from http.server import BaseHTTPRequestHandler
@@ -450,6 +450,15 @@ class Handler(SnippetRoutes, ZendeskRoutes, BaseHTTPRequestHandler):
             issues = [i for i in issues if not any(lb in i["labels"] for lb in unwanted)]
         if q.get("author_id"):
             issues = [i for i in issues if str(i["author_id"]) == q["author_id"]]
+        scope = q.get("scope")  # `scope`: the caller's own issues (IssuableFinder#by_scope), or those assigned
+        if scope is not None and scope not in ("created_by_me", "created-by-me", "assigned_to_me", "assigned-to-me",
+                                               "all"):
+            raise ApiError(400, "scope does not have a valid value",
+                           body={"error": "scope does not have a valid value"})
+        if scope in ("created_by_me", "created-by-me"):
+            issues = [i for i in issues if i["author_id"] == user["id"]]
+        elif scope in ("assigned_to_me", "assigned-to-me"):
+            issues = [i for i in issues if user["id"] in i["assignee_ids"]]
         iids = self.query_lists.get("iids")
         if iids:  # iids[]=1&iids[]=2 (Issues API: `iids`, Array[Integer])
             if not all(re.fullmatch(r"\d+", v) for v in iids):
@@ -470,7 +479,10 @@ class Handler(SnippetRoutes, ZendeskRoutes, BaseHTTPRequestHandler):
             issues = [i for i in issues if self.sandbox.user(i["author_id"])["username"] == q["author_username"]]
         for key, field in (("updated_after", "updated_at"), ("created_after", "created_at")):
             if q.get(key):
-                since = _parse_time(q[key])
+                try:  # Grape's `type: DateTime`: anything else is refused
+                    since = _parse_time(q[key])
+                except ValueError:
+                    raise ApiError(400, f"{key} is invalid", body={"error": f"{key} is invalid"}) from None
                 issues = [i for i in issues if _parse_time(i[field]) >= since]
         if q.get("search"):
             # GitLab's full-text search, rate-limited per user (search_rate_limit; 429 without Retry-After).
@@ -847,4 +859,5 @@ def _form(parsed: dict[str, list[str]]) -> dict[str, Any]:
 
 
 def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)  # Grape's DateTime.parse: no zone is UTC
