@@ -48,14 +48,15 @@ def window_start(today: date, max_duration_days: int) -> date:
     return today - timedelta(days=max_duration_days + 1)
 
 
-def may_be_due(descriptions, today: date, days_before: int) -> bool:
-    """Whether any of these issue descriptions (the bot's recent issues, not yet verified) holds a chained entry
-    inside its reminder window today. Only a filter in front of the verified record: False means no verified
-    license can be due either (each is one of these, as the bot wrote it: an entry someone edited is damage, and
-    damage reminds no one); True sends the run to the verified record before anything is said."""
+def candidates(issues, today: date, days_before: int) -> list[int]:
+    """Of these (issue iid, description) pairs (the bot's recent issues, not yet verified), the issues whose entry
+    may be inside its reminder window today. Only a filter in front of the verified record: a license the record
+    verifies as due is always among them (its entry issue holds it as the bot wrote it; an edited entry is damage,
+    and damage reminds no one), and nothing is said from them."""
     from .record import parse_entry
 
-    for text in descriptions:
+    out = []
+    for iid, text in issues:
         parsed = parse_entry(text or "")
         if parsed is None:
             continue  # not an entry (the home issue), or one the verified read reports as damage
@@ -63,8 +64,8 @@ def may_be_due(descriptions, today: date, days_before: int) -> bool:
         expires = date.fromisoformat(entry.expires_on)  # parse_entry checked it
         if not isinstance(entry.seq, int) or (entry.seq > 0 and expires - timedelta(days=days_before) <= today
                                                  < expires):
-            return True
-    return False
+            out.append(iid)  # in the window, or a field the filter cannot take at face value: the record decides
+    return out
 
 
 def marker(license_id: str) -> str:

@@ -207,9 +207,10 @@ def remind(ctx: Context, lock: RunLock, say: Callable[[str], None]) -> list[str]
     """Remind each requester once, before their license expires (reminders.enabled).
 
     Cost: when no reminder is due, one call: the issues the bot's own user opened recently enough that their
-    license may still be due (one call per 100 of them; `_may_be_due`), or none in a run that has read the record
-    already. Only when one of them may be due, the verified record (the bot's user, its issues, the anchor), then
-    one call per license inside its reminder window once reminded (its entry's reactions); more only for one due.
+    license may still be due (one call per 100 of them; `_may_be_due`), and a second while a license is inside its
+    window but reminded already; none in a run that has read the record already. Only when one may be due and is
+    not reminded, the verified record (the bot's user, its issues, the anchor) and one call per license inside its
+    window (its entry's reactions), and the reminder's own calls.
     Exactly once: the work is done under the run lock, the bot's :alarm_clock: on the entry claims it before
     anything is posted, and the note's hidden marker is looked for among the bot's own notes first. A run killed
     after the claim leaves it without :bell:, and the next run (holding the lock: no other run is posting) finds
@@ -273,16 +274,21 @@ def _may_be_due(ctx: Context) -> bool:
     """Whether a reminder may be due today, from one listing: the issues the bot's own user opened since the oldest
     a still-running license's entry can be. GitLab filters on the author (`scope=created_by_me`: the token's user;
     nobody else can open an issue as the bot) and on `created_after` (set by GitLab when the issue is opened), so
-    no entry that can be due is left out. Nothing read here is trusted: a yes is checked against the verified
-    record before anything is posted."""
+    no entry that can be due is left out. While one is inside its window, a second listing: those the bot marked
+    reminded (its own :bell:, which only it can add or remove; the verified read skips them too). Nothing read here
+    is trusted: a yes is checked against the verified record before anything is posted."""
     from datetime import datetime, time, timezone
 
     from . import reminders
     from .config import MAX_DURATION_DAYS
 
     since = datetime.combine(reminders.window_start(ctx.today, MAX_DURATION_DAYS), time(), timezone.utc)
-    issues = ctx.tracker.recent_bot_issues(since)
-    return reminders.may_be_due((i.description for i in issues), ctx.today, ctx.config.reminders.days_before)
+    maybe = reminders.candidates(((i.iid, i.description) for i in ctx.tracker.recent_bot_issues(since)), ctx.today,
+                                 ctx.config.reminders.days_before)
+    if not maybe:
+        return False
+    done = {i.iid for i in ctx.tracker.recent_bot_issues(since, reacted=reminders.DONE_EMOJI)}
+    return any(iid not in done for iid in maybe)
 
 
 def _keep_keys_confidential(ctx: Context, say: Callable[[str], None]) -> None:

@@ -198,7 +198,7 @@ class Tracker(Protocol):
     def label_events(self, iid: int) -> list[LabelEvent]: ...
     def home_issue(self, *, create: tuple[str, str, str] | None = None) -> int | None: ...
     def bot_issues(self) -> list[Issue]: ...
-    def recent_bot_issues(self, since: datetime) -> list[Issue]: ...
+    def recent_bot_issues(self, since: datetime, reacted: str | None = None) -> list[Issue]: ...
     def open_entry(self, title: str, description: str, landed) -> Issue: ...
     def not_confidential(self, iids: list[int]) -> list[Issue]: ...
     def record_head(self, title: str) -> str | None: ...
@@ -368,12 +368,14 @@ class GitLabTracker:
                                                          sort="asc"))
         return sorted(found.values(), key=lambda i: (i.created_at, i.iid))
 
-    def recent_bot_issues(self, since: datetime) -> list[Issue]:
-        """The issues the bot's own user opened on or after SINCE (and `requests.record_authors`'): one call per
-        100. `scope=created_by_me` is the author filter on the token's own user, so no GET /user first."""
-        found = self._list(scope="created_by_me", created_after=since.isoformat(), state="all")
+    def recent_bot_issues(self, since: datetime, reacted: str | None = None) -> list[Issue]:
+        """The issues the bot's own user opened on or after SINCE (and `requests.record_authors`'), with REACTED
+        only those the bot reacted to with that emoji: one call per 100. `scope=created_by_me` is the author filter
+        on the token's own user, so no GET /user first; `my_reaction_emoji` the token user's own reactions."""
+        extra = {"my_reaction_emoji": reacted} if reacted else {}
+        found = self._list(scope="created_by_me", created_after=since.isoformat(), state="all", **extra)
         for name in self.config.requests.record_authors:
-            found += self._list(author_username=name, created_after=since.isoformat(), state="all")
+            found += self._list(author_username=name, created_after=since.isoformat(), state="all", **extra)
         return found
 
     def open_entry(self, title: str, description: str, landed) -> Issue:

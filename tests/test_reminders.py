@@ -120,13 +120,14 @@ def _entry_text(expires_on: str, seq=1) -> str:
 
 def test_the_one_read_looks_further_only_when_an_entry_may_be_due_or_cannot_be_read():
     """Finding: the idle check must never be the reason a due license goes unreminded, nor trust what it reads:
-    it says "look further" for an entry inside its window, and for one whose fields it cannot take at face value;
-    the home issue, other text, unchained entries and entries outside their window cost nothing more."""
+    it names an entry inside its window, and one whose fields it cannot take at face value; the home issue, other
+    text, unchained entries and entries outside their window cost nothing more."""
     today = date(2026, 12, 8)
-    assert reminders.may_be_due([_entry_text("2026-12-10")], today, 2)
-    assert not reminders.may_be_due([_entry_text("2026-12-11"), _entry_text("2026-12-08")], today, 2)
-    assert not reminders.may_be_due([_entry_text("2026-12-10", seq=0), "License Bot's home issue.", None], today, 2)
-    assert reminders.may_be_due([_entry_text("2026-12-11").replace('"seq":1', '"seq":"1"')], today, 2)
+    assert reminders.candidates([(7, _entry_text("2026-12-10"))], today, 2) == [7]
+    assert reminders.candidates([(7, _entry_text("2026-12-11")), (8, _entry_text("2026-12-08"))], today, 2) == []
+    assert reminders.candidates([(7, _entry_text("2026-12-10", seq=0)), (1, "License Bot's home issue."), (2, None)],
+                                today, 2) == []
+    assert reminders.candidates([(7, _entry_text("2026-12-11").replace('"seq":1', '"seq":"1"'))], today, 2) == [7]
     # A license can run at most MAX_DURATION_DAYS: entries opened before that (and a day for clocks) never are due.
     assert reminders.window_start(today, 30) == date(2026, 11, 7)
 
@@ -227,7 +228,8 @@ def test_reminders_off_cost_no_call_and_on_one_read_when_none_is_due(bot, sandbo
 
 def test_a_due_license_is_reminded_after_the_one_read_and_the_verified_record(bot, sandbox):
     """The one read only decides whether to look further: a license due today is reminded from the verified
-    record (the bot's user, its entries and their signatures, the anchor), never from what the read returned."""
+    record (the bot's user, its entries and their signatures, the anchor), never from what the read returned;
+    once reminded, an idle run inside its window costs two reads, not the record."""
     (issue,) = issue_licenses(bot, sandbox, 1)
     configure(bot)
     before = api_calls(sandbox.url)
@@ -236,6 +238,14 @@ def test_a_due_license_is_reminded_after_the_one_read_and_the_verified_record(bo
     paths = [path for _, path, _ in log]
     assert any("scope=created_by_me" in p for p in paths) and any(p.endswith("/api/v4/user") for p in paths)
     assert any("snippets" in p for p in paths)  # the anchor: a deleted newest entry would be damage
+    assert len(reminder_notes(sandbox.url, issue.iid)) == 1
+    # Reminded, still inside its window: the next idle run asks which the bot marked done (its own :bell:) and
+    # stops there (`my_reaction_emoji`: the token user's own reactions, `Awardable.awarded` in
+    # app/models/concerns/awardable.rb; an issues_stats_params filter in lib/api/issues.rb).
+    before = api_calls(sandbox.url)
+    assert run(bot).returncode == 0
+    log = _requests(sandbox.url, before)
+    assert len(log) == 2 + 2 and "my_reaction_emoji=bell" in log[-1][1], log
     assert len(reminder_notes(sandbox.url, issue.iid)) == 1
 
 

@@ -299,7 +299,7 @@ def test_issue_lists_filter_by_iids_assignee_and_confidentiality(sandbox):
         (400, {"error": "confidential is invalid"})
 
 
-def test_issue_lists_filter_by_the_callers_own_issues_and_created_on_or_after(sandbox):
+def test_issue_lists_filter_by_the_callers_own_issues_reactions_and_created_on_or_after(sandbox):
     """Finding (issue 21): the reminders' idle check lists the bot's own recent issues with `scope=created_by_me`
     and `created_after`, which the twin ignored (every issue came back). `GET /projects/:id/issues` takes
     `issues_stats_params` (`lib/api/issues.rb`): `scope`, one of `created-by-me assigned-to-me created_by_me
@@ -325,6 +325,15 @@ def test_issue_lists_filter_by_the_callers_own_issues_and_created_on_or_after(sa
     assert titles(f"created_after={quote(at)}&scope=created_by_me", "alice-token") == []
     assert titles(f"created_after={quote(later)}") == []
     assert titles("created_after=2000-01-01T00:00:00&scope=created_by_me") == ["the bot's"]  # no zone: UTC
+    # `my_reaction_emoji`: the caller's own reaction by name, `None` or `Any` (`IssuableFinder#by_my_reaction_emoji`,
+    # `Awardable.awarded(user, name)` / `not_awarded(user)` in app/models/concerns/awardable.rb).
+    assert api(sandbox.url, f"/api/v4/projects/1/issues/{mine.iid}/award_emoji", "alice-token", "POST",
+               body={"name": "bell"})[0] == 201
+    assert titles("my_reaction_emoji=bell") == titles("my_reaction_emoji=Any") == []  # alice's, not the bot's
+    assert titles("my_reaction_emoji=bell", "alice-token") == titles("my_reaction_emoji=any", "alice-token") \
+        == ["the bot's"]
+    assert titles("my_reaction_emoji=None", "alice-token") == ["alice's"]
+    assert titles("my_reaction_emoji=alarm_clock", "alice-token") == []
     assert api(sandbox.url, "/api/v4/projects/1/issues?scope=mine", "bot-token") == \
         (400, {"error": "scope does not have a valid value"})
     assert api(sandbox.url, "/api/v4/projects/1/issues?created_after=soon", "bot-token") == \

@@ -459,6 +459,12 @@ class Handler(SnippetRoutes, ZendeskRoutes, BaseHTTPRequestHandler):
             issues = [i for i in issues if i["author_id"] == user["id"]]
         elif scope in ("assigned_to_me", "assigned-to-me"):
             issues = [i for i in issues if user["id"] in i["assignee_ids"]]
+        reaction = q.get("my_reaction_emoji")  # the caller's own reactions: a name, None or Any (Awardable.awarded)
+        if reaction:
+            def mine(issue, name=None):
+                return any(a["user_id"] == user["id"] and name in (None, a["name"]) for a in issue.get("awards", []))
+            issues = [i for i in issues if (not mine(i) if reaction.lower() == "none" else
+                                            mine(i) if reaction.lower() == "any" else mine(i, reaction))]
         iids = self.query_lists.get("iids")
         if iids:  # iids[]=1&iids[]=2 (Issues API: `iids`, Array[Integer])
             if not all(re.fullmatch(r"\d+", v) for v in iids):
