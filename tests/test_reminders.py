@@ -254,3 +254,29 @@ def _requests(url: str, since: int) -> list:
 
     with urllib.request.urlopen(f"{url}/sandbox/requests?since={since}", timeout=60) as response:
         return json.load(response)["requests"]
+
+
+def test_the_one_read_lists_only_the_bots_issues_opened_since_and_those_it_marked_done(bot, sandbox):
+    """The adapter's half of the one read, through python-gitlab over HTTP: the filters reach GitLab as query
+    parameters (a filter dropped on the way would list every issue, or none), without asking who the bot is."""
+    from datetime import datetime, timedelta, timezone
+
+    from bot import config as config_mod
+    from bot.tracker import GitLabTracker
+
+    issue_licenses(bot, sandbox, 1)
+    client(sandbox.url).issues.create({"title": "alice's"})
+    tracker = GitLabTracker(config_mod.load(bot.config_path, environ={}), "bot-token")
+    now = datetime.now(timezone.utc)
+    before = api_calls(sandbox.url)
+    recent = tracker.recent_bot_issues(now - timedelta(days=1))
+    assert recent and {i.author_username for i in recent} == {"license-bot"}
+    assert tracker.recent_bot_issues(now + timedelta(minutes=1)) == []
+    assert tracker.recent_bot_issues(now - timedelta(days=1), reacted=reminders.DONE_EMOJI) == []
+    assert not any(path.endswith("/api/v4/user") for _, path, _ in _requests(sandbox.url, before))
+    (entry,) = [i for i in recent if "license-bot:record-entry" in i.description]
+    tracker.award(entry.iid, reminders.DONE_EMOJI)
+    client(sandbox.url).issues.get(entry.iid).awardemojis.create({"name": "alarm_clock"})  # alice's, not the bot's
+    assert [i.iid for i in tracker.recent_bot_issues(now - timedelta(days=1), reacted=reminders.DONE_EMOJI)] \
+        == [entry.iid]
+    assert tracker.recent_bot_issues(now - timedelta(days=1), reacted=reminders.CLAIM_EMOJI) == []
