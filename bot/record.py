@@ -313,14 +313,28 @@ def _parse(body: str) -> tuple[Entry, str, str] | None:
     try:
         data = json.loads(match.group(1))
         known = {f.name for f in fields(Entry)}
+        if not isinstance(data, dict) or not all(_typed(f, data[f.name]) for f in fields(Entry) if f.name in data):
+            return None
         entry = Entry(**{k: v for k, v in data.items() if k in known})
-        int(entry.issue_iid), int(entry.seq), date.fromisoformat(entry.made_on), date.fromisoformat(entry.expires_on)
+        date.fromisoformat(entry.made_on), date.fromisoformat(entry.expires_on)
         if entry.delivery not in ("", REFUSED, DELIVERED):
             return None
         signature = str(data.get("sig") or "")
     except (ValueError, TypeError, AttributeError):
         return None
     return entry, key.group(0), signature
+
+
+_JSON_TYPES = {"str": (str,), "int": (int,), "bool": (bool,), "int | None": (int, type(None)),
+               "str | None": (str, type(None))}
+
+
+def _typed(field, value) -> bool:
+    """Whether VALUE has the field's declared type: whoever may edit the entry's description may write `"seq": "1"`
+    or `"user_count": true`, which must read as a damaged entry, not break every comparison later."""
+    if isinstance(value, bool) and field.type != "bool":  # JSON's true is a Python int
+        return False
+    return isinstance(value, _JSON_TYPES[field.type])
 
 
 def sign(entry: Entry, signer: Signer) -> str:

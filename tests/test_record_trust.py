@@ -89,6 +89,35 @@ def test_6_a_maintainer_who_re_points_and_back_dates_an_entry_is_undone_and_the_
     assert len(mail(server.url)) == 1 and checks(bot)["record of issued licenses"].ok
 
 
+def test_6_an_entry_whose_fields_are_retyped_is_an_edited_entry_not_an_internal_error(twin):
+    # The bug: `"seq": "1"` passed the entry's reading (int("1") is fine), then every comparison of `seq` raised
+    # TypeError, so one edit by anyone who may edit the entry made every run that reads the record exit 1.
+    server, bot = twin
+    first = file(server.url, 1)
+    assert bot.run().returncode == 0
+    (entry,) = entries(server.url)
+    original = entry.description
+    as_carol = client(server.url, "carol-token").issues.get(entry.iid)  # a Developer, through the shared group
+    as_carol.description = original.replace('"seq":1,', '"seq":"1",').replace('"user_count":', '"user_count":true,'
+                                                                                 '"x":')
+    as_carol.save()
+    record = checks(bot)["record of issued licenses"]
+    assert record.ok is False and f"record entry issue #{entry.iid}: holds no readable record entry" in record.detail
+
+    second = file(server.url, 2, ticket="512001", email="admin1@customer1.example.com")  # the same ticket and email
+    result = bot.run()
+    # Not an internal error (exit 1) but an entry nobody can read: held for a person, as an erased one is.
+    assert result.returncode == 0 and f"#{second.iid} failed: held for a person" in result.stdout, result.stderr
+    note = held_note(server.url, second.iid)
+    assert "the record of issued licenses is damaged" in note and f"record entry issue #{entry.iid}" in note
+    assert len(mail(server.url)) == 1  # the first request's email only
+
+    as_carol.description = original  # restored from the issue's history: the ticket's license counts again
+    as_carol.save()
+    assert bot.run().returncode == 0
+    assert f"ticket 512001 already got a license in #{first.iid}" in held_note(server.url, second.iid)
+
+
 def test_6_an_erased_entry_holds_the_same_ticket_and_email_for_a_person_until_it_is_restored(twin):
     server, bot = twin
     first = file(server.url, 1)
