@@ -25,6 +25,12 @@ TODAY = date(2026, 11, 27)
 # wide, so a phrase is one line; tests/test_terminal_output.py reads how it is laid out, at the widths it names.
 os.environ["COLUMNS"] = "1000"
 
+# Mutation testing (README, "Mutation testing"): mutmut's coverage pass sets MUTANT_UNDER_TEST=stats, and keeps it
+# in-process too. A command run as a child process would try to record into mutmut's state from another directory
+# and fail, so children do not inherit it: what they cover is not counted, what the parent covers is.
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    del os.environ["MUTANT_UNDER_TEST"]
+
 
 @pytest.fixture(scope="session")
 def vector():
