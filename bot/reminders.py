@@ -61,10 +61,9 @@ def candidates(issues, today: date, days_before: int) -> list[int]:
         if parsed is None:
             continue  # not an entry (the home issue), or one the verified read reports as damage
         entry = parsed[0]
-        expires = date.fromisoformat(entry.expires_on)  # parse_entry checked it
-        if not isinstance(entry.seq, int) or (entry.seq > 0 and expires - timedelta(days=days_before) <= today
-                                                 < expires):
-            out.append(iid)  # in the window, or a field the filter cannot take at face value: the record decides
+        expires = date.fromisoformat(entry.expires_on)  # parse_entry checked it, and every field's type
+        if entry.seq > 0 and expires - timedelta(days=days_before) <= today < expires:
+            out.append(iid)  # in the window: the verified record decides
     return out
 
 
