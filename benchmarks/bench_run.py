@@ -41,9 +41,9 @@ sys.path.insert(0, str(ROOT))
 
 from bot import config as config_mod  # noqa: E402
 from bot import keys  # noqa: E402
+from bot.gitlab.tracker import GitLabTracker  # noqa: E402
 from bot.mailsink import free_port  # noqa: E402
 from bot.record import Record  # noqa: E402
-from bot.tracker import GitLabTracker  # noqa: E402
 from tests.e2e import Bot, client, request_text  # noqa: E402
 
 
@@ -96,7 +96,7 @@ def record_read(bot: Bot, url: str, comments: int) -> tuple[int, int, int]:
     licenses = len(Record(reader, keys.load_public_key(bot.public_key)).entries())
     old = GitLabTracker(config, "bot-token")
     old.comments(first)
-    return reader.calls.count, old.calls.count, licenses
+    return reader.api_calls, old.api_calls, licenses
 
 
 def main() -> int:
