@@ -4,7 +4,7 @@ crash or overlap; never for an expired, undelivered or unverifiable license; no 
 End to end: the sandbox over real HTTP, the bot as a real process, its clock moved ahead by
 tests/clock_hook/sitecustomize.py (and stopped there at an exact GitLab call), Slack a real HTTP listener.
 GitLab facts relied on: a second identical reaction by the same user is refused ("has already been taken",
-`lib/api/award_emoji.rb`, `AwardEmoji` uniqueness validation, as bot/tracker.py's `award` cites); only the
+`lib/api/award_emoji.rb`, `AwardEmoji` uniqueness validation, as bot/gitlab/awards.py's `award` cites); only the
 bot's own user can add or remove its reactions (`lib/api/award_emoji.rb`, `award_emoji` owned by the user);
 a note's author is who posted it and no API call changes it (`lib/api/notes.rb`)."""
 

@@ -122,7 +122,8 @@ def test_a_confidential_issue_event_is_handled_like_an_issue_event():
 
 
 def test_a_racing_label_creation_that_answers_400_means_the_label_exists(config):
-    """`setup` run twice at once: GitLab's uniqueness check lets both creations past, the database refuses one."""
+    """`setup` creates the labels (the run lock is no longer one): a 400 "has already been taken", which two
+    creations racing get, means the label exists, as a 409 does (GitLabTracker.create_label)."""
     import responses
 
     from bot.gitlab.tracker import GitLabTracker
