@@ -157,9 +157,9 @@ def main() -> int:
         idle_on_calls = len(calls(url, idle_before))
         bot.write_config()
         env = bot.env()
-        # Both sides timed as installed: pip byte-compiles a package when it installs it (the baseline's libraries
-        # are), but the bot runs here from its source tree, and with PYTHONDONTWRITEBYTECODE set (as on the shared
-        # machines) every idle run would compile the ~2,000 lines it imports again, counted as the bot's time.
+        # Both sides timed as installed: pip byte-compiles a package when it installs it, as it did the baseline's
+        # libraries, but the bot runs here from its source tree, and with PYTHONDONTWRITEBYTECODE set (as on the
+        # shared machines) every idle run would compile the ~2,000 lines it imports again, counted as its time.
         compileall.compile_dir(str(ROOT / "bot"), quiet=1)
         baseline_cmd = [sys.executable, "-c", "import gitlab, cryptography, jinja2, yaml"]
         idle_time, baseline = timed_pair(bot.command(), baseline_cmd, env, args.repeat)
