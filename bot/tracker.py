@@ -34,6 +34,8 @@ class TrackerError(BotError):
 
 @dataclass(frozen=True)
 class Issue:
+    """An issue as GitLab shows it to the bot: a request, an entry of the record, or the bot's home issue."""
+
     iid: int
     title: str
     description: str
@@ -76,6 +78,8 @@ class Issue:
 
 @dataclass(frozen=True)
 class Note:
+    """A note on an issue: a comment, or a system note GitLab wrote as the user who acted."""
+
     id: int
     body: str
     author_username: str = ""
@@ -110,6 +114,8 @@ class Award:
 
 @dataclass(frozen=True)
 class Upload:
+    """A file uploaded to the project, and the Markdown that links it."""
+
     url: str
     markdown: str
     full_path: str = ""

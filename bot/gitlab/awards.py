@@ -37,10 +37,10 @@ class Awards:
 
     def unaward(self, iid: int, award_id: int) -> bool:
         """Remove one of the bot's reactions, by id; False when it is gone already."""
-        c = self.connection
-        path = f"{c.project_path}/issues/{iid}/award_emoji/{award_id}"
+        conn = self.connection
+        path = f"{conn.project_path}/issues/{iid}/award_emoji/{award_id}"
 
         def remove() -> bool:
-            c.gl.http_delete(path, max_retries=c.max_retries)
+            conn.gl.http_delete(path, max_retries=conn.max_retries)
             return True
-        return c.call(remove, f"remove a reaction on issue #{iid}", absent={404: False})
+        return conn.call(remove, f"remove a reaction on issue #{iid}", absent={404: False})

@@ -24,12 +24,12 @@ class Issues:
         self._home_iid: int | None = None
 
     def _list(self, **filters: Any) -> list[Issue]:
-        c = self.connection
+        conn = self.connection
 
         def fetch() -> list[Issue]:
-            pages = c.project.issues.list(iterator=True, per_page=100, max_retries=c.max_retries, **filters)
+            pages = conn.project.issues.list(iterator=True, per_page=100, max_retries=conn.max_retries, **filters)
             return [Issue.from_api(i.attributes) for i in pages]
-        return c.call(fetch, "list issues")
+        return conn.call(fetch, "list issues")
 
     def _is_request(self, issue: Issue) -> bool:
         return self.connection.config.requests.label in issue.labels or FORM_MARKER in issue.description
@@ -50,8 +50,9 @@ class Issues:
                       key=lambda i: (i.created_at, i.iid))
 
     def get_issue(self, iid: int) -> Issue:
-        c = self.connection
-        data = c.call(lambda: c.project.issues.get(iid, max_retries=c.max_retries).attributes, f"read issue #{iid}")
+        conn = self.connection
+        data = conn.call(lambda: conn.project.issues.get(iid, max_retries=conn.max_retries).attributes,
+                         f"read issue #{iid}")
         return Issue.from_api(data)
 
     def search_issues(self, text: str, in_: str = "title,description", state: str = "all") -> list[Issue]:
@@ -60,9 +61,10 @@ class Issues:
 
     def labelled(self, label: str) -> bool:
         """Whether any issue, open or closed, carries the label: one call."""
-        c = self.connection
-        return c.call(lambda: bool(c.project.issues.list(labels=[label], state="all", per_page=1, get_all=False,
-                                                         max_retries=c.max_retries)), "list issues")
+        conn = self.connection
+        return conn.call(lambda: bool(conn.project.issues.list(labels=[label], state="all", per_page=1,
+                                                               get_all=False, max_retries=conn.max_retries)),
+                         "list issues")
 
     def not_confidential(self, iids: list[int]) -> list[Issue]:
         """Those of these issues anyone may read (not confidential): one call per 100 issues."""
@@ -77,9 +79,9 @@ class Issues:
         payload = edit.payload()
         if not payload:
             return issue
-        c = self.connection
-        data = c.call(lambda: c.project.issues.update(issue.iid, payload, max_retries=c.max_retries),
-                      f"edit issue #{issue.iid}")
+        conn = self.connection
+        data = conn.call(lambda: conn.project.issues.update(issue.iid, payload, max_retries=conn.max_retries),
+                         f"edit issue #{issue.iid}")
         return Issue.from_api(data) if isinstance(data, dict) and "iid" in data else edit.applied_to(issue)
 
     # --- the issues the bot opened --------------------------------------------------------------------
@@ -98,16 +100,16 @@ class Issues:
     def open_entry(self, title: str, description: str, landed) -> Issue:
         """Open a confidential issue once, then close it (a record entry is done, not work): after a failed
         POST that may have landed, `landed(issues)` looks for it among the bot's issues before posting again."""
-        c = self.connection
+        conn = self.connection
         data = {"title": title, "description": description, "confidential": True}
-        for attempt in range(c.max_retries + 1):
+        for attempt in range(conn.max_retries + 1):
             try:
-                created = c.project.issues.create(data, retry_transient_errors=False)
+                created = conn.project.issues.create(data, retry_transient_errors=False)
                 issue = Issue.from_api(created.attributes)
                 break
             except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
-                error = c.translate(exc, "write the record entry")
-                if not error.transient or attempt == c.max_retries:
+                error = conn.translate(exc, "write the record entry")
+                if not error.transient or attempt == conn.max_retries:
                     raise error from None
             existing = landed(self.bot_issues())
             if existing is not None:
@@ -126,10 +128,10 @@ class Issues:
             if mine:
                 self._home_iid = mine[0].iid
             elif create:
-                c = self.connection
+                conn = self.connection
                 data = {"title": create[0], "description": create[1], "confidential": True}
-                created = c.call(lambda: c.project.issues.create(data, retry_transient_errors=False),
-                                 "open the bot's home issue")
+                created = conn.call(lambda: conn.project.issues.create(data, retry_transient_errors=False),
+                                    "open the bot's home issue")
                 self.awards.award(int(created.iid), create[2])  # marked first: never taken for an erased entry
                 # Two first runs may each open one: both then take the oldest, so they share one lock.
                 self._home_iid = self.bot_issues()[0].iid

@@ -11,19 +11,19 @@ class Labels:
         self.connection = connection
 
     def label_names(self) -> set[str]:
-        c = self.connection
-        return c.call(lambda: {lb.name for lb in c.project.labels.list(iterator=True, per_page=100,
-                                                                      max_retries=c.max_retries)},
-                      "list the tracker's labels")
+        conn = self.connection
+        return conn.call(lambda: {lb.name for lb in conn.project.labels.list(iterator=True, per_page=100,
+                                                                             max_retries=conn.max_retries)},
+                         "list the tracker's labels")
 
     def create_label(self, name: str, color: str, description: str) -> bool:
         """Create a project label; False when it exists already. Creation is atomic: GitLab answers 409,
         or, when two creations race past its uniqueness check, 400 "has already been taken"."""
-        c = self.connection
+        conn = self.connection
         data = {"name": name, "color": color, "description": description}
         try:
-            return c.call(lambda: c.project.labels.create(data, max_retries=c.max_retries) is not None,
-                          f"create label {name}", absent={409: False})
+            return conn.call(lambda: conn.project.labels.create(data, max_retries=conn.max_retries) is not None,
+                             f"create label {name}", absent={409: False})
         except TrackerError as exc:
             if exc.status == 400 and "already been taken" in str(exc):
                 return False

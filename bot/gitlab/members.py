@@ -21,8 +21,8 @@ class Members:
     def me(self) -> dict[str, Any]:
         """The token's own user, read once per run."""
         if self._me is None:
-            c = self.connection
-            self._me = c.call(lambda: c.gl.http_get("/user", max_retries=c.max_retries), "read the bot user")
+            conn = self.connection
+            self._me = conn.call(lambda: conn.gl.http_get("/user", max_retries=conn.max_retries), "read the bot user")
         return self._me
 
     def my_level(self) -> int:
@@ -35,9 +35,9 @@ class Members:
 
     def access_level(self, user_id: int) -> int:
         """The user's role in the tracker (10 Guest, 20 Reporter, 30 Developer, 40 Maintainer, 50 Owner); 0: none."""
-        c = self.connection
-        return c.call(lambda: int(c.project.members_all.get(user_id, max_retries=c.max_retries).access_level),
-                      "read the bot's role in the tracker", absent={404: 0})
+        conn = self.connection
+        return conn.call(lambda: int(conn.project.members_all.get(user_id, max_retries=conn.max_retries).access_level),
+                         "read the bot's role in the tracker", absent={404: 0})
 
     def member_level(self, group: str, user_id: int) -> int:
         """The user's role as a *direct*, active member of the group (0: none).
@@ -50,14 +50,14 @@ class Members:
         key = (group, user_id)
         if key not in self._levels:
             self.group(group)
-            c = self.connection
-            members = c.gl.groups.get(group, lazy=True).members
+            conn = self.connection
+            members = conn.gl.groups.get(group, lazy=True).members
 
             def lookup() -> int:
-                member = members.get(user_id, max_retries=c.max_retries).attributes
+                member = members.get(user_id, max_retries=conn.max_retries).attributes
                 return int(member.get("access_level") or 0) if member.get("state", "active") == "active" else 0
             try:
-                self._levels[key] = c.call(lookup, f"check membership of group {group}", absent={404: 0})
+                self._levels[key] = conn.call(lookup, f"check membership of group {group}", absent={404: 0})
             except TrackerError as exc:
                 if exc.status == 403:  # GroupPolicy: a private group's members are for those with access to it
                     raise TrackerError(
@@ -71,15 +71,15 @@ class Members:
     def group(self, group: str) -> dict[str, Any]:
         """A group the bot must read (requester and approver groups); cached for the run."""
         if group not in self._groups:
-            c = self.connection
+            conn = self.connection
             try:
-                self._groups[group] = c.gl.groups.get(group, max_retries=c.max_retries).attributes
+                self._groups[group] = conn.gl.groups.get(group, max_retries=conn.max_retries).attributes
             except gitlab.exceptions.GitlabError as exc:
                 if exc.response_code == 404:
                     raise TrackerError(f"group {group} does not exist or the bot's token cannot read it (404): "
                                        f"check the group's path in config.yaml, or make the bot's user a member "
                                        f"of {group}", status=None) from None
-                raise c.translate(exc, f"read group {group}") from None
+                raise conn.translate(exc, f"read group {group}") from None
             except requests.RequestException as exc:
-                raise c.translate(exc, f"read group {group}") from None
+                raise conn.translate(exc, f"read group {group}") from None
         return self._groups[group]

@@ -18,10 +18,10 @@ class Notes:
 
     def all_notes(self, iid: int) -> list[Note]:
         """Every note on an issue, oldest first, GitLab's system notes included (`system`)."""
-        c = self.connection
-        issue = c.project.issues.get(iid, lazy=True)
-        notes = c.call(lambda: [n.attributes for n in issue.notes.list(
-            iterator=True, sort="asc", order_by="created_at", per_page=100, max_retries=c.max_retries)],
+        conn = self.connection
+        issue = conn.project.issues.get(iid, lazy=True)
+        notes = conn.call(lambda: [n.attributes for n in issue.notes.list(
+            iterator=True, sort="asc", order_by="created_at", per_page=100, max_retries=conn.max_retries)],
             f"read the notes of issue #{iid}")
         return [Note.from_api(d) for d in notes]
 
@@ -39,17 +39,17 @@ class Notes:
 
     def note_body(self, iid: int, note_id: int) -> str | None:
         """One note's text as it is now; None when it is gone."""
-        c = self.connection
-        issue = c.project.issues.get(iid, lazy=True)
-        return c.call(lambda: issue.notes.get(note_id, max_retries=c.max_retries).body or "",
-                      f"read a note of issue #{iid}", absent={404: None})
+        conn = self.connection
+        issue = conn.project.issues.get(iid, lazy=True)
+        return conn.call(lambda: issue.notes.get(note_id, max_retries=conn.max_retries).body or "",
+                         f"read a note of issue #{iid}", absent={404: None})
 
     def save_status_note(self, iid: int, body: str, note_id: int | None = None) -> Note:
-        c = self.connection
+        conn = self.connection
         if note_id is not None:
-            issue = c.project.issues.get(iid, lazy=True)
-            c.call(lambda: issue.notes.update(note_id, {"body": body}, max_retries=c.max_retries),
-                   f"edit the status note of issue #{iid}")
+            issue = conn.project.issues.get(iid, lazy=True)
+            conn.call(lambda: issue.notes.update(note_id, {"body": body}, max_retries=conn.max_retries),
+                      f"edit the status note of issue #{iid}")
             return Note(id=note_id, body=body)
 
         def landed(notes: list[Note]) -> Note | None:  # the POST may have landed before its error
@@ -60,16 +60,16 @@ class Notes:
     def add_note(self, iid: int, body: str, landed, doing: str = "") -> Note:
         """Post a comment once: after a failed POST that may have landed, `landed(notes)` looks for it
         among the issue's notes before posting again (python-gitlab would retry POSTs blindly)."""
-        c = self.connection
-        issue = c.project.issues.get(iid, lazy=True)
-        for attempt in range(c.max_retries + 1):
+        conn = self.connection
+        issue = conn.project.issues.get(iid, lazy=True)
+        for attempt in range(conn.max_retries + 1):
             try:
                 created = issue.notes.create({"body": body}, retry_transient_errors=False)
                 me = self.members.me()
                 return Note(id=int(created.id), body=body, author_username=me["username"], author_id=me["id"])
             except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
-                error = c.translate(exc, doing or f"comment on issue #{iid}")
-                if not error.transient or attempt == c.max_retries:
+                error = conn.translate(exc, doing or f"comment on issue #{iid}")
+                if not error.transient or attempt == conn.max_retries:
                     raise error from None
             existing = landed(self.comments(iid))
             if existing is not None:
@@ -77,7 +77,7 @@ class Notes:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def delete_note(self, iid: int, note_id: int) -> None:
-        c = self.connection
-        issue = c.project.issues.get(iid, lazy=True)
-        c.call(lambda: issue.notes.delete(note_id, max_retries=c.max_retries), f"delete a note of issue #{iid}",
-               absent={404: None})
+        conn = self.connection
+        issue = conn.project.issues.get(iid, lazy=True)
+        conn.call(lambda: issue.notes.delete(note_id, max_retries=conn.max_retries), f"delete a note of issue #{iid}",
+                  absent={404: None})

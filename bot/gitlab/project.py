@@ -37,35 +37,35 @@ class Project:
 
     def file_text(self, path: str, ref: str) -> str | None:
         """A repository file's text on a branch; None when it does not exist."""
-        c = self.connection
-        return c.call(lambda: c.project.files.get(path, ref=ref, max_retries=c.max_retries).decode().decode("utf-8"),
-                      f"read {path}", absent={404: None})
+        conn = self.connection
+        return conn.call(lambda: conn.project.files.get(path, ref=ref, max_retries=conn.max_retries)
+                         .decode().decode("utf-8"), f"read {path}", absent={404: None})
 
     def write_file(self, path: str, text: str, branch: str, message: str, *, create: bool) -> None:
-        c = self.connection
+        conn = self.connection
         data = {"file_path": path, "branch": branch, "content": text, "commit_message": message}
         if create:
-            c.call(lambda: c.project.files.create(data, max_retries=c.max_retries), f"create {path}")
+            conn.call(lambda: conn.project.files.create(data, max_retries=conn.max_retries), f"create {path}")
         else:
-            c.call(lambda: c.project.files.update(path, data, max_retries=c.max_retries), f"update {path}")
+            conn.call(lambda: conn.project.files.update(path, data, max_retries=conn.max_retries), f"update {path}")
 
     def version(self) -> dict[str, Any]:
-        c = self.connection
-        return c.call(lambda: c.gl.http_get("/version", max_retries=c.max_retries), "read GitLab's version")
+        conn = self.connection
+        return conn.call(lambda: conn.gl.http_get("/version", max_retries=conn.max_retries), "read GitLab's version")
 
     def license_plan(self) -> str | None:
         """The installed license's plan (EE's GET /license); None when the token may not read it (only an
         administrator may, `ee/lib/api/license.rb`) or GitLab has no such call (CE)."""
-        c = self.connection
-        info = c.call(lambda: c.gl.http_get("/license", max_retries=c.max_retries), "read GitLab's license",
-                      absent={403: None, 404: None})
+        conn = self.connection
+        info = conn.call(lambda: conn.gl.http_get("/license", max_retries=conn.max_retries), "read GitLab's license",
+                         absent={403: None, 404: None})
         return str(info.get("plan") or "") or None if isinstance(info, dict) else None
 
     def token_info(self) -> dict[str, Any] | None:
         """The token's own record (scopes, expiry); None where GitLab has no such call for it."""
-        c = self.connection
-        return c.call(lambda: c.gl.http_get("/personal_access_tokens/self", max_retries=c.max_retries),
-                      "read the token's scopes and expiry", absent={404: None, 403: None})
+        conn = self.connection
+        return conn.call(lambda: conn.gl.http_get("/personal_access_tokens/self", max_retries=conn.max_retries),
+                         "read the token's scopes and expiry", absent={404: None, 403: None})
 
     def pipeline_schedules(self, project: str) -> list[dict[str, Any]]:
         path = f"/projects/{quote(str(project), safe='')}/pipeline_schedules"

@@ -25,13 +25,14 @@ class Snippets:
         """Write the anchor: a private personal snippet (readable, changeable and deletable only by its author
         and admins: app/policies/personal_snippet_policy.rb). The head is its description, which the list
         shows, so reading it back costs no second call."""
-        c = self.connection
+        conn = self.connection
         if self._anchor_id is None:
             data = {"title": title, "description": text, "visibility": "private", "file_name": "record-head.txt",
                     "content": "The newest entry of License Bot's record, signed by the bot. Do not edit or delete."}
-            created = c.call(lambda: c.gl.http_post("/snippets", post_data=data), "create the record's anchor snippet")
+            created = conn.call(lambda: conn.gl.http_post("/snippets", post_data=data),
+                                "create the record's anchor snippet")
             self._anchor_id = int(created["id"])
         else:
             anchor_id = self._anchor_id
-            c.call(lambda: c.gl.http_put(f"/snippets/{anchor_id}", post_data={"description": text}),
-                   "update the record's anchor snippet")
+            conn.call(lambda: conn.gl.http_put(f"/snippets/{anchor_id}", post_data={"description": text}),
+                      "update the record's anchor snippet")

@@ -11,8 +11,9 @@ class Uploads:
         self.connection = connection
 
     def upload(self, filename: str, data: bytes) -> Upload:
-        c = self.connection
+        conn = self.connection
         # Not project.upload(): for a project addressed by path it encodes the path twice (%252F).
-        result = c.call(lambda: c.gl.http_post(f"{c.project_path}/uploads", files={"file": (filename, data)},
-                                               max_retries=c.max_retries), f"upload {filename}")
+        path, files = f"{conn.project_path}/uploads", {"file": (filename, data)}
+        result = conn.call(lambda: conn.gl.http_post(path, files=files, max_retries=conn.max_retries),
+                           f"upload {filename}")
         return Upload.from_api(result)
