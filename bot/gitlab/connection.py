@@ -20,12 +20,9 @@ class CallCounter:
 
     def __init__(self) -> None:
         self.count = 0
-        self.by_method: dict[str, int] = {}
 
     def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         self.count += 1
-        method = response.request.method or "?"
-        self.by_method[method] = self.by_method.get(method, 0) + 1
         return response
 
 
