@@ -345,10 +345,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     import os
 
     from . import runner
+    from .gitlab.tracker import GitLabTracker
     from .mailer import SmtpMailer
     from .scrub import Scrubber
     from .slack import SlackWebhook
-    from .tracker import GitLabTracker
 
     report = _new_file(args.report, args.force, "--report") if args.report else None  # before any work, not after
     if report is not None and not os.access(report.parent, os.W_OK):
@@ -491,8 +491,9 @@ def _zendesk(config, secrets):
 
 def cmd_find(args: argparse.Namespace) -> int:
     from . import find
+    from .gitlab.tracker import GitLabTracker
     from .record import Record
-    from .tracker import GitLabTracker, TrackerError
+    from .tracker import TrackerError
 
     email = args.email.strip()
     if email.count("@") != 1 or not all(email.partition("@")[::2]) or any(c.isspace() for c in email):
@@ -585,8 +586,8 @@ def _report_facts(tracker, record, trusted, since: date, until: date):
 
 def cmd_report(args: argparse.Namespace) -> int:
     from . import report as report_mod
+    from .gitlab.tracker import GitLabTracker
     from .record import Record
-    from .tracker import GitLabTracker
 
     today = args.today or utc_today()
     until = args.until or today

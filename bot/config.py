@@ -6,7 +6,6 @@ reported at once, before the bot touches anything.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -268,6 +267,8 @@ class _Reader:
 
     def done(self) -> None:
         for key in sorted(set(map(str, self.raw)) - self.seen):
+            import difflib  # only a config with an unknown key pays for it
+
             known = ", ".join(sorted(self.seen))
             # A key is named only when it is a typo of a known one: a secret pasted as a key stays unsaid.
             typo = _NAME_RE.fullmatch(key) and difflib.get_close_matches(key, sorted(self.seen), n=1, cutoff=0.6)

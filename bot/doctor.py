@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from . import keys, resources
 from .config import SECRET_VARIABLES, Config, Secrets
 from .errors import BotError
+from .gitlab.tracker import GitLabTracker
 from .mailer import MailError, SmtpMailer
-from .tracker import GitLabTracker
 
 TEMPLATE_PATH = f".gitlab/issue_templates/{resources.ISSUE_TEMPLATE}"
 ROLES = {10: "Guest", 15: "Planner", 20: "Reporter", 30: "Developer", 40: "Maintainer", 50: "Owner"}

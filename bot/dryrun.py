@@ -57,7 +57,6 @@ class DryRunTracker:
     def __init__(self, tracker, say: Callable[[str], None]):
         self._tracker, self._say = tracker, say
         self._uploads = 0
-        self._labels: dict[str, dict] = {}
         self._home_opened = False
 
     def __getattr__(self, name):  # reads go to the real tracker
@@ -86,7 +85,7 @@ class DryRunTracker:
         return Issue(iid=-1, title=title, description=description, state="closed", labels=(), author_username="",
                      author_id=0, confidential=True, web_url="", created_at=now, updated_at=now)
 
-    def home_issue(self, *, create: tuple[str, str] | None = None) -> int | None:
+    def home_issue(self, *, create: tuple[str, str, str] | None = None) -> int | None:
         iid = self._tracker.home_issue()
         if iid is None and create and not self._home_opened:
             self._say("would open the bot's home issue (where its run lock lives)")
@@ -115,18 +114,6 @@ class DryRunTracker:
 
     def save_record_head(self, title: str, text: str) -> None:
         self._say("would write the record's head (the newest entry, signed) into the bot's private anchor snippet")
-
-    def create_label(self, name: str, color: str, description: str) -> bool:
-        self._say(f"would create label {name} (the run lock)")
-        self._labels[name] = {"name": name, "color": color, "description": description}
-        return True
-
-    def get_label(self, name: str) -> dict | None:
-        return self._labels[name] if name in self._labels else self._tracker.get_label(name)
-
-    def delete_label(self, name: str) -> None:
-        self._say(f"would delete label {name} (the run lock)")
-        self._labels.pop(name, None)
 
     def upload(self, filename: str, data: bytes) -> Upload:
         self._uploads += 1

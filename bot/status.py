@@ -55,8 +55,8 @@ class Status:
     message_id: str | None = None
     resends: int = 0   # re-sends a person asked for; each gets its own Message-ID
     internal_errors: int = 0  # unexpected errors so far; the request fails after run.max_attempts
-    override: int = 0               # the override label's latest addition (label event id) when judged
-    approved_by: str | None = None  # the approver whose override label was honoured
+    override: int = 0               # the id of the approver's :key: reaction honoured when judged (0: none)
+    approved_by: str | None = None  # the approver whose :key: reaction was honoured
     ticket_status: str | None = None     # what Zendesk said about the ticket when the request was judged
     ticket_requester: str | None = None
     ticket_organization: str | None = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from bot.mailer import MailError
-from bot.tracker import Award, Issue, IssueEdit, LabelEvent, Note, TrackerError, Upload
+from bot.tracker import Award, Issue, IssueEdit, Note, TrackerError, Upload
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=timezone.utc)
 # Reaction ids never repeat, as GitLab's, not even across test processes (the run lock's hint file outlives them).
@@ -47,13 +47,11 @@ class FakeTracker:
     issues: dict[int, Issue] = field(default_factory=dict)
     notes: dict[int, list[Note]] = field(default_factory=dict)
     uploads: list[tuple[str, bytes]] = field(default_factory=list)
-    labels: dict[str, dict] = field(default_factory=dict)
     crash: CrashPlan = field(default_factory=CrashPlan)
     api_calls: int = 0
     fail_search: int | None = None  # an HTTP status the next searches answer with
     fail_record: int | None = None  # an HTTP status reading the record answers with
     writes: list[tuple[str, int, object]] = field(default_factory=list)  # (kind, iid, what), in order
-    events: dict[int, list[LabelEvent]] = field(default_factory=dict)
     home_iid: int | None = None
     system: dict[int, list[Note]] = field(default_factory=dict)   # GitLab's system notes, by issue
     reactions: dict[int, list[Award]] = field(default_factory=dict)
@@ -83,15 +81,10 @@ class FakeTracker:
         return [n for n in self.notes[iid] if n.author_username == self.bot_user]
 
     def label_as(self, iid: int, label: str, user: str, user_id: int, action: str = "add") -> None:
-        """A person adds (or removes) a label, as GitLab records it."""
+        """A person adds (or removes) a label."""
         issue = self.issues[iid]
         labels = (*issue.labels, label) if action == "add" else tuple(lb for lb in issue.labels if lb != label)
         self.issues[iid] = replace(issue, labels=labels, updated_at=NOW)
-        self._event(iid, user_id, user, action, label)
-
-    def _event(self, iid: int, user_id: int, user: str, action: str, label: str) -> None:
-        number = sum(len(e) for e in self.events.values()) + 1
-        self.events.setdefault(iid, []).append(LabelEvent(number, user_id, user, action, label, NOW))
 
     def _tick(self) -> datetime:
         self.ticks += 1
@@ -184,10 +177,6 @@ class FakeTracker:
             self.crash.effect()
         return award
 
-    def label_events(self, iid: int) -> list[LabelEvent]:
-        self.api_calls += 1
-        return list(self.events.get(iid, ()))
-
     def home_issue(self, *, create: tuple[str, str, str] | None = None) -> int | None:
         if "home" not in self._cache:
             self.api_calls += 1
@@ -270,12 +259,6 @@ class FakeTracker:
             return issue
         self.api_calls += 1
         current = self.issues[issue.iid]
-        for label in edit.add_labels:
-            if label not in current.labels:
-                self._event(issue.iid, self.bot_id, self.bot_user, "add", label)
-        for label in edit.remove_labels:
-            if label in current.labels:
-                self._event(issue.iid, self.bot_id, self.bot_user, "remove", label)
         updated = replace(edit.applied_to(current), updated_at=NOW,
                           closed_at=NOW if edit.state_event == "close" else current.closed_at)
         if edit.state_event == "close" and current.state == "opened":
@@ -305,23 +288,6 @@ class FakeTracker:
             if self.my_level < 20:
                 raise TrackerError("the bot's token has the Guest role in support/internal-requests")
             self._cache["private"] = True
-
-    def create_label(self, name: str, color: str, description: str) -> bool:
-        self.api_calls += 1
-        if name in self.labels:
-            return False
-        self.labels[name] = {"name": name, "color": color, "description": description}
-        self.writes.append(("label+", 0, name))
-        return True
-
-    def get_label(self, name: str) -> dict | None:
-        self.api_calls += 1
-        return self.labels.get(name)
-
-    def delete_label(self, name: str) -> None:
-        self.api_calls += 1
-        self.labels.pop(name, None)
-        self.writes.append(("label-", 0, name))
 
     def me(self) -> dict:
         return {"id": self.bot_id, "username": self.bot_user}

@@ -13,9 +13,9 @@ import responses
 from bot import config as config_mod
 from bot import doctor, keys
 from bot.cli import main
+from bot.gitlab.tracker import GitLabTracker
 from bot.license import decode
 from bot.record import same_address
-from bot.tracker import GitLabTracker
 
 from .conftest import VECTOR
 from .e2e import ROOT, client, post, request_text

@@ -20,8 +20,8 @@ import urllib.request
 
 from bot import config as config_mod
 from bot import keys
+from bot.gitlab.tracker import GitLabTracker
 from bot.record import Record
-from bot.tracker import GitLabTracker
 
 from .e2e import client, mail, request_text, status_notes
 

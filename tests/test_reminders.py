@@ -4,7 +4,7 @@ crash or overlap; never for an expired, undelivered or unverifiable license; no 
 End to end: the sandbox over real HTTP, the bot as a real process, its clock moved ahead by
 tests/clock_hook/sitecustomize.py (and stopped there at an exact GitLab call), Slack a real HTTP listener.
 GitLab facts relied on: a second identical reaction by the same user is refused ("has already been taken",
-`lib/api/award_emoji.rb`, `AwardEmoji` uniqueness validation, as bot/tracker.py's `award` cites); only the
+`lib/api/award_emoji.rb`, `AwardEmoji` uniqueness validation, as bot/gitlab/awards.py's `award` cites); only the
 bot's own user can add or remove its reactions (`lib/api/award_emoji.rb`, `award_emoji` owned by the user);
 a note's author is who posted it and no API call changes it (`lib/api/notes.rb`)."""
 
@@ -262,7 +262,7 @@ def test_the_one_read_lists_only_the_bots_issues_opened_since_and_those_it_marke
     from datetime import datetime, timedelta, timezone
 
     from bot import config as config_mod
-    from bot.tracker import GitLabTracker
+    from bot.gitlab.tracker import GitLabTracker
 
     issue_licenses(bot, sandbox, 1)
     client(sandbox.url).issues.create({"title": "alice's"})

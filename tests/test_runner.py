@@ -121,16 +121,18 @@ def test_a_confidential_issue_event_is_handled_like_an_issue_event():
     assert trigger.decide(json.dumps(payload), "support/internal-requests", "license-bot").iid == 5
 
 
-def test_a_racing_label_creation_that_answers_400_means_the_lock_is_held(config):
+def test_a_racing_label_creation_that_answers_400_means_the_label_exists(config):
+    """`setup` creates the labels (the run lock is no longer one): a 400 "has already been taken", which two
+    creations racing get, means the label exists, as a 409 does (GitLabTracker.create_label)."""
     import responses
 
-    from bot.tracker import GitLabTracker
+    from bot.gitlab.tracker import GitLabTracker
 
     tracker = GitLabTracker(config, "t")
     with responses.RequestsMock() as mocked:
         mocked.post("https://gitlab.example.com/api/v4/projects/support%2Finternal-requests/labels", status=400,
                     json={"message": {"title": ["has already been taken"]}})
-        assert tracker.create_label("license-bot-run-lock", "#808080", "x") is False
+        assert tracker.create_label("license-request", "#808080", "x") is False
 
 
 def test_a_trigger_processes_just_that_issue(config, private_key):

@@ -10,7 +10,8 @@ import responses
 from responses import matchers
 
 from bot import status as status_mod
-from bot.tracker import GitLabTracker, IssueEdit, TrackerError
+from bot.gitlab.tracker import GitLabTracker
+from bot.tracker import IssueEdit, TrackerError
 
 API = "https://gitlab.example.com/api/v4"
 PROJECT = f"{API}/projects/support%2Finternal-requests"

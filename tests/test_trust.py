@@ -35,7 +35,6 @@ def test_wiping_label_history_status_note_and_record_entry_still_never_yields_a_
     world = World(config, private_key)
     world.tracker.file(filled())
     world.run()
-    world.tracker.events.clear()
     world.tracker.notes[1] = []
     world.tracker.erase_record_entries()
     world.tracker.anchor = None  # and the record's anchor (only an admin could): the record looks empty
