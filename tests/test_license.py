@@ -233,3 +233,101 @@ def test_openssl_decrypts_what_the_engine_makes(tmp_path, key_files, private_key
         check=True, capture_output=True,
     ).stdout
     assert plain.decode() == lic.to_json()
+
+
+# --- issue 22: rules whose breaking no test noticed (mutation testing) --------------------------------------
+
+def test_a_one_user_license_is_accepted():
+    """Issue 22: `count < 1` -> `<= 1` refused every 1-user license, and no test asked for one."""
+    lic = build_trial("c@example.com", 1, TODAY, TrialTerms())
+    assert preflight(lic, TODAY) == []
+
+
+@pytest.mark.parametrize("count", [0, -5, True, "30", 2.0])
+def test_a_user_count_that_is_not_a_whole_number_of_at_least_one_is_refused_naming_it(count):
+    lic = replace(build_trial("c@example.com", 30, TODAY, TrialTerms()),
+                  restrictions={"plan": "ultimate", "active_user_count": count, "trial": True})
+    assert preflight(lic, TODAY) == [f"its user count must be at least 1, got {count!r}"]
+
+
+def test_a_license_without_a_user_count_has_no_count_to_refuse():
+    lic = replace(build_trial("c@example.com", 30, TODAY, TrialTerms()), restrictions={"plan": "ultimate"})
+    assert preflight(lic, TODAY) == []
+
+
+def test_each_refusal_says_exactly_what_and_all_are_said_at_once():
+    lic = replace(build_trial("c@example.com", 0, TODAY, TrialTerms()), licensee={},
+                  issued_at=date(2026, 12, 1), expires_at=date(2026, 11, 20))
+    assert preflight(lic, TODAY) == [
+        "the licensee is empty",
+        "it has already expired (expires_at 2026-11-20, today 2026-11-27)",
+        "it starts after it expires (2026-12-01 > 2026-11-20)",
+        "its user count must be at least 1, got 0",
+    ]
+    with pytest.raises(LicenseError) as info:
+        check_acceptable(lic, TODAY)
+    assert str(info.value) == ("GitLab would refuse this license: the licensee is empty; it has already expired "
+                               "(expires_at 2026-11-20, today 2026-11-27); it starts after it expires (2026-12-01 > "
+                               "2026-11-20); its user count must be at least 1, got 0")
+
+
+def test_a_key_that_starts_the_day_it_expires_does_not_start_after_it():
+    """Issue 22: `issued_at == expires_at` was untested: `>` -> `>=` would say "starts after it expires" of a key
+    that does not. GitLab refuses only what has expired on upload (today >= expires_at) and what is not `valid?`
+    (shared/reference/license-format.md); a start on the expiry day is neither."""
+    day = TODAY + timedelta(days=3)
+    lic = replace(build_trial("c@example.com", 30, TODAY, TrialTerms()), issued_at=day, expires_at=day)
+    assert preflight(lic, TODAY) == []
+    assert preflight(lic, day) == [f"it has already expired (expires_at {day}, today {day})"]
+
+
+def test_a_license_without_an_expiry_is_never_expired():
+    lic = replace(build_trial("c@example.com", 30, TODAY, TrialTerms()), expires_at=None)
+    assert preflight(lic, date(2099, 1, 1)) == []
+
+
+def _payload(**changes) -> dict:
+    return {"version": 1, "licensee": {"Name": "x"}, "issued_at": "2026-01-01", "expires_at": "2026-02-01",
+            "restrictions": {"active_user_count": 5}, **changes}
+
+
+def test_offline_cloud_licensing_without_cloud_licensing_is_not_a_license():
+    """Issue 22: the gem's `valid?` refuses offline cloud licensing without cloud licensing
+    (shared/reference/license-format.md, "The gem's `valid?`"); no test held the bot to it."""
+    with pytest.raises(LicenseError) as info:
+        License.from_payload(_payload(offline_cloud_licensing_enabled=True, cloud_licensing_enabled=False))
+    assert str(info.value) == "the payload is not a valid license: offline cloud licensing needs cloud licensing"
+    with pytest.raises(LicenseError):
+        License.from_payload(_payload(offline_cloud_licensing_enabled=True))
+    both = License.from_payload(_payload(offline_cloud_licensing_enabled=True, cloud_licensing_enabled=True))
+    assert both.offline_cloud_licensing_enabled and both.cloud_licensing_enabled
+    assert License.from_payload(_payload(cloud_licensing_enabled=True)).cloud_licensing_enabled
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"version": "1"}, "unsupported license version '1': only version 1 exists"),
+    ({"version": None}, "unsupported license version None: only version 1 exists"),
+    ({"licensee": ["Name", "x"]}, "the payload is not a valid license: 'licensee' must be a non-empty object"),
+    ({"restrictions": [1]}, "the payload is not a valid license: 'restrictions' must be an object"),
+    ({"issued_at": None}, "the payload is not a valid license: 'issued_at' is missing"),
+    ({"expires_at": "soon"}, "the payload is not a valid license: 'expires_at' is not a date: 'soon'"),
+    ({"notify_admins_at": "2026-13-01"},
+     "the payload is not a valid license: 'notify_admins_at' is not a date: '2026-13-01'"),
+])
+def test_a_payload_gitlab_would_call_invalid_is_refused_naming_the_field(changes, says):
+    with pytest.raises(LicenseError) as info:
+        License.from_payload(_payload(**changes))
+    assert str(info.value) == says
+
+
+def test_a_payload_reads_back_every_optional_field_and_defaults_the_rest():
+    lic = License.from_payload(_payload(notify_admins_at="2026-01-20T00:00:00Z", block_changes_at="2026-02-05",
+                                        next_sync_at="2026-01-02T10:00:00Z", temporary_extension=True,
+                                        contract_overages_allowed=False, unknown_key="ignored"))
+    assert lic.notify_admins_at == date(2026, 1, 20) and lic.block_changes_at == date(2026, 2, 5)
+    assert lic.notify_users_at is None and lic.next_sync_at == "2026-01-02T10:00:00Z"
+    assert lic.temporary_extension is True and lic.contract_overages_allowed is False
+    assert lic.issued_at == date(2026, 1, 1) and lic.expires_at == date(2026, 2, 1)
+    assert lic.user_count == 5 and lic.plan is None and lic.trial is False and lic.email is None
+    assert License.from_payload({k: v for k, v in _payload().items() if k != "restrictions"}).restrictions == {}
+    assert License.from_payload(_payload()).contract_overages_allowed is True  # the gem's default when missing

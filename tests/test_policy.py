@@ -211,3 +211,91 @@ def test_a_ticket_url_with_a_query_still_finds_its_duplicate_while_another_field
     verdict = judge(config, Facts(prior_licenses=(_prior(400, email="other@example.com", ticket=512345),)),
                     ticket="https://gitlab.zendesk.com/agent/tickets/512345?tab=events", users="lots")
     assert fields_of(verdict) == ["ticket", "user_count"] and "one license per ticket" in verdict.errors[0].message
+
+
+# --- issue 22: rules whose breaking no test noticed (mutation testing) ----------------------------------------
+
+def test_a_ticket_that_passes_its_check_keeps_the_other_fields_errors(config):
+    """Issue 22: with Zendesk on, a passing ticket check replaced the errors found so far (`errors = found`), so a
+    10,000,000-user request for a GitLab address passed once its ticket was open and its requester matched."""
+    facts = Facts(ticket_checked=True, ticket=_ticket(requester="someone@gitlab.com"))
+    verdict = judge(config, facts, users="10,000,000", email="someone@gitlab.com", boxes=(" ", "x"))
+    assert not verdict.ok
+    assert fields_of(verdict) == ["email", "user_count", "checklist"]
+
+
+@pytest.mark.parametrize("status, says", [
+    ("closed", "ticket 512345 is closed, and Zendesk does not reopen it: create a follow-up ticket for the customer "
+               "and put that ticket in the request"),
+    ("merged", "ticket 512345 is merged into another ticket, and Zendesk does not reopen it: use the ticket it was "
+               "merged into and put that ticket in the request"),
+    ("solved", "ticket 512345 is solved: the emergency workflow is for an open ticket; reopen it with the "
+               "customer, or file a new ticket"),
+])
+def test_a_request_on_a_closed_merged_or_solved_ticket_is_refused_saying_what_to_do(config, status, says):
+    """Issue 22: only `solved` was tested, so a request on a closed (or merged) ticket could have been accepted.
+    Zendesk's statuses are new, open, pending, hold, solved, closed; a closed ticket cannot be reopened (Zendesk,
+    "Updating and solving tickets": https://support.zendesk.com/hc/en-us/articles/4408832151834, as cited in
+    gitlab-org/gitlab#8549), and a merged ticket is closed (bot/zendesk.py reads its closed_by_merge tag)."""
+    verdict = judge(config, Facts(ticket_checked=True, ticket=_ticket(status)))
+    assert not verdict.ok
+    assert [(e.field, e.message) for e in verdict.errors] == [("ticket", says)]
+
+
+@pytest.mark.parametrize("status", ["new", "open", "pending", "hold"])
+def test_a_request_on_an_unsolved_ticket_passes(config, status):
+    assert judge(config, Facts(ticket_checked=True, ticket=_ticket(status))).ok
+
+
+def test_a_ticket_zendesk_does_not_have_is_refused_with_the_fix(config):
+    """Issue 22: no test filed a request whose ticket Zendesk does not have (the whole request otherwise fine)."""
+    verdict = judge(config, Facts(ticket_checked=True, ticket=None))
+    assert not verdict.ok
+    assert [(e.field, e.message) for e in verdict.errors] == [
+        ("ticket", "ticket 512345 does not exist in Zendesk; check the number and paste the ticket's address")]
+
+
+def test_a_ticket_zendesk_will_not_show_says_why_and_who_can_fix_it(config):
+    verdict = judge(config, Facts(ticket_checked=True, ticket_unreadable="Zendesk answered 403"))
+    assert [(e.field, e.message) for e in verdict.errors] == [
+        ("ticket", "the bot may not read ticket 512345 in Zendesk (Zendesk answered 403); check the number, or ask a "
+                   "Zendesk admin to give the bot's API user access to the ticket's group or brand")]
+
+
+def test_a_ticket_zendesk_was_not_asked_about_is_not_judged(config):
+    """Zendesk off (ticket_checked False): no ticket facts, so no ticket error, even with ticket=None."""
+    assert judge(config, Facts(ticket_checked=False, ticket=None)).ok
+
+
+def test_an_email_on_the_tickets_ccs_passes_with_a_warning_naming_both(config):
+    ticket = replace(_ticket(requester="boss@acme.example"), cc_emails=("ops@acme.example", "Jane@Example.com"))
+    verdict = judge(config, Facts(ticket_checked=True, ticket=ticket), email="jane@EXAMPLE.com")
+    assert verdict.ok
+    assert [(w.field, w.message) for w in verdict.warnings] == [
+        ("email", "jane@example.com is on the ticket's CCs, not its requester (boss@acme.example); the license "
+                  "goes to jane@example.com")]
+
+
+def test_the_requesters_email_matches_whatever_its_letter_case(config):
+    verdict = judge(config, Facts(ticket_checked=True, ticket=_ticket(requester="JANE@example.COM")))
+    assert verdict.ok and verdict.warnings == ()
+
+
+def test_an_email_neither_requester_nor_cc_is_refused_whole_message(config):
+    ticket = replace(_ticket(requester="boss@acme.example"), cc_emails=("ops@acme.example",))
+    verdict = judge(config, Facts(ticket_checked=True, ticket=ticket))
+    assert [(e.field, e.message) for e in verdict.errors] == [
+        ("email", "`jane@example.com` is neither the ticket's requester (boss@acme.example) nor on its CCs: a typo "
+                  "would send the license to a stranger; use the requester's address, or add the recipient to the "
+                  "ticket's CCs first")]
+
+
+@pytest.mark.parametrize("attachments, have", [(0, "0 attachments"), (1, "1 attachment")])
+def test_a_ticket_without_both_screenshots_is_refused(config, attachments, have):
+    ticket = replace(_ticket(), attachments=attachments)
+    verdict = judge(config, Facts(ticket_checked=True, ticket=ticket, min_attachments=2))
+    assert [(e.field, e.message) for e in verdict.errors] == [
+        ("checklist", f"the ticket has {have}; ask the customer for both screenshots (Admin > Overview > Dashboard "
+                      "and Admin > Subscription) and attach them to the ticket")]
+    assert judge(config, Facts(ticket_checked=True, ticket=replace(ticket, attachments=2), min_attachments=2)).ok
+    assert judge(config, Facts(ticket_checked=True, ticket=ticket, min_attachments=attachments)).ok

@@ -232,3 +232,60 @@ def test_the_template_holds_no_ticket_number():
     hint would make every request match that ticket."""
     assert not re.search(r"\d{3,}", re.sub(r"YYYY-MM-DD", "", TEMPLATE.split("### Zendesk ticket")[1]
                                             .split("### Customer email")[0]))
+
+
+# --- issue 22: rules whose breaking no test noticed (mutation testing) ----------------------------------------
+
+@pytest.mark.parametrize("quoted", [
+    "> ### User count\n> 9999\n",                                   # a quoted heading and its value
+    "> User count: 9999\n",                                         # a quoted field line
+    "> Earlier request:\nUser count: 9999\n",                       # a lazy line continues the quote's paragraph
+    "> > ### User count\n> > 9999\n",                               # nested quotes
+    "Someone wrote:\n> User count: 9999\n",                         # a quote that interrupts a paragraph
+])
+def test_fields_inside_a_quote_are_not_read(quoted):
+    """Issue 22: with blockquote detection off, the fields in a quoted earlier request (a reply quoting another
+    issue) were read, so its user count stood beside the real one. GitLab renders `>` lines as a blockquote
+    (CommonMark, which GitLab Flavored Markdown builds on): the reader sees them as quoted, not as the form."""
+    result = parse(quoted + "\n" + _doc())
+    assert result.errors == () and result.request.user_count == 250
+
+
+def test_a_quoted_form_alone_is_no_request():
+    result = parse("> ### User count\n> 250\n> ### Customer email\n> jane@example.com\n")
+    assert [(e.field, e.message) for e in result.errors] == [
+        ("form", "no request fields found: fill in the Emergency License Request template (ticket, customer email, "
+                 "user count, license expiration date, checklist)")]
+
+
+@pytest.mark.parametrize("text", ["", "Please send a license, thanks!\n", "### Notes\nplease hurry\n",
+                                  "### Checklist\n\n### Zendesk ticket\n\n"])
+def test_a_description_without_any_field_is_said_to_be_no_form(text):
+    """Issue 22: an empty form (no field filled in, the label aside) must get the one "no request fields" message,
+    not four "missing" ones nor silence."""
+    result = parse(text)
+    assert result.request is None
+    assert [(e.field, e.message) for e in result.errors] == [
+        ("form", "no request fields found: fill in the Emergency License Request template (ticket, customer email, "
+                 "user count, license expiration date, checklist)")]
+
+
+@pytest.mark.parametrize("text, day", [("2000-01-01", date(2000, 1, 1)), ("2099-12-31", date(2099, 12, 31)),
+                                       ("31 Dec 2099", date(2099, 12, 31))])
+def test_the_first_and_last_plausible_expiry_years_are_read(text, day):
+    """Issue 22: the 2000-2099 boundary was untested (`<=` -> `<` would refuse 2099)."""
+    assert parse(_doc(expired=text)).request.expired_on == day
+
+
+@pytest.mark.parametrize("text", ["1999-12-31", "2100-01-01", "1 Jan 2100", "Dec 31, 1999"])
+def test_an_expiry_year_outside_2000_to_2099_is_refused_naming_it(text):
+    result = parse(_doc(expired=text))
+    assert [(e.field, e.message) for e in result.errors] == [
+        ("expired_on", f"`{text}` is not a plausible expiration date; write the date from the customer's screenshot "
+                       "as YYYY-MM-DD")]
+
+
+def test_a_date_that_does_not_exist_is_refused_naming_it():
+    result = parse(_doc(expired="2026-02-30"))
+    assert [(e.field, e.message) for e in result.errors] == [
+        ("expired_on", "`2026-02-30` is not a real date; write it as YYYY-MM-DD")]
