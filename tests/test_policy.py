@@ -299,3 +299,99 @@ def test_a_ticket_without_both_screenshots_is_refused(config, attachments, have)
                       "and Admin > Subscription) and attach them to the ticket")]
     assert judge(config, Facts(ticket_checked=True, ticket=replace(ticket, attachments=2), min_attachments=2)).ok
     assert judge(config, Facts(ticket_checked=True, ticket=ticket, min_attachments=attachments)).ok
+
+
+def test_every_problem_is_said_at_once_in_the_forms_order(config):
+    """The errors come in the order of the form's fields, then the author: what people read top to bottom."""
+    verdict = judge(config, Facts(author="mallory", author_allowed=False), users="0", email="x@gitlab.com",
+                    expired="2026-01-01", ticket="https://evil.example.com/agent/tickets/1", boxes=(" ", " "))
+    assert fields_of(verdict) == ["ticket", "email", "user_count", "expired_on", "checklist", "checklist", "author"]
+    empty = policy.evaluate(parse(""), TODAY, config.policy, config.tickets, Facts(author="m", author_allowed=False))
+    assert fields_of(empty) == ["form", "author"]  # no form at all: no checklist errors beside it
+
+
+def test_the_author_refusal_names_the_rule_or_says_no_requester_group(config):
+    parsed = parse(_doc())
+    facts = Facts(author="mallory", author_allowed=False)
+    plain = policy.evaluate(parsed, TODAY, config.policy, config.tickets, facts)
+    assert [e.message for e in plain.errors] == [
+        "@mallory may not request emergency licenses (not in a requester group); ask someone on the Support team "
+        "to file the request"]
+    ruled = policy.evaluate(parsed, TODAY, config.policy, config.tickets, facts, requester_rule="not in @support")
+    assert [e.message for e in ruled.errors] == [
+        "@mallory may not request emergency licenses (not in @support); ask someone on the Support team to file "
+        "the request"]
+
+
+def test_an_override_names_its_approver_in_each_warning(config):
+    verdict = judge(config, Facts(override=True, approver="alice"), expired="2026-10-01")
+    assert verdict.ok
+    assert [(w.field, w.message.split(": ")[0]) for w in verdict.warnings] == [("expired_on", "overridden by @alice")]
+
+
+def test_the_rule_messages_people_read_whole(config):
+    """Each refusal as the requester reads it: what is wrong, and how to fix it."""
+    def said(**fields):
+        return [(e.field, e.message) for e in judge(config, **fields).errors]
+
+    assert said(users="100,001") == [
+        ("user_count", "100,001 users is out of range: the user count must be from 1 to 100,000; use the \"Maximum "
+                       "users\" on the Subscription page")]
+    # The parser lower-cases a domain; the rule must not rely on it.
+    assert [(e.field, e.message) for e in policy.check_email("ops@eu.GitLab.com", config.policy)] == [
+        ("email", "`ops@eu.GitLab.com` is at gitlab.com: a license goes to the customer's own end user, never to "
+                  "GitLab staff or a reseller; use the ticket requester's email")]
+    assert said(email="jane@@example.com")[0][1].startswith("`jane@@example.com` is not a valid email address: ")
+    assert said(email="jané@example.com") == [
+        ("email", "`jané@example.com` contains non-ASCII characters (é); retype the address by hand: look-alike "
+                  "letters send the key to someone else")]
+    assert said(ticket="https://evil.example.com/agent/tickets/1")[0][1].endswith(
+        "; paste the Zendesk ticket's URL (https://gitlab.zendesk.com/agent/tickets/NUMBER) or just its number")
+    assert said(boxes=(" ", " ")) == [
+        ("checklist", "the box \"the customer has a paid plan and is not a prospect\" is not ticked. Confirm it on the "
+                      "ticket, then tick it ([x]); the workflow does not cover prospects or customers without a paid "
+                      "plan"),
+        ("checklist", "the box \"both screenshots are on the ticket\" is not ticked. Ask the customer for the "
+                      "Dashboard and Subscription screenshots, add them to the ticket, then tick it ([x])")]
+    assert said(expired="2026-11-20") == [
+        ("expired_on", "the license expired on 2026-11-20, so its 14-day grace period runs until 2026-12-04: the "
+                       "instance is still working, which is not an emergency; it goes through the normal renewal "
+                       "path on the next business day. If the date is wrong, correct it from the customer's "
+                       "screenshot")]
+    assert said(expired="2026-10-01") == [
+        ("expired_on", "the license expired on 2026-10-01 and its grace period ended on 2026-10-15, 43 days ago, "
+                       "more than the 3 days this workflow covers: this is a renewal case for the licensing team. If "
+                       "the date is wrong, correct it from the customer's screenshot")]
+
+
+def test_the_duplicate_messages_say_where_the_first_license_is_and_how_to_resend_it(config):
+    ticket = judge(config, Facts(prior_licenses=(_prior(400, email="other@example.com", ticket=512345),)))
+    assert [(e.field, e.message) for e in ticket.errors] == [
+        ("ticket", "ticket 512345 already got a license in #7 (https://gitlab.example.com/s/r/-/issues/7) on "
+                   "2025-10-23: one license per ticket. If the customer lost it, send that one again: `license-bot "
+                   "find other@example.com --download DIR` writes its file; attach it to the ticket")]
+    email = judge(config, Facts(prior_licenses=(_prior(3),)))
+    assert [(e.field, e.message) for e in email.errors] == [
+        ("email", "jane@example.com already got a license in #7 (https://gitlab.example.com/s/r/-/issues/7) on "
+                  "2026-11-24: at most one per customer every 30 days. If it was lost, send that one again "
+                  "(`license-bot find jane@example.com --download DIR` writes its file); if the customer needs "
+                  "longer, that is a renewal case for the licensing team")]
+
+
+def test_one_earlier_license_on_the_same_ticket_and_email_is_said_once(config):
+    verdict = judge(config, Facts(prior_licenses=(_prior(3, ticket=512345),)))
+    assert fields_of(verdict) == ["ticket"]
+
+
+def test_a_recent_license_to_the_same_email_is_said_while_another_field_does_not_parse(config):
+    verdict = judge(config, Facts(prior_licenses=(_prior(3),)), users="lots")
+    assert fields_of(verdict) == ["email", "user_count"] and "already got a license in #7" in verdict.errors[0].message
+    alone = judge(config, Facts(prior_licenses=(_prior(3),)), users="lots", ticket="the customer's ticket")
+    assert fields_of(alone) == ["ticket", "email", "user_count"]
+
+
+@pytest.mark.parametrize("address, inbox", [(" Ops+Again@ACME.example.com ", "ops@acme.example.com"),
+                                            ("+tag@acme.example.com", "+tag@acme.example.com"),
+                                            ("a+b+c@x.io", "a@x.io"), (" No-At-Sign ", "no-at-sign")])
+def test_the_mailbox_an_address_reaches(address, inbox):
+    assert policy.mailbox(address) == inbox
