@@ -331,3 +331,65 @@ def test_a_payload_reads_back_every_optional_field_and_defaults_the_rest():
     assert lic.user_count == 5 and lic.plan is None and lic.trial is False and lic.email is None
     assert License.from_payload({k: v for k, v in _payload().items() if k != "restrictions"}).restrictions == {}
     assert License.from_payload(_payload()).contract_overages_allowed is True  # the gem's default when missing
+
+
+def test_the_default_emergency_license_is_exactly_the_workflows():
+    """Every term of the default trial: a 10-day Ultimate trial, started yesterday, read-only from its expiry."""
+    lic = build_trial("c@example.com", 30, TODAY, TrialTerms())
+    assert lic == License(
+        licensee={"Name": "Emergency License", "Company": "GitLab Support Emergency Trial", "Email": "c@example.com"},
+        issued_at=date(2026, 11, 26), expires_at=date(2026, 12, 7), block_changes_at=date(2026, 12, 7),
+        restrictions={"plan": "ultimate", "active_user_count": 30, "trial": True})
+    assert (lic.email, lic.plan, lic.user_count, lic.trial) == ("c@example.com", "ultimate", 30, True)
+    assert file_name(lic) == "GitLabSupportEmergencyTrial.gitlab-license"
+    assert file_name(replace(lic, licensee={"Name": "x"})) == "GitLab.gitlab-license"
+    assert file_name(replace(lic, licensee={"Company": "***"})) == "GitLab.gitlab-license"
+
+
+@pytest.mark.parametrize("mangle, says", [
+    (lambda v: "-----BEGIN GITLAB LICENSE-----\r\r\n" + v["plain"] + "-----END GITLAB LICENSE-----",
+     "its BEGIN or END line is damaged (a stray character after it, such as a lone carriage return): the "
+     "gitlab-license gem does not strip such a line and refuses the key; save the file with plain line endings"),
+    (lambda v: "this is not a license at all", "not a GitLab license key: the text is not base64 of a license "
+                                               "envelope"),
+    (lambda v: _wrap({"data": "AA==", "key": "AA=="}), "not a GitLab license key: the text is not base64 of a "
+                                                       "license envelope"),
+    (lambda v: _wrap({**_envelope(v), "iv": base64.b64encode(b"short").decode()}),
+     "the key is damaged: its encryption key or IV has the wrong length"),
+])
+def test_each_damaged_key_gets_its_one_whole_message(vector, mangle, says):
+    with pytest.raises(LicenseError) as info:
+        decode(mangle(vector), vector["public"])
+    assert str(info.value) == says
+
+
+def test_a_key_signed_by_another_key_says_so_whole(vector, private_key):
+    with pytest.raises(LicenseError) as info:
+        decode(vector["plain"], private_key.public_key())
+    assert str(info.value) == ("the key was not signed by the private key that matches this public key (wrong public "
+                               "key, or the key block is damaged)")
+
+
+def test_ruby_base64_lines_are_60_characters_each_ending_in_a_newline(vector):
+    from bot.license import _decode64, _encode64
+
+    text = _encode64(bytes(range(256)))
+    lines = text.split("\n")
+    assert lines[-1] == "" and all(len(line) == 60 for line in lines[:-2]) and 0 < len(lines[-2]) <= 60
+    assert _decode64(text) == bytes(range(256))
+    assert _decode64("QUJD\n=ignored after the first pad") == b"ABC"
+    assert _decode64("QUI") == b"AB"  # missing padding, as Ruby's decode64 takes it
+    assert _encode64(b"") == ""
+
+
+@pytest.mark.parametrize("boundary, first, last", [
+    ("Test License", "-" * 21 + "BEGIN TEST LICENSE" + "-" * 21, "-" * 22 + "END TEST LICENSE" + "-" * 22),
+    ("x", "-" * 23 + "BEGIN X LICENSE" + "-" * 22, "-" * 24 + "END X LICENSE" + "-" * 23),
+])
+def test_the_boundary_lines_are_60_wide_and_centred_as_the_gem_writes_them(private_key, boundary, first, last):
+    """The gem pads `BEGIN <BOUNDARY> LICENSE` with dashes to 60, the odd one on the left (the vector pins the
+    default boundary); " LICENSE" is added only when the boundary does not already end with it."""
+    key = encode(build_trial("c@example.com", 3, TODAY, TrialTerms()), private_key, boundary=boundary)
+    lines = key.split("\n")
+    assert (lines[0], lines[-1]) == (first, last)
+    assert decode(key, private_key.public_key()).email == "c@example.com"
