@@ -289,3 +289,56 @@ def test_a_date_that_does_not_exist_is_refused_naming_it():
     result = parse(_doc(expired="2026-02-30"))
     assert [(e.field, e.message) for e in result.errors] == [
         ("expired_on", "`2026-02-30` is not a real date; write it as YYYY-MM-DD")]
+
+
+_T = "https://gitlab.zendesk.com/agent/tickets/"
+
+
+@pytest.mark.parametrize("field, text, says", [
+    ("email", "a@b.co c@d.co", "found 2 different email addresses (`a@b.co`, `c@d.co`); keep exactly one under "
+                               "### Customer email"),
+    ("email", "nobody", "no email address found in `nobody`; write the customer's address, e.g. jane@example.com"),
+    ("email", "", "missing: write the customer's email address under ### Customer email, e.g. jane@example.com"),
+    ("ticket", "none", "no ticket URL or number found in `none`; write the Zendesk ticket's URL "
+                       "(…/agent/tickets/NUMBER) or its number"),
+    ("ticket", "", "missing: write the Zendesk ticket's URL or number under ### Zendesk ticket, e.g. "
+                   "https://gitlab.zendesk.com/agent/tickets/512345"),
+    ("ticket", "1 2 3 4 5", f"found 5 different tickets (`{_T}1`, `{_T}2`, `{_T}3`, `{_T}4`); keep exactly one "
+                            "under ### Zendesk ticket"),
+    ("ticket", "https://gitlab.zendesk.com/agent/", "`https://gitlab.zendesk.com/agent/` has no ticket number in it; "
+                                                    "paste the ticket's URL (…/agent/tickets/512345) or just its "
+                                                    "number"),
+    ("users", "1 2", "found 2 different user counts (`1`, `2`); keep exactly one under ### User count"),
+    ("users", "none", "no number found in `none`; write the user count as a number, e.g. 250"),
+    ("users", "", "missing: write the number of users (at least the \"Maximum users\" on the Subscription page) "
+                  "under ### User count, e.g. 250"),
+    ("users", "9" * 41, "`99999999999999999999…` is far too large; write the user count"),
+    ("users", "9" * 31, "`99999999999999999999…` is far too large; write the user count"),
+    ("users", "2.5", "`2.5` is not a whole number of users; write e.g. 1,250 or 1250"),
+    ("users", "2.5k", "`2.5k` is not a number; write e.g. 1,250 or 1250"),
+    ("users", "about 300", "`about 300` is not exact (`about`); the bot does not guess: write the exact number of "
+                           "users from the Subscription page, e.g. 250"),
+    ("users", "x" * 2001, "the text for this field is 2,001 characters long; write just the value under "
+                          "### User count"),
+    ("expired", "", "missing: write the expired license's expiration date from the screenshot under ### Expiry date "
+                    "of the customer's expired license, e.g. 2026-11-12"),
+    ("expired", "soon", "no date found in `soon`; write the expired license's date as YYYY-MM-DD, e.g. 2026-11-12"),
+    ("expired", "2026-11-12 2026-11-13", "found 2 different dates (`2026-11-12`, `2026-11-13`); keep exactly one "
+                                         "under ### Expiry date of the customer's expired license"),
+    ("expired", "around 12 Nov 2026", "`around 12 Nov 2026` is not exact (`around`); the bot does not guess: write "
+                                      "the exact date from the customer's screenshot as YYYY-MM-DD, e.g. 2026-11-12"),
+    ("expired", "11/12/2026", "`11/12/2026` is ambiguous (day/month or month/day?); write it as YYYY-MM-DD, e.g. "
+                              "2026-11-12, or with the month's name, e.g. 12 Nov 2026"),
+])
+def test_each_field_error_is_one_whole_message_naming_the_value_and_the_fix(field, text, says):
+    """What the requester reads in the bot's note, word for word (a changed word in a message is a changed note)."""
+    result = parse(_doc(**{field: text}))
+    assert result.request is None
+    assert [e.message for e in result.errors] == [says]
+
+
+def test_the_fields_that_parsed_are_kept_beside_the_one_that_did_not():
+    result = parse(_doc(users="lots"))
+    assert (result.ticket_url, result.ticket_id, result.email, result.user_count, result.expired_on) == (
+        f"{_T}512345", 512345, "jane@example.com", None, date(2026, 11, 13))
+    assert result.checklist == request.Checklist(paid_plan=True, screenshots=True)
