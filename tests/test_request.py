@@ -342,3 +342,46 @@ def test_the_fields_that_parsed_are_kept_beside_the_one_that_did_not():
     assert (result.ticket_url, result.ticket_id, result.email, result.user_count, result.expired_on) == (
         f"{_T}512345", 512345, "jane@example.com", None, date(2026, 11, 13))
     assert result.checklist == request.Checklist(paid_plan=True, screenshots=True)
+
+
+# What people write for each field's name (the template's headings, and what they type instead).
+_NAMES = {
+    "ticket": ["Zendesk ticket", "Ticket", "Zendesk", "Ticket URL", "Ticket link", "Zendesk ticket URL",
+               "Zendesk ticket link", "Zendesk link", "Support ticket"],
+    "email": ["Customer email", "Email", "E-mail", "Customer e-mail", "Email address", "Customer email address",
+              "Recipient", "Recipient email", "Send to"],
+    "users": ["User count", "Users", "Number of users", "Seats", "Seat count", "User seats", "Licensed users",
+              "Active users", "Maximum users"],
+    "expired": ["Expiry date of the customer's expired license", "License expiration date", "Expiration date",
+                "Expired on", "Expiry date", "License expiry date", "License expired on", "Expires at", "Expired",
+                "Expiry", "License expiration", "Expiration"],
+}
+_VALUES = {"ticket": "512345", "email": "jane@example.com", "users": "250", "expired": "2026-11-13"}
+
+
+_WRITTEN = {"heading": "## {name}\n{value}\n", "field line": "{name}: {value}\n",
+            "bold field line": "**{shouted} (required)**:  {value}\n"}
+
+
+# The template's long expiry heading (an apostrophe, 45 letters) is read as a heading only.
+@pytest.mark.parametrize("field, name, written", [
+    (f, n, w) for f, names in _NAMES.items() for n in names for w in _WRITTEN.values()
+    if w == _WRITTEN["heading"] or "'" not in n])
+def test_every_name_people_give_a_field_is_read(field, name, written):
+    """Each name a field goes by, as a heading and as a `Name: value` line (first: a field line is read outside
+    the other fields' sections)."""
+    text = written.format(name=name, shouted=name.upper(), value=_VALUES[field]) + "".join(
+        f"### {_NAMES[other][0]}\n{value}\n" for other, value in _VALUES.items() if other != field)
+    result = parse(text + "### Checklist\n- [x] paid plan\n- [x] screenshots\n")
+    assert result.errors == ()
+    got = result.request
+    assert (got.ticket_id, got.email, got.user_count, got.expired_on) == (
+        512345, "jane@example.com", 250, date(2026, 11, 13))
+
+
+@pytest.mark.parametrize("month, number", [
+    ("January", 1), ("February", 2), ("March", 3), ("April", 4), ("May", 5), ("June", 6), ("July", 7),
+    ("August", 8), ("September", 9), ("October", 10), ("November", 11), ("December", 12)])
+def test_every_month_is_read_by_its_name_and_its_three_letters(month, number):
+    assert parse(_doc(expired=f"3 {month} 2026")).request.expired_on == date(2026, number, 3)
+    assert parse(_doc(expired=f"{month[:3].lower()} 3, 2026")).request.expired_on == date(2026, number, 3)
