@@ -385,3 +385,30 @@ def test_every_name_people_give_a_field_is_read(field, name, written):
 def test_every_month_is_read_by_its_name_and_its_three_letters(month, number):
     assert parse(_doc(expired=f"3 {month} 2026")).request.expired_on == date(2026, number, 3)
     assert parse(_doc(expired=f"{month[:3].lower()} 3, 2026")).request.expired_on == date(2026, number, 3)
+
+
+def test_a_field_of_exactly_the_longest_allowed_text_is_still_read():
+    """2,000 characters is the most a field may hold (MAX_VALUE_CHARS); one more is refused unread."""
+    result = parse(_doc(users="x" * 2000))
+    assert [e.message for e in result.errors] == [f"no number found in `{'x' * 60}…`; write the user count as a "
+                                                  "number, e.g. 250"]
+
+
+def test_a_long_checklist_is_read_whole():
+    """The checklist has no length limit: a requester may paste a long confirmation under it."""
+    boxes = "- [x] paid plan\n- [x] screenshots\n" + "  confirmed on the ticket by the customer\n" * 100
+    result = parse(_doc().split("### Checklist")[0] + "### Checklist\n" + boxes)
+    assert result.errors == () and result.request.checklist == request.Checklist(paid_plan=True, screenshots=True)
+
+
+def test_the_form_marker_is_kept_when_the_request_has_errors():
+    for text in (request.FORM_MARKER + "\n", request.FORM_MARKER + "\n" + _doc(users="lots"),
+                 request.FORM_MARKER + "\n" + _doc(users="x" * 2001)):
+        assert parse(text).has_form_marker
+
+
+def test_the_notes_are_kept_without_quick_actions():
+    got = parse(_doc() + "### Notes\n\nfirst line\n/label ~urgent\n\nsecond line\n### Comments\nthird\n").request
+    assert got.notes == "first line\nsecond line\nthird"
+    assert got.to_json() == {"ticket_url": f"{_T}512345", "ticket_id": 512345, "email": "jane@example.com",
+                             "user_count": 250, "expired_on": "2026-11-13"}
