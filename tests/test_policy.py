@@ -342,9 +342,10 @@ def test_the_rule_messages_people_read_whole(config):
         ("email", "`ops@eu.GitLab.com` is at gitlab.com: a license goes to the customer's own end user, never to "
                   "GitLab staff or a reseller; use the ticket requester's email")]
     assert said(email="jane@@example.com")[0][1].startswith("`jane@@example.com` is not a valid email address: ")
-    assert said(email="jané@example.com") == [
-        ("email", "`jané@example.com` contains non-ASCII characters (é); retype the address by hand: look-alike "
+    assert said(email="jané@exаmple.com") == [  # a Cyrillic а as well
+        ("email", "`jané@exаmple.com` contains non-ASCII characters (é а); retype the address by hand: look-alike "
                   "letters send the key to someone else")]
+    assert said(email="ja\x7fne@example.com")[0][1].startswith("`ja\x7fne@example.com` is not a valid email address")
     assert said(ticket="https://evil.example.com/agent/tickets/1")[0][1].endswith(
         "; paste the Zendesk ticket's URL (https://gitlab.zendesk.com/agent/tickets/NUMBER) or just its number")
     assert said(boxes=(" ", " ")) == [
