@@ -393,3 +393,42 @@ def test_the_boundary_lines_are_60_wide_and_centred_as_the_gem_writes_them(priva
     lines = key.split("\n")
     assert (lines[0], lines[-1]) == (first, last)
     assert decode(key, private_key.public_key()).email == "c@example.com"
+
+
+@pytest.mark.parametrize("dress", [lambda key: "\ufeff" + key, lambda key: ("\xff" + key).encode("latin-1"),
+                                   lambda key: "é" + key],
+                         ids=["byte-order mark", "a byte that is not UTF-8", "a stray letter"])
+def test_a_key_with_a_stray_non_ascii_character_still_decodes(vector, dress):
+    """A key saved by a Windows editor starts with a byte-order mark; Ruby's Base64.decode64 skips whatever is
+    outside its alphabet, so GitLab accepts it: so must the bot's own check, and never with a traceback."""
+    assert decode(dress(vector["plain"]), vector["public"]).email == "jane.doe@example.com"
+
+
+def test_base64_that_cannot_be_decoded_is_one_clear_error(vector):
+    with pytest.raises(LicenseError) as info:
+        decode("QUJDR", vector["public"])
+    assert str(info.value) == "the key is not valid base64 text"
+
+
+def test_non_ascii_licensee_text_is_written_raw_as_rubys_json_dump_does():
+    """Byte compatibility with the gem: Ruby's JSON.dump writes UTF-8 as is, not as \\u escapes."""
+    lic = replace(build_trial("c@example.com", 3, TODAY, TrialTerms()), licensee={"Company": "Müller & Søn"})
+    assert lic.to_json().startswith('{"version":1,"licensee":{"Company":"Müller & Søn"},"issued_at":"2026-11-26",')
+
+
+def test_the_derived_key_material_is_the_same_in_every_version_of_the_bot(vector):
+    """A run that crashed after signing is re-run, perhaps by a newer bot: the same request must get the
+    byte-identical key (one license per request), so the derivation itself is pinned, not only its repeatability."""
+    from bot.license import derive_key_material
+
+    lic = License.from_payload(vector["payload"])
+    aes_key, iv = derive_key_material(vector["private"], "https://gitlab.example.com/p#5", lic)
+    assert (aes_key.hex(), iv.hex()) == ("3ce923a7770ae5eaad1631fcf20f2774", "e575934e30a6ddc99d1e2fb870be2f53")
+
+
+def test_a_keys_fingerprint_and_id_are_its_sha256():
+    """Notes and logs name a license by these; the record and `find` match them across runs."""
+    from bot.license import fingerprint, license_id
+
+    assert fingerprint("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert license_id("abc") == "ba7816bf8f01cfea"
