@@ -393,6 +393,8 @@ def test_a_recent_license_to_the_same_email_is_said_while_another_field_does_not
 
 @pytest.mark.parametrize("address, inbox", [(" Ops+Again@ACME.example.com ", "ops@acme.example.com"),
                                             ("+tag@acme.example.com", "+tag@acme.example.com"),
-                                            ("a+b+c@x.io", "a@x.io"), (" No-At-Sign ", "no-at-sign")])
+                                            ("a+b+c@x.io", "a@x.io"), (" No-At-Sign ", "no-at-sign"),
+                                            ("not+an-address", "not+an-address"),
+                                            ('"ops@home"+tag@acme.example.com', '"ops@home"@acme.example.com')])
 def test_the_mailbox_an_address_reaches(address, inbox):
     assert policy.mailbox(address) == inbox
