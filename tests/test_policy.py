@@ -345,6 +345,8 @@ def test_the_rule_messages_people_read_whole(config):
     assert said(email="jané@exаmple.com") == [  # a Cyrillic а as well
         ("email", "`jané@exаmple.com` contains non-ASCII characters (é а); retype the address by hand: look-alike "
                   "letters send the key to someone else")]
+    assert policy.check_email("ja\x80ne@example.com", config.policy)[0].message.startswith(
+        "`ja\x80ne@example.com` contains non-ASCII characters (\x80)")  # the first code point past ASCII
     assert said(email="ja\x7fne@example.com")[0][1].startswith("`ja\x7fne@example.com` is not a valid email address")
     assert said(ticket="https://evil.example.com/agent/tickets/1")[0][1].endswith(
         "; paste the Zendesk ticket's URL (https://gitlab.zendesk.com/agent/tickets/NUMBER) or just its number")
