@@ -400,3 +400,12 @@ def test_a_recent_license_to_the_same_email_is_said_while_another_field_does_not
                                             ('"ops@home"+tag@acme.example.com', '"ops@home"@acme.example.com')])
 def test_the_mailbox_an_address_reaches(address, inbox):
     assert policy.mailbox(address) == inbox
+
+
+def test_a_long_ticket_url_is_shown_to_its_first_100_characters(config):
+    """The refused URL is quoted so the requester sees which one; a pasted URL with a long query is cut at 100."""
+    url = "https://evil.example.com/agent/tickets/1?" + "x" * 60  # 101 characters
+    assert [e.message for e in policy.check_ticket(url, config.tickets)] == [
+        f"`{url[:100]}…` is not a ticket on gitlab.zendesk.com; paste the Zendesk ticket's URL "
+        "(https://gitlab.zendesk.com/agent/tickets/NUMBER) or just its number"]
+    assert policy.check_ticket(url[:100], config.tickets)[0].message.startswith(f"`{url[:100]}` is not a ticket")
