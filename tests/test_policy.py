@@ -409,3 +409,14 @@ def test_a_long_ticket_url_is_shown_to_its_first_100_characters(config):
         f"`{url[:100]}…` is not a ticket on gitlab.zendesk.com; paste the Zendesk ticket's URL "
         "(https://gitlab.zendesk.com/agent/tickets/NUMBER) or just its number"]
     assert policy.check_ticket(url[:100], config.tickets)[0].message.startswith(f"`{url[:100]}` is not a ticket")
+
+
+def test_an_override_keeps_the_tickets_cc_warning(config):
+    """The override's warnings are added to the ticket's, not put in their place: the note must still say the
+    license goes to a CC, not the requester."""
+    ticket = replace(_ticket(requester="boss@acme.example"), cc_emails=("jane@example.com",))
+    verdict = judge(config, Facts(override=True, approver="alice", ticket_checked=True, ticket=ticket),
+                    expired="2026-10-01")
+    assert verdict.ok
+    assert [(w.field, w.message.split(" ")[0]) for w in verdict.warnings] == [("email", "jane@example.com"),
+                                                                            ("expired_on", "overridden")]
