@@ -412,3 +412,34 @@ def test_the_notes_are_kept_without_quick_actions():
     assert got.notes == "first line\nsecond line\nthird"
     assert got.to_json() == {"ticket_url": f"{_T}512345", "ticket_id": 512345, "email": "jane@example.com",
                              "user_count": 250, "expired_on": "2026-11-13"}
+
+
+@pytest.mark.parametrize("text", ["250X", "@example.com", "jane@"])
+def test_a_value_with_a_part_missing_or_a_letter_stuck_on_is_not_read_as_a_value(text):
+    field = "users" if text[0].isdigit() else "email"
+    result = parse(_doc(**{field: text}))
+    assert result.request is None and len(result.errors) == 1
+
+
+@pytest.mark.parametrize("text, count", [("9" * 30, int("9" * 30)), ("1,250 (1250)", 1250)])
+def test_a_count_is_read_up_to_30_digits_and_one_count_written_twice_is_one(text, count):
+    """30 digits are read (the policy then says the count is out of range); the same count in two forms is one."""
+    assert parse(_doc(users=text)).user_count == count
+
+
+def test_one_address_written_in_two_letter_cases_is_one():
+    assert parse(_doc(email="Jane@example.com (jane@EXAMPLE.com)")).request.email == "Jane@example.com"
+
+
+@pytest.mark.parametrize("text", ["gitlab.zendesk.com/agent/tickets/512345",
+                                  "https://gitlab.zendesk.com/agent/tickets/512345.",
+                                  "**https://gitlab.zendesk.com/agent/tickets/512345**"])
+def test_the_ticket_url_checked_is_the_one_written_without_its_trailing_punctuation(text):
+    """The policy checks the host of the URL as written: a URL written without its scheme, or ending a sentence,
+    must still be the Zendesk URL, not a URL the host check refuses."""
+    assert parse(_doc(ticket=text)).ticket_url == f"{_T}512345"
+
+
+def test_a_ticket_that_did_not_parse_leaves_no_url_or_number_behind():
+    result = parse(_doc(ticket="the customer's ticket"))
+    assert (result.ticket_url, result.ticket_id, result.email) == (None, None, "jane@example.com")
