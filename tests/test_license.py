@@ -432,3 +432,10 @@ def test_a_keys_fingerprint_and_id_are_its_sha256():
 
     assert fingerprint("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert license_id("abc") == "ba7816bf8f01cfea"
+
+
+@pytest.mark.parametrize("payload", ["just a string", [1, 2], None])
+def test_a_payload_that_is_not_a_json_object_is_said_whole(payload):
+    with pytest.raises(LicenseError) as info:
+        License.from_payload(payload)
+    assert str(info.value) == "the key decrypted, but its payload is not a license (not a JSON object)"
