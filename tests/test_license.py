@@ -439,3 +439,13 @@ def test_a_payload_that_is_not_a_json_object_is_said_whole(payload):
     with pytest.raises(LicenseError) as info:
         License.from_payload(payload)
     assert str(info.value) == "the key decrypted, but its payload is not a license (not a JSON object)"
+
+
+def test_a_key_whose_data_does_not_decrypt_to_json_is_said_whole(vector):
+    env = _envelope(vector)
+    data = bytearray(base64.b64decode(env["data"]))
+    data[-1] ^= 0xFF  # breaks the PKCS#7 padding of the last block
+    env["data"] = base64.b64encode(bytes(data)).decode()
+    with pytest.raises(LicenseError) as info:
+        decode(_wrap(env), vector["public"])
+    assert str(info.value) == "the key is damaged: its license data does not decrypt to JSON"
