@@ -232,3 +232,214 @@ def test_the_template_holds_no_ticket_number():
     hint would make every request match that ticket."""
     assert not re.search(r"\d{3,}", re.sub(r"YYYY-MM-DD", "", TEMPLATE.split("### Zendesk ticket")[1]
                                             .split("### Customer email")[0]))
+
+
+# --- issue 22: rules whose breaking no test noticed (mutation testing) ----------------------------------------
+
+@pytest.mark.parametrize("quoted", [
+    "> ### User count\n> 9999\n",                                   # a quoted heading and its value
+    "> User count: 9999\n",                                         # a quoted field line
+    "> Earlier request:\nUser count: 9999\n",                       # a lazy line continues the quote's paragraph
+    "> > ### User count\n> > 9999\n",                               # nested quotes
+    "Someone wrote:\n> User count: 9999\n",                         # a quote that interrupts a paragraph
+])
+def test_fields_inside_a_quote_are_not_read(quoted):
+    """Issue 22: with blockquote detection off, the fields in a quoted earlier request (a reply quoting another
+    issue) were read, so its user count stood beside the real one. GitLab renders `>` lines as a blockquote
+    (CommonMark, which GitLab Flavored Markdown builds on): the reader sees them as quoted, not as the form."""
+    result = parse(quoted + "\n" + _doc())
+    assert result.errors == () and result.request.user_count == 250
+
+
+def test_a_quoted_form_alone_is_no_request():
+    result = parse("> ### User count\n> 250\n> ### Customer email\n> jane@example.com\n")
+    assert [(e.field, e.message) for e in result.errors] == [
+        ("form", "no request fields found: fill in the Emergency License Request template (ticket, customer email, "
+                 "user count, license expiration date, checklist)")]
+
+
+@pytest.mark.parametrize("text", ["", "Please send a license, thanks!\n", "### Notes\nplease hurry\n",
+                                  "### Checklist\n\n### Zendesk ticket\n\n"])
+def test_a_description_without_any_field_is_said_to_be_no_form(text):
+    """Issue 22: an empty form (no field filled in, the label aside) must get the one "no request fields" message,
+    not four "missing" ones nor silence."""
+    result = parse(text)
+    assert result.request is None
+    assert [(e.field, e.message) for e in result.errors] == [
+        ("form", "no request fields found: fill in the Emergency License Request template (ticket, customer email, "
+                 "user count, license expiration date, checklist)")]
+
+
+@pytest.mark.parametrize("text, day", [("2000-01-01", date(2000, 1, 1)), ("2099-12-31", date(2099, 12, 31)),
+                                       ("31 Dec 2099", date(2099, 12, 31))])
+def test_the_first_and_last_plausible_expiry_years_are_read(text, day):
+    """Issue 22: the 2000-2099 boundary was untested (`<=` -> `<` would refuse 2099)."""
+    assert parse(_doc(expired=text)).request.expired_on == day
+
+
+@pytest.mark.parametrize("text", ["1999-12-31", "2100-01-01", "1 Jan 2100", "Dec 31, 1999"])
+def test_an_expiry_year_outside_2000_to_2099_is_refused_naming_it(text):
+    result = parse(_doc(expired=text))
+    assert [(e.field, e.message) for e in result.errors] == [
+        ("expired_on", f"`{text}` is not a plausible expiration date; write the date from the customer's screenshot "
+                       "as YYYY-MM-DD")]
+
+
+def test_a_date_that_does_not_exist_is_refused_naming_it():
+    result = parse(_doc(expired="2026-02-30"))
+    assert [(e.field, e.message) for e in result.errors] == [
+        ("expired_on", "`2026-02-30` is not a real date; write it as YYYY-MM-DD")]
+
+
+_T = "https://gitlab.zendesk.com/agent/tickets/"
+
+
+@pytest.mark.parametrize("field, text, says", [
+    ("email", "a@b.co c@d.co", "found 2 different email addresses (`a@b.co`, `c@d.co`); keep exactly one under "
+                               "### Customer email"),
+    ("email", "nobody", "no email address found in `nobody`; write the customer's address, e.g. jane@example.com"),
+    ("email", "", "missing: write the customer's email address under ### Customer email, e.g. jane@example.com"),
+    ("ticket", "none", "no ticket URL or number found in `none`; write the Zendesk ticket's URL "
+                       "(…/agent/tickets/NUMBER) or its number"),
+    ("ticket", "", "missing: write the Zendesk ticket's URL or number under ### Zendesk ticket, e.g. "
+                   "https://gitlab.zendesk.com/agent/tickets/512345"),
+    ("ticket", "1 2 3 4 5", f"found 5 different tickets (`{_T}1`, `{_T}2`, `{_T}3`, `{_T}4`); keep exactly one "
+                            "under ### Zendesk ticket"),
+    ("ticket", "https://gitlab.zendesk.com/agent/", "`https://gitlab.zendesk.com/agent/` has no ticket number in it; "
+                                                    "paste the ticket's URL (…/agent/tickets/512345) or just its "
+                                                    "number"),
+    ("users", "1 2", "found 2 different user counts (`1`, `2`); keep exactly one under ### User count"),
+    ("users", "none", "no number found in `none`; write the user count as a number, e.g. 250"),
+    ("users", "", "missing: write the number of users (at least the \"Maximum users\" on the Subscription page) "
+                  "under ### User count, e.g. 250"),
+    ("users", "9" * 41, "`99999999999999999999…` is far too large; write the user count"),
+    ("users", "9" * 31, "`99999999999999999999…` is far too large; write the user count"),
+    ("users", "2.5", "`2.5` is not a whole number of users; write e.g. 1,250 or 1250"),
+    ("users", "2.5k", "`2.5k` is not a number; write e.g. 1,250 or 1250"),
+    ("users", "about 300", "`about 300` is not exact (`about`); the bot does not guess: write the exact number of "
+                           "users from the Subscription page, e.g. 250"),
+    ("users", "x" * 2001, "the text for this field is 2,001 characters long; write just the value under "
+                          "### User count"),
+    ("expired", "", "missing: write the expired license's expiration date from the screenshot under ### Expiry date "
+                    "of the customer's expired license, e.g. 2026-11-12"),
+    ("expired", "soon", "no date found in `soon`; write the expired license's date as YYYY-MM-DD, e.g. 2026-11-12"),
+    ("expired", "2026-11-12 2026-11-13", "found 2 different dates (`2026-11-12`, `2026-11-13`); keep exactly one "
+                                         "under ### Expiry date of the customer's expired license"),
+    ("expired", "around 12 Nov 2026", "`around 12 Nov 2026` is not exact (`around`); the bot does not guess: write "
+                                      "the exact date from the customer's screenshot as YYYY-MM-DD, e.g. 2026-11-12"),
+    ("expired", "11/12/2026", "`11/12/2026` is ambiguous (day/month or month/day?); write it as YYYY-MM-DD, e.g. "
+                              "2026-11-12, or with the month's name, e.g. 12 Nov 2026"),
+])
+def test_each_field_error_is_one_whole_message_naming_the_value_and_the_fix(field, text, says):
+    """What the requester reads in the bot's note, word for word (a changed word in a message is a changed note)."""
+    result = parse(_doc(**{field: text}))
+    assert result.request is None
+    assert [e.message for e in result.errors] == [says]
+
+
+def test_the_fields_that_parsed_are_kept_beside_the_one_that_did_not():
+    result = parse(_doc(users="lots"))
+    assert (result.ticket_url, result.ticket_id, result.email, result.user_count, result.expired_on) == (
+        f"{_T}512345", 512345, "jane@example.com", None, date(2026, 11, 13))
+    assert result.checklist == request.Checklist(paid_plan=True, screenshots=True)
+
+
+# What people write for each field's name (the template's headings, and what they type instead).
+_NAMES = {
+    "ticket": ["Zendesk ticket", "Ticket", "Zendesk", "Ticket URL", "Ticket link", "Zendesk ticket URL",
+               "Zendesk ticket link", "Zendesk link", "Support ticket"],
+    "email": ["Customer email", "Email", "E-mail", "Customer e-mail", "Email address", "Customer email address",
+              "Recipient", "Recipient email", "Send to"],
+    "users": ["User count", "Users", "Number of users", "Seats", "Seat count", "User seats", "Licensed users",
+              "Active users", "Maximum users"],
+    "expired": ["Expiry date of the customer's expired license", "License expiration date", "Expiration date",
+                "Expired on", "Expiry date", "License expiry date", "License expired on", "Expires at", "Expired",
+                "Expiry", "License expiration", "Expiration"],
+}
+_VALUES = {"ticket": "512345", "email": "jane@example.com", "users": "250", "expired": "2026-11-13"}
+
+
+_WRITTEN = {"heading": "## {name}\n{value}\n", "field line": "{name}: {value}\n",
+            "bold field line": "**{shouted} (required)**:  {value}\n"}
+
+
+# The template's long expiry heading (an apostrophe, 45 letters) is read as a heading only.
+@pytest.mark.parametrize("field, name, written", [
+    (f, n, w) for f, names in _NAMES.items() for n in names for w in _WRITTEN.values()
+    if w == _WRITTEN["heading"] or "'" not in n])
+def test_every_name_people_give_a_field_is_read(field, name, written):
+    """Each name a field goes by, as a heading and as a `Name: value` line (first: a field line is read outside
+    the other fields' sections)."""
+    text = written.format(name=name, shouted=name.upper(), value=_VALUES[field]) + "".join(
+        f"### {_NAMES[other][0]}\n{value}\n" for other, value in _VALUES.items() if other != field)
+    result = parse(text + "### Checklist\n- [x] paid plan\n- [x] screenshots\n")
+    assert result.errors == ()
+    got = result.request
+    assert (got.ticket_id, got.email, got.user_count, got.expired_on) == (
+        512345, "jane@example.com", 250, date(2026, 11, 13))
+
+
+@pytest.mark.parametrize("month, number", [
+    ("January", 1), ("February", 2), ("March", 3), ("April", 4), ("May", 5), ("June", 6), ("July", 7),
+    ("August", 8), ("September", 9), ("October", 10), ("November", 11), ("December", 12)])
+def test_every_month_is_read_by_its_name_and_its_three_letters(month, number):
+    assert parse(_doc(expired=f"3 {month} 2026")).request.expired_on == date(2026, number, 3)
+    assert parse(_doc(expired=f"{month[:3].lower()} 3, 2026")).request.expired_on == date(2026, number, 3)
+
+
+def test_a_field_of_exactly_the_longest_allowed_text_is_still_read():
+    """2,000 characters is the most a field may hold (MAX_VALUE_CHARS); one more is refused unread."""
+    result = parse(_doc(users="x" * 2000))
+    assert [e.message for e in result.errors] == [f"no number found in `{'x' * 60}…`; write the user count as a "
+                                                  "number, e.g. 250"]
+
+
+def test_a_long_checklist_is_read_whole():
+    """The checklist has no length limit: a requester may paste a long confirmation under it."""
+    boxes = "- [x] paid plan\n- [x] screenshots\n" + "  confirmed on the ticket by the customer\n" * 100
+    result = parse(_doc().split("### Checklist")[0] + "### Checklist\n" + boxes)
+    assert result.errors == () and result.request.checklist == request.Checklist(paid_plan=True, screenshots=True)
+
+
+def test_the_form_marker_is_kept_when_the_request_has_errors():
+    for text in (request.FORM_MARKER + "\n", request.FORM_MARKER + "\n" + _doc(users="lots"),
+                 request.FORM_MARKER + "\n" + _doc(users="x" * 2001)):
+        assert parse(text).has_form_marker
+
+
+def test_the_notes_are_kept_without_quick_actions():
+    got = parse(_doc() + "### Notes\n\nfirst line\n/label ~urgent\n\nsecond line\n### Comments\nthird\n").request
+    assert got.notes == "first line\nsecond line\nthird"
+    assert got.to_json() == {"ticket_url": f"{_T}512345", "ticket_id": 512345, "email": "jane@example.com",
+                             "user_count": 250, "expired_on": "2026-11-13"}
+
+
+@pytest.mark.parametrize("text", ["250X", "@example.com", "jane@"])
+def test_a_value_with_a_part_missing_or_a_letter_stuck_on_is_not_read_as_a_value(text):
+    field = "users" if text[0].isdigit() else "email"
+    result = parse(_doc(**{field: text}))
+    assert result.request is None and len(result.errors) == 1
+
+
+@pytest.mark.parametrize("text, count", [("9" * 30, int("9" * 30)), ("1,250 (1250)", 1250)])
+def test_a_count_is_read_up_to_30_digits_and_one_count_written_twice_is_one(text, count):
+    """30 digits are read (the policy then says the count is out of range); the same count in two forms is one."""
+    assert parse(_doc(users=text)).user_count == count
+
+
+def test_one_address_written_in_two_letter_cases_is_one():
+    assert parse(_doc(email="Jane@example.com (jane@EXAMPLE.com)")).request.email == "Jane@example.com"
+
+
+@pytest.mark.parametrize("text", ["gitlab.zendesk.com/agent/tickets/512345",
+                                  "https://gitlab.zendesk.com/agent/tickets/512345.",
+                                  "**https://gitlab.zendesk.com/agent/tickets/512345**"])
+def test_the_ticket_url_checked_is_the_one_written_without_its_trailing_punctuation(text):
+    """The policy checks the host of the URL as written: a URL written without its scheme, or ending a sentence,
+    must still be the Zendesk URL, not a URL the host check refuses."""
+    assert parse(_doc(ticket=text)).ticket_url == f"{_T}512345"
+
+
+def test_a_ticket_that_did_not_parse_leaves_no_url_or_number_behind():
+    result = parse(_doc(ticket="the customer's ticket"))
+    assert (result.ticket_url, result.ticket_id, result.email) == (None, None, "jane@example.com")
