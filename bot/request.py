@@ -55,7 +55,9 @@ HEADINGS = {
     "checklist": "### Checklist",
 }
 
-_FIELD_LINE_RE = re.compile(r"^[ \t]*(?:[-*+][ \t]+)?([*_]{0,2}[A-Za-z][A-Za-z0-9 ()/_*-]{0,40}?):[ \t]*(.*)$")
+# A field's name: up to 60 characters, room for the template's own longest heading ("Expiry date of the
+# customer's expired license", apostrophe and all) written as a field line.
+_FIELD_LINE_RE = re.compile(r"^[ \t]*(?:[-*+][ \t]+)?([*_]{0,2}[A-Za-z][A-Za-z0-9 ()/_*'\u2019-]{0,60}?):[ \t]*(.*)$")
 _QUICK_ACTION_RE = re.compile(r"^/[a-z_]+(?:\s|$)")  # GitLab removes these when the issue is created
 _TASK_RE = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+\[([ xX])\][ \t]*(.*)$")
 # The same two, over a block of lines at once.
