@@ -1,0 +1,215 @@
+"""The processor's less travelled paths, each pinned by what a person sees (issue 22: mutants that survived)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from bot import processor, runner
+from bot import status as status_mod
+from bot.license import license_id
+from bot.mailer import MailError
+
+from .fakes import NOW, Crash
+from .test_processor import World, filled, outcomes
+
+
+@pytest.fixture
+def world(config, private_key):
+    return World(config, private_key)
+
+
+def process(world: World, iid: int = 1, now=NOW) -> processor.Result:
+    """One run's processing of one issue, whatever its state (the listing would leave a closed one out)."""
+    world.tracker.new_run()
+    ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer, signer=world.key, now=now)
+    return processor.process(world.issue(iid), ctx)
+
+
+def set_state(world: World, iid: int = 1, **changes) -> None:
+    """Someone edits the machine-readable state of the status note (a Maintainer can edit any note)."""
+    note = world.note(iid)
+    head, _, rest = note.body.partition("<!-- license-bot:state ")
+    state, _, tail = rest.partition(" -->")
+    body = head + "<!-- license-bot:state " + json.dumps({**json.loads(state), **changes}) + " -->" + tail
+    world.tracker.notes[iid] = [replace(n, body=body) if n.id == note.id else n for n in world.tracker.notes[iid]]
+
+
+# --- who may request --------------------------------------------------------------------------------------
+
+def test_a_member_with_exactly_the_minimum_role_may_request(world):
+    """Issue 22: `>=` -> `>` refused a Reporter where the config asks for Reporter (requests.min_access_level:
+    reporter; GitLab's Reporter is access level 20, lib/gitlab/access.rb). The rule itself lives in
+    bot/evidence.py `member_rule`; the processor hands it the configured level."""
+    world.tracker.members["support"][11] = 20  # bob: a Reporter of support
+    world.tracker.members["support"][13] = 10  # gus: a Guest of support
+    world.tracker.file(filled(), author="bob", author_id=11)
+    world.tracker.file(filled(ticket="600001", email_="ops@example.com"), author="gus", author_id=13)
+    assert outcomes(world.run()) == ["succeeded", "failed"]
+    assert ("- **Requester**: @gus may not request emergency licenses (not a direct member with at least the "
+            "Reporter role of support); ask someone on the Support team to file the request\n") in world.note(2).body
+
+
+# --- the claimed issue --------------------------------------------------------------------------------------
+
+def test_a_request_filed_as_a_public_issue_is_made_confidential_before_its_license_is_sent(world):
+    """Issue 22: "the claimed issue is never made confidential" survived because every test issue already was.
+    The status note carries the license key: only members may read it."""
+    world.tracker.file(filled(), confidential=False)
+    world.mailer.fail = [MailError("timed out", permanent=False)]
+    assert outcomes(world.run()) == ["retrying"]
+    assert world.issue().confidential  # before the first email attempt, not only once it is done
+    assert outcomes(world.run()) == ["succeeded"]
+    assert world.issue().confidential
+
+
+# --- the key copy in the status note ----------------------------------------------------------------------
+
+def test_a_refused_address_keeps_the_key_copy_in_the_note(world):
+    """Issue 22: "the status note loses its key copy": the note written when the mail server refuses the address
+    must still hold the license, so a person can send it through the ticket."""
+    world.tracker.file(filled())
+    world.mailer.fail = [MailError("the mail server refused the recipient (550 no such user)", permanent=True)]
+    assert outcomes(world.run()) == ["failed"]
+    (name, data), = world.tracker.uploads
+    assert status_mod.key_text(world.note().body) == data.decode()
+
+
+def test_a_note_naming_another_license_is_held_without_showing_the_recorded_key(world):
+    """Issue 22: "the status note shows another license's": a note whose license is not the record's must not
+    get the record's key as if it were its own."""
+    world.tracker.file(filled())
+    world.mailer.fail = [MailError("timed out", permanent=False)]
+    world.run()
+    recorded = world.status().license_id
+    set_state(world, license_id="0123456789abcdef", license_sha256="0" * 64)
+    (result,) = world.run()
+    assert result.outcome == "failed"
+    assert result.detail == ("held for a person: the status note names license 0123456789abcdef, but the record "
+                             f"holds {recorded} "
+                             "for this issue")
+    assert world.status().step == "held" and status_mod.key_text(world.note().body) is None
+    assert world.mailer.sent == [] and "license-request::failed" in world.issue().labels
+    assert world.issue().assignee_ids == (10,)
+    # Held: the next run says so again, and neither writes nor sends anything.
+    writes = len(world.tracker.writes)
+    assert world.run() == [result]
+    assert len(world.tracker.writes) == writes and world.mailer.sent == []
+
+
+# --- re-sends -------------------------------------------------------------------------------------------------
+
+def test_a_resend_a_person_asks_for_starts_its_attempts_from_zero(world):
+    """Issue 22: "a re-send does not reset its attempt count": after five failed attempts, one more failure
+    of the re-send failed it at once instead of trying it again."""
+    world.tracker.file(filled())
+    world.mailer.fail = [MailError("timed out", permanent=False)] * 6
+    for _ in range(5):
+        world.run()
+    assert world.status().step == "undelivered"
+    world.tracker.label_as(1, "license-request::processing", "alice", 10)
+    (result,) = world.run()
+    assert (result.outcome, result.detail) == ("retrying", "email attempt 1 failed: timed out")
+    assert "delivery attempt 1 of 5 failed" in world.note().body
+    assert world.status().resends == 1
+    assert outcomes(world.run()) == ["succeeded"]
+    assert world.status().attempts == 2
+
+
+def test_an_undelivered_license_waits_for_a_person_and_says_so(world):
+    world.tracker.file(filled())
+    world.mailer.fail = [MailError("the mail server refused the recipient (550 no such user)", permanent=True)]
+    world.run()
+    (result,) = world.run(now=NOW + timedelta(minutes=1))
+    assert (result.outcome, result.detail) == ("skipped", "its license was not delivered; waiting for a person")
+    assert world.mailer.sent == []
+
+
+# --- holds ------------------------------------------------------------------------------------------------
+
+def test_a_hold_edits_the_one_status_note_and_retitles_a_success_title(world):
+    """Issue 22: "a hold writes a second status note". The request's license was emailed and the issue closed;
+    someone deletes the bot's status note and reopens it: the bot holds it, in one new note, and a later run
+    edits that note rather than adding another."""
+    world.tracker.file(filled())
+    world.run()
+    world.tracker.notes[1] = []
+    # GitLab moves updated_at on every change (the deletion, the reopening).
+    world.tracker.issues[1] = replace(world.issue(), state="opened", user_notes_count=0,
+                                      updated_at=NOW + timedelta(minutes=1))
+    result = process(world)
+    why = ("its license was emailed and the issue closed [Success] before, then the bot's status note was deleted")
+    assert (result.outcome, result.detail, result.problems) == ("failed", "held for a person: " + why,
+                                                                (("license", why),))
+    (note,) = world.tracker.bot_notes(1)
+    status = world.status()
+    assert (status.step, status.last_error, status.license_id) == ("held", why, _recorded_id(world))
+    assert status_mod.key_text(note.body) == world.tracker.uploads[0][1].decode()
+    assert world.issue().title == "[Held] - Created a license under jane.doe@example.com for 250 users"
+    assert "license-request::failed" in world.issue().labels and world.issue().assignee_ids == (10,)
+    assert process(world).outcome == "skipped"
+    assert [n.id for n in world.tracker.bot_notes(1)] == [note.id] and len(world.mailer.sent) == 1
+
+
+def test_a_claim_taken_before_without_any_trace_is_held(world):
+    """The bot announced and took a claim (then its run died), and the status note was deleted: the bot cannot
+    tell what that run did, so a person looks before anything is made."""
+    world.tracker.file(filled())
+    world.crash.after = 2  # the claim's note, then its reaction
+    with pytest.raises(Crash):
+        world.run()
+    world.crash.after = None
+    world.tracker.notes[1] = []
+    (result,) = world.run()
+    why = "the bot claimed this issue before, yet its license is neither in the record nor in a status note: they " \
+          "were deleted"
+    assert (result.outcome, result.detail, result.problems) == ("failed", "held for a person: " + why,
+                                                                (("license", why),))
+    assert len(world.tracker.bot_notes(1)) == 1 and world.status().step == "held"
+    assert world.tracker.uploads == [] and world.mailer.sent == []
+
+
+def test_a_recorded_claim_whose_note_was_deleted_is_held(world):
+    world.tracker.file(filled())
+    world.mailer.fail = [MailError("timed out", permanent=False)]
+    world.run()
+    world.tracker.notes[1] = []
+    (result,) = world.run()
+    assert result.detail == ("held for a person: the bot claimed and recorded this request before, then its status "
+                             "note was deleted, so the bot cannot tell whether the license was emailed")
+    assert world.status().license_id == _recorded_id(world) and world.mailer.sent == []
+
+
+def _recorded_id(world: World) -> str:
+    return license_id(world.tracker.uploads[0][1].decode())
+
+
+# --- skipped issues -----------------------------------------------------------------------------------------
+
+def test_each_skipped_issue_says_why(world):
+    """Issue 22: the outcomes of skipped issues were never asserted; the run prints each reason."""
+    world.tracker.file(filled())
+    world.tracker.issues[1] = replace(world.issue(), state="closed")
+    assert process(world) == processor.Result(1, "skipped", "the issue is closed")
+
+    world.tracker.file(filled(), author="license-bot", author_id=99)
+    assert process(world, 2) == processor.Result(
+        2, "skipped", "the bot opened this issue itself: never a request, whatever it says")
+
+    world.tracker.file("Please fix the CI", labels=())
+    assert process(world, 3) == processor.Result(
+        3, "skipped", "not a license request (no request label or form marker)")
+    assert world.tracker.writes == []
+
+
+def test_a_failed_request_is_skipped_saying_why_and_looked_at_again_once_updated(world):
+    world.tracker.file(filled(expired="11/12/2026"))
+    world.run()
+    later = NOW + timedelta(minutes=world.config.run.recheck_minutes + 1)
+    result = process(world, now=later)
+    assert (result.outcome, result.detail) == ("skipped", "failed earlier and not updated since")
+    result = process(world, now=NOW + timedelta(minutes=world.config.run.recheck_minutes - 1))
+    assert (result.outcome, result.detail) == ("skipped", "failed earlier; its description has not changed")
