@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from datetime import timedelta
 
@@ -213,3 +214,83 @@ def test_a_failed_request_is_skipped_saying_why_and_looked_at_again_once_updated
     assert (result.outcome, result.detail) == ("skipped", "failed earlier and not updated since")
     result = process(world, now=NOW + timedelta(minutes=world.config.run.recheck_minutes - 1))
     assert (result.outcome, result.detail) == ("skipped", "failed earlier; its description has not changed")
+
+
+# --- after the email -------------------------------------------------------------------------------------------
+
+def test_a_success_reopened_by_a_person_is_closed_again_and_nothing_is_sent(world):
+    """The bot never sends a license twice: a reopened [Success] issue is closed again, saying how to get the
+    license to the customer."""
+    world.tracker.file(filled())
+    world.run()
+    world.tracker.issues[1] = replace(world.issue(), state="opened", updated_at=NOW + timedelta(minutes=1))
+    (result,) = world.run()
+    assert (result.outcome, result.detail) == ("skipped", "reopened after its license was emailed; closed again, "
+                                                          "nothing sent")
+    assert world.issue().state == "closed" and len(world.mailer.sent) == 1
+    assert world.status().notices == (
+        "Reopened after its license was emailed on 2026-11-27; closed again. The bot never sends a license twice: "
+        "if the customer lost it, send them the attached file through the ticket (`license-bot find "
+        "jane.doe@example.com --download DIR` fetches it).",)
+    # Reopened again: the notice is said once.
+    world.tracker.issues[1] = replace(world.issue(), state="opened", updated_at=NOW + timedelta(minutes=2))
+    world.run()
+    assert len(world.status().notices) == 1 and world.issue().state == "closed"
+
+
+def test_a_run_that_died_before_the_close_is_finished_as_a_success(world):
+    world.tracker.file(filled())
+    world.crash.after = 7  # claim's note, reaction, upload, entry, label, email, emailed note: then gone
+    with pytest.raises(Crash):
+        world.run()
+    world.crash.after = None
+    (result,) = world.run()
+    assert (result.outcome, result.detail) == ("succeeded", f"license {world.status().license_id} sent to "
+                                                            "jane.doe@example.com")
+    assert world.issue().title == "[Success] - Created a license under jane.doe@example.com for 250 users"
+    assert world.issue().state == "closed" and len(world.mailer.sent) == 1 and world.status().notices == ()
+
+
+# --- who is assigned --------------------------------------------------------------------------------------------
+
+def test_a_failed_request_is_assigned_to_its_author_first_keeping_the_others(world):
+    """GitLab Free keeps only the first of several assignees (Multiple assignees: Premium and Ultimate,
+    doc/user/project/issues/multiple_assignees_for_issues.md): the author must come first."""
+    world.tracker.file(filled(expired="11/12/2026"))
+    world.tracker.issues[1] = replace(world.issue(), assignee_ids=(12, 10))
+    world.run()
+    assert world.issue().assignee_ids == (10, 12)
+
+
+def test_an_author_already_first_is_not_assigned_again(world):
+    world.tracker.file(filled(expired="11/12/2026"))
+    world.tracker.issues[1] = replace(world.issue(), assignee_ids=(10, 12))
+    world.run()
+    assert world.issue().assignee_ids == (10, 12)
+    assert not any(kind == "edit" and "assignee_ids" in what for kind, _, what in world.tracker.writes)
+
+
+# --- the run's words ----------------------------------------------------------------------------------------------
+
+def test_a_failed_request_counts_its_problems_in_words(world):
+    world.tracker.file(filled(expired="11/12/2026"))
+    world.tracker.file(filled(ticket="600001", users="lots", expired="11/12/2026"))
+    assert [r.detail for r in world.run()] == ["1 problem", "2 problems"]
+
+
+def test_the_refusal_reason_is_the_servers_words_without_the_address():
+    assert processor._refusal_reason("the mail server refused the recipient (jane@example.com: 550 5.1.1 no such "
+                                     "user)") == "550 5.1.1 no such user"
+    assert processor._refusal_reason("the mail server refused the recipient (550 no such user)") == "550 no such user"
+
+
+def test_a_claim_by_a_dead_process_on_this_host_is_not_alive_and_one_elsewhere_may_be():
+    import socket
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    assert processor._alive(f"{host}:{done.stdout.strip()}") is False
+    assert processor._alive(f"{host}:{os.getpid()}") is True
+    assert processor._alive(f"other-host:{done.stdout.strip()}") is True
+    assert processor._alive(f"{host}:not-a-pid") is True
