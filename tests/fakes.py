@@ -409,6 +409,10 @@ class FakeZendesk:
         if self.fail.get(op):
             raise self.fail[op].pop(0)
 
+    def me(self) -> dict:
+        """The API user: an agent (bot/zendesk.py `unusable_role`)."""
+        return {"id": 1, "email": "bot@example.com", "role": "agent", "role_type": None}
+
     def ticket(self, ticket_id: int):
         from bot.policy import TicketFacts
         self._call("ticket", ticket_id)

@@ -14,7 +14,7 @@ import pytest
 
 from bot.zendesk import CLOSED, TICKET, ZendeskError
 
-from .fakes import FakeZendesk
+from .fakes import NOW, FakeZendesk
 from .test_processor import World, filled, outcomes
 
 
@@ -203,3 +203,30 @@ def test_a_request_without_a_ticket_number_is_not_looked_up(zworld, zd):
     zworld.tracker.file(filled(ticket="see the customer's email"))
     assert outcomes(zworld.run()) == ["failed"]
     assert zd.calls == []
+
+
+def test_a_bug_that_repeats_after_the_email_ends_as_a_success_with_the_note_left_to_a_person(config, private_key, zd):
+    """An unexpected error after the email (here in reading the ticket) gives up after run.max_attempts like any
+    other, but an emailed license is never "not delivered": the issue is closed [Success] and the note on the
+    ticket is left to a person, who is told so."""
+    from bot import runner
+
+    w = World(config, private_key, zendesk=zd)
+    w.tracker.file(filled())
+    zd.fail["comments"] = [RuntimeError("boom")] * 5
+    results = []
+    for _ in range(5):
+        w.tracker.new_run()
+        ctx = runner.Context(config=w.config, tracker=w.tracker, mailer=w.mailer, signer=w.key, now=NOW,
+                             zendesk=zd)
+        results.append(runner.run(ctx, say=lambda _: None).results[0])
+    assert [r.outcome for r in results] == ["retrying"] * 4 + ["succeeded"]
+    assert results[-1].detail.endswith("; the internal note on ticket 512345 was NOT posted: post it by hand (see "
+                                       "the issue)")
+    status = w.status()
+    assert (status.step, status.internal_errors, status.ticket_gave_up) == ("delivered", 5, True)
+    (notice,) = status.notices
+    assert notice.startswith("the bot hit an internal error (RuntimeError at fakes.py:")
+    assert notice.endswith("on attempt 5 of 5; it gives up. Report it to the bot's maintainers with this issue's "
+                           "link; anything still missing on the ticket is posted by hand")
+    assert w.issue().state == "closed" and len(w.mailer.sent) == 1 and zd.internal_notes() == []
