@@ -294,3 +294,59 @@ def test_a_claim_by_a_dead_process_on_this_host_is_not_alive_and_one_elsewhere_m
     assert processor._alive(f"{host}:{os.getpid()}") is True
     assert processor._alive(f"other-host:{done.stdout.strip()}") is True
     assert processor._alive(f"{host}:not-a-pid") is True
+
+
+# --- a refused address ------------------------------------------------------------------------------------------
+
+REFUSED = MailError("the mail server refused the recipient (first@example.org: the address does not exist "
+                    "(550 5.1.1))", permanent=True)
+
+
+def test_a_corrected_address_gets_a_new_license_that_says_what_it_replaces(world):
+    """Issue 18's path (1), in-process: the requester corrects the address; the refused license was never
+    delivered, so a new one for the corrected address is made, its delivery counted from the start."""
+    world.tracker.file(filled(email_="first@example.org"))
+    world.mailer.fail = [REFUSED, MailError("timed out", permanent=False)]
+    assert outcomes(world.run()) == ["failed"]
+    first = world.status().license_id
+    assert "the address does not exist (550 5.1.1)" in world.note().body
+    world.tracker.edit_description(1, filled(email_="second@example.org"))
+    (result,) = world.run()
+    assert (result.outcome, result.detail) == ("retrying", "email attempt 1 failed: timed out")
+    status = world.status()
+    assert status.license_id != first and status.email == "second@example.org"
+    assert status.notices == (f"License {first} for first@example.org was refused by the mail server (the address "
+                              "does not exist (550 5.1.1)) and never delivered; this license, for the corrected "
+                              "address, replaces it.",)
+    assert outcomes(world.run()) == ["succeeded"]
+    (msg,) = world.mailer.sent
+    assert msg["To"] == "second@example.org" and world.status().attempts == 2
+    assert world.issue().state == "closed"
+
+
+def test_an_edit_that_keeps_a_refused_address_is_refused_saying_how_to_send_it_again(world):
+    world.tracker.file(filled(email_="first@example.org"))
+    world.mailer.fail = [REFUSED]
+    world.run()
+    world.tracker.edit_description(1, filled(email_="first@example.org", users="251"))
+    (result,) = world.run()
+    assert result.outcome == "failed"
+    assert result.problems == (("email", "the mail server refused first@example.org (the address does not exist "
+                                         "(550 5.1.1)), so its license was never delivered; correct the address, or "
+                                         "add the ~\"license-request::processing\" label to send it there again"),)
+    assert len(world.tracker.uploads) == 1 and world.mailer.sent == []
+
+
+def test_a_persons_resend_of_a_refused_license_sends_the_same_license_and_lifts_the_refusal(world):
+    world.tracker.file(filled(email_="first@example.org"))
+    world.mailer.fail = [REFUSED]
+    world.run()
+    first = world.status().license_id
+    world.tracker.label_as(1, "license-request::processing", "alice", 10)
+    assert outcomes(world.run()) == ["succeeded"]
+    (msg,) = world.mailer.sent
+    assert msg["To"] == "first@example.org" and world.status().license_id == first
+    assert len(world.tracker.uploads) == 1
+    world.tracker.new_run()
+    ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer, signer=world.key, now=NOW)
+    assert ctx.record.refused(first) is None  # the record says it was delivered after all
