@@ -350,3 +350,72 @@ def test_a_persons_resend_of_a_refused_license_sends_the_same_license_and_lifts_
     world.tracker.new_run()
     ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer, signer=world.key, now=NOW)
     assert ctx.record.refused(first) is None  # the record says it was delivered after all
+
+
+# --- the claim ------------------------------------------------------------------------------------------------------
+
+def test_a_claim_another_live_run_holds_is_left_alone_until_it_is_stale(world):
+    """Of overlapping runs exactly one makes and emails the license (issue 16): a claim whose run may still be
+    working (on another host, where the bot cannot tell) is left alone until run.lock_stale_minutes."""
+    world.tracker.file(filled())
+    world.crash.after = 2  # the claim's note, its reaction: the run stops there, as if still working
+    with pytest.raises(Crash):
+        world.run()
+    world.crash.after = None
+    set_state(world, claimer="runner-7:4242")
+    (result,) = world.run()
+    assert (result.outcome, result.detail) == ("retrying", "another run (runner-7:4242) claimed this request at "
+                                                           "03:00:01 UTC and is making or emailing its license; "
+                                                           "this run leaves it alone")
+    assert world.tracker.uploads == [] and world.mailer.sent == []
+    stale = NOW + timedelta(minutes=world.config.run.lock_stale_minutes + 1)
+    assert outcomes(world.run(now=stale)) == ["succeeded"]
+    assert len(world.mailer.sent) == 1 and world.status().claim == 1
+
+
+def test_a_request_whose_delivery_was_started_ten_times_is_held(world):
+    """Every claim name used: each run that tried died between its claim and its outcome."""
+    world.tracker.file(filled())
+    for _ in range(10):
+        world.crash.after = world.crash.effects + 2  # announce, react, die
+        with pytest.raises(Crash):
+            world.run()
+    world.crash.after = None
+    (result,) = world.run()
+    assert (result.outcome, result.detail) == ("failed", "held for a person: the bot started this request's "
+                                                         "delivery 10 times without finishing it (each run that "
+                                                         "tried stopped or crashed)")
+    assert world.status().step == "held" and world.tracker.uploads == [] and world.mailer.sent == []
+
+
+def test_a_status_note_changed_under_the_run_makes_it_leave_the_request_alone(world, monkeypatch):
+    world.tracker.file(filled())
+    world.mailer.fail = [MailError("timed out", permanent=False)]
+    world.run()
+    body = world.note().body
+    monkeypatch.setattr(world.tracker, "note_body", lambda iid, note_id: body + "\nanother run's words")
+    writes = len(world.tracker.writes)
+    (result,) = world.run()
+    assert (result.outcome, result.detail) == ("retrying", "the status note changed since this run read it: another "
+                                                           "run is at this request, and this run leaves it alone")
+    assert len(world.tracker.writes) == writes and world.mailer.sent == []
+
+
+def test_a_claim_lost_to_a_run_at_the_same_moment_takes_back_its_own_new_note(world, monkeypatch):
+    world.tracker.file(filled())
+    monkeypatch.setattr(world.tracker, "award", lambda iid, name: None)  # GitLab: that reaction exists already
+    (result,) = world.run()
+    assert (result.outcome, result.detail) == ("retrying", "another run claimed this request at the same moment; "
+                                                           "it makes and emails the license, this run leaves it "
+                                                           "alone")
+    assert world.tracker.bot_notes(1) == [] and world.tracker.uploads == []
+
+
+def test_a_claim_lost_on_a_request_with_a_note_keeps_the_note(world, monkeypatch):
+    world.tracker.file(filled())
+    world.mailer.fail = [MailError("timed out", permanent=False)]
+    world.run()
+    note_id = world.note().id
+    monkeypatch.setattr(world.tracker, "award", lambda iid, name: None)
+    assert outcomes(world.run()) == ["retrying"]
+    assert [n.id for n in world.tracker.bot_notes(1)] == [note_id] and world.mailer.sent == []
