@@ -419,3 +419,41 @@ def test_a_claim_lost_on_a_request_with_a_note_keeps_the_note(world, monkeypatch
     monkeypatch.setattr(world.tracker, "award", lambda iid, name: None)
     assert outcomes(world.run()) == ["retrying"]
     assert [n.id for n in world.tracker.bot_notes(1)] == [note_id] and world.mailer.sent == []
+
+
+# --- what people are told -------------------------------------------------------------------------------------------
+
+def test_an_edit_by_someone_who_may_not_request_fails_the_request_naming_who_and_when(world):
+    """A request is the request of everyone who wrote its description (README, "The request")."""
+    world.tracker.file(filled())
+    world.tracker.edit_description(1, filled(users="2500"), user="mallory", user_id=66)
+    (result,) = world.run()
+    assert result.problems == (("author", (
+        "@mallory changed this request's description at 2026-11-27 03:00 UTC but may not request licenses (not a "
+        "direct member with at least the Reporter role of support). A request counts as the request of everyone "
+        "who wrote its description: @alice can file it again as a new issue, or a requester can check every field "
+        "and save the description again")),)
+    assert world.tracker.uploads == []
+
+
+def test_a_recorded_license_gitlab_would_no_longer_accept_is_never_sent(world):
+    """Delivery that failed until the license expired: the key would be refused on upload, so it is not sent."""
+    world.tracker.file(filled())
+    world.mailer.fail = [MailError("timed out", permanent=False)]
+    world.run()
+    (result,) = world.run(now=NOW + timedelta(days=30))
+    assert result.outcome == "failed"
+    assert result.detail.startswith(f"license {world.status().license_id} not delivered: GitLab would no longer "
+                                    "accept this license (")
+    assert result.detail.endswith("), so it was not sent. File a new request; a Support manager's override lets it "
+                                  "through the one-license-per-ticket rule")
+    assert world.status().step == "undelivered" and world.mailer.sent == []
+
+
+def test_a_slack_failure_tells_where_to_post_by_hand(config, private_key):
+    w = World(config, private_key, slack=True)
+    w.notifier.fail = True
+    w.tracker.file(filled())
+    w.run()
+    assert w.status().notices == ("The Slack post failed (Slack answered 500: oops); post the ticket URL in "
+                                  "#support_licensing-subscription by hand.",)
