@@ -457,3 +457,87 @@ def test_a_slack_failure_tells_where_to_post_by_hand(config, private_key):
     w.run()
     assert w.status().notices == ("The Slack post failed (Slack answered 500: oops); post the ticket URL in "
                                   "#support_licensing-subscription by hand.",)
+
+
+# --- an unexpected error ------------------------------------------------------------------------------------------
+
+def _broken_runs(world: World, monkeypatch, n: int) -> list[processor.Result]:
+    """`n` runs in which processing the request hits a bug (the run loop catches it: processor.internal_error)."""
+    def broken(issue, ctx):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(processor, "process", broken)
+    results = []
+    for _ in range(n):
+        world.tracker.new_run()
+        ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer, signer=world.key,
+                             now=NOW)
+        results.append(runner.run(ctx, say=lambda _: None).results[0])
+    monkeypatch.undo()
+    return results
+
+
+def _what(result: processor.Result) -> str:
+    return result.detail.split("(", 1)[1].split(")", 1)[0]  # "KeyError at test_processor_paths.py:LINE"
+
+
+def test_a_bug_on_a_new_request_is_said_on_the_issue_then_fails_it_after_max_attempts(world, monkeypatch):
+    world.tracker.file(filled())
+    results = _broken_runs(world, monkeypatch, 5)
+    what = _what(results[0])
+    assert what.startswith("KeyError at test_processor_paths.py:")
+    assert results[0] == processor.Result(1, "retrying", f"the bot hit an internal error ({what}) on attempt 1 of 5")
+    assert [r.outcome for r in results] == ["retrying"] * 4 + ["failed"]
+    why = (f"the bot hit an internal error ({what}) on attempt 5 of 5; it gives up. Report it to the bot's "
+           "maintainers with this issue's link")
+    assert results[-1] == processor.Result(1, "failed", "1 problem", (("form", why),))
+    status = world.status()
+    assert (status.step, status.errors, status.claim, status.author) == ("rejected", (("form", why),), -1, "alice")
+    assert status.description_sha256 == status_mod.description_hash(world.issue().description)
+    assert "license-request::failed" in world.issue().labels and world.issue().assignee_ids == (10,)
+    assert len(world.tracker.bot_notes(1)) == 1
+    # Failed for good: judged again once the description changes, and then it goes through.
+    world.tracker.edit_description(1, filled(users="251"))
+    assert outcomes(world.run()) == ["succeeded"]
+
+
+def test_the_first_bug_on_a_new_request_writes_a_note_that_says_so(world, monkeypatch):
+    world.tracker.file(filled())
+    (result,) = _broken_runs(world, monkeypatch, 1)
+    status = world.status()
+    assert (status.step, status.internal_errors, status.author, status.judged_at) == (
+        "rejected", 1, "alice", NOW.isoformat())
+    assert status.last_error == result.detail
+    assert f"the bot hit an internal error ({_what(result)}) on attempt 1 of 5" in world.note().body
+
+
+def test_a_bug_after_the_license_is_made_ends_undelivered_keeping_the_key(world, monkeypatch):
+    world.tracker.file(filled())
+    world.mailer.fail = [MailError("timed out", permanent=False)]
+    world.run()
+    results = _broken_runs(world, monkeypatch, 5)
+    why = (f"the bot hit an internal error ({_what(results[0])}) on attempt 5 of 5; it gives up. Report it to the "
+           "bot's maintainers with this issue's link")
+    license_id = world.status().license_id
+    assert results[-1] == processor.Result(1, "failed", f"license {license_id} not delivered: {why}", (("email", why),))
+    status = world.status()
+    assert (status.step, status.internal_errors, status.last_error) == ("undelivered", 5, why)
+    assert status_mod.key_text(world.note().body) == world.tracker.uploads[0][1].decode()
+    assert world.mailer.sent == []
+
+
+def test_a_bug_after_the_email_whose_record_does_not_match_is_held(world, monkeypatch):
+    """Emailed, so never "not delivered"; but the note's license is not the record's: a person looks."""
+    world.tracker.file(filled())
+    world.run()
+    world.tracker.issues[1] = replace(world.issue(), state="opened", updated_at=NOW + timedelta(minutes=1))
+    set_state(world, license_sha256="0" * 64)
+    results = _broken_runs(world, monkeypatch, 5)
+    why = (f"the bot hit an internal error ({_what(results[0])}) on attempt 5 of 5; it gives up. Report it to the "
+           "bot's maintainers with this issue's link")
+    assert results[-1] == processor.Result(1, "failed", f"held for a person: {why}", (("license", why),))
+    status = world.status()
+    assert (status.step, status.internal_errors) == ("held", 5)
+    assert status.notices == (why + "; anything still missing on the ticket is posted by hand",)
+    assert status.ticket_gave_up is False  # no note on a ticket was wanted
+    assert world.issue().state == "opened" and len(world.mailer.sent) == 1
