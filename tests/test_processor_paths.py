@@ -94,7 +94,8 @@ def test_a_note_naming_another_license_is_held_without_showing_the_recorded_key(
                              "for this issue")
     assert world.status().step == "held" and status_mod.key_text(world.note().body) is None
     assert world.mailer.sent == [] and "license-request::failed" in world.issue().labels
-    assert world.issue().assignee_ids == (10,)
+    assert world.issue().assignee_ids == (10,) and result.iid == 1
+    assert world.issue().title == "Emergency license"  # only a [Success] title becomes [Held]
     # Held: the next run says so again, and neither writes nor sends anything.
     writes = len(world.tracker.writes)
     assert world.run() == [result]
@@ -126,7 +127,7 @@ def test_an_undelivered_license_waits_for_a_person_and_says_so(world):
     world.run()
     (result,) = world.run(now=NOW + timedelta(minutes=1))
     assert (result.outcome, result.detail) == ("skipped", "its license was not delivered; waiting for a person")
-    assert world.mailer.sent == []
+    assert world.mailer.sent == [] and world.status().claimer is None
 
 
 # --- holds ------------------------------------------------------------------------------------------------
@@ -169,7 +170,10 @@ def test_a_claim_taken_before_without_any_trace_is_held(world):
           "were deleted"
     assert (result.outcome, result.detail, result.problems) == ("failed", "held for a person: " + why,
                                                                 (("license", why),))
-    assert len(world.tracker.bot_notes(1)) == 1 and world.status().step == "held"
+    assert len(world.tracker.bot_notes(1)) == 1
+    status = world.status()
+    assert (status.step, status.author, status.judged_at, status.claimer) == ("held", "alice", NOW.isoformat(), None)
+    assert status.description_sha256 == status_mod.description_hash(world.issue().description)
     assert world.tracker.uploads == [] and world.mailer.sent == []
 
 
@@ -244,11 +248,28 @@ def test_a_run_that_died_before_the_close_is_finished_as_a_success(world):
     with pytest.raises(Crash):
         world.run()
     world.crash.after = None
-    (result,) = world.run()
-    assert (result.outcome, result.detail) == ("succeeded", f"license {world.status().license_id} sent to "
-                                                            "jane.doe@example.com")
+    assert world.run() == [processor.Result(1, "succeeded", f"license {world.status().license_id} sent to "
+                                                            "jane.doe@example.com")]
     assert world.issue().title == "[Success] - Created a license under jane.doe@example.com for 250 users"
     assert world.issue().state == "closed" and len(world.mailer.sent) == 1 and world.status().notices == ()
+
+
+def test_a_resend_that_died_before_the_close_ends_without_the_failed_label(world):
+    """A person's re-send (GitLab Free keeps ~failed next to ~processing): emailed, then the run died; the
+    next run closes it as a success, never labelled failed."""
+    world.tracker.file(filled(email_="first@example.org"))
+    world.mailer.fail = [REFUSED]
+    world.run()
+    world.tracker.label_as(1, "license-request::processing", "alice", 10)
+    # The claim's note, its reaction, the label, the email, the record's "delivered after all", the emailed note:
+    # then gone.
+    world.crash.after = world.crash.effects + 6
+    with pytest.raises(Crash):
+        world.run()
+    world.crash.after = None
+    assert outcomes(world.run()) == ["succeeded"]
+    assert set(world.issue().labels) == {"license-request", "license-request::success"}
+    assert world.issue().state == "closed" and len(world.mailer.sent) == 1
 
 
 # --- who is assigned --------------------------------------------------------------------------------------------
@@ -335,6 +356,9 @@ def test_an_edit_that_keeps_a_refused_address_is_refused_saying_how_to_send_it_a
                                          "(550 5.1.1)), so its license was never delivered; correct the address, or "
                                          "add the ~\"license-request::processing\" label to send it there again"),)
     assert len(world.tracker.uploads) == 1 and world.mailer.sent == []
+    assert world.status().claim == 0  # the claim this request took is kept: the next attempt takes the next one
+    world.tracker.edit_description(1, filled(email_="second@example.org", users="251"))
+    assert outcomes(world.run()) == ["succeeded"]
 
 
 def test_a_persons_resend_of_a_refused_license_sends_the_same_license_and_lifts_the_refusal(world):
@@ -385,7 +409,10 @@ def test_a_request_whose_delivery_was_started_ten_times_is_held(world):
     assert (result.outcome, result.detail) == ("failed", "held for a person: the bot started this request's "
                                                          "delivery 10 times without finishing it (each run that "
                                                          "tried stopped or crashed)")
-    assert world.status().step == "held" and world.tracker.uploads == [] and world.mailer.sent == []
+    assert result.iid == 1 and result.problems == (("license", result.detail.removeprefix("held for a person: ")),)
+    status = world.status()
+    assert (status.step, status.claimer) == ("held", None)  # the hold releases the claim
+    assert world.tracker.uploads == [] and world.mailer.sent == []
 
 
 def test_a_status_note_changed_under_the_run_makes_it_leave_the_request_alone(world, monkeypatch):
@@ -541,3 +568,56 @@ def test_a_bug_after_the_email_whose_record_does_not_match_is_held(world, monkey
     assert status.notices == (why + "; anything still missing on the ticket is posted by hand",)
     assert status.ticket_gave_up is False  # no note on a ticket was wanted
     assert world.issue().state == "opened" and len(world.mailer.sent) == 1
+
+
+# --- a rejection ----------------------------------------------------------------------------------------------------
+
+def test_a_rejected_request_found_by_its_form_gets_the_request_label_and_loses_processing(world):
+    """Labelled by hand with ~processing (or found by its form marker only): failed, it carries the request
+    and failed labels, never ~processing, which would read as "being sent"."""
+    world.tracker.file(filled(expired="11/12/2026"), labels=("license-request::processing",))
+    assert outcomes(world.run()) == ["failed"]
+    assert set(world.issue().labels) == {"license-request", "license-request::failed"}
+    assert world.status().judged_at == NOW.isoformat()
+
+
+def test_a_rejected_request_with_an_approval_is_not_judged_again_until_it_changes(world):
+    """The override the request was judged with is kept in its note: the same approval on the same description
+    is the same verdict, so the next runs leave it alone."""
+    world.tracker.file(filled(tick=" "), labels=("license-request", "license-request-override"))
+    world.tracker.react(1, "key", "mike", 12)
+    assert outcomes(world.run()) == ["failed"]
+    assert world.status().override > 0
+    writes = len(world.tracker.writes)
+    assert [(r.outcome, r.detail) for r in world.run()] == [("skipped", "failed earlier; its description has not "
+                                                                        "changed")]
+    assert len(world.tracker.writes) == writes
+
+
+def test_a_request_recorded_without_note_or_claim_is_delivered_once(world):
+    """A license recorded, then its status note and the bot's claim reactions gone (only an admin can remove
+    another user's reaction): nothing says it was emailed, so it is emailed, once."""
+    world.tracker.file(filled())
+    world.crash.after = 4  # the claim's note, its reaction, the upload, the record entry: then gone
+    with pytest.raises(Crash):
+        world.run()
+    world.crash.after = None
+    world.tracker.notes[1] = []
+    world.tracker.reactions[1] = []
+    (result,) = world.run()
+    assert result.outcome == "succeeded" and len(world.mailer.sent) == 1 and len(world.tracker.uploads) == 1
+    status = world.status()
+    assert (status.author, status.judged_at, status.step) == ("alice", NOW.isoformat(), "delivered")
+
+
+def test_a_resumed_delivery_takes_the_next_claim(world):
+    """A run died after recording the license: the run that resumes it claims it again (the next reaction),
+    so two runs resuming at once still send one email."""
+    world.tracker.file(filled())
+    world.crash.after = 4
+    with pytest.raises(Crash):
+        world.run()
+    world.crash.after = None
+    assert outcomes(world.run()) == ["succeeded"]
+    mine = [a.name for a in world.tracker.reactions[1] if a.user_id == world.tracker.bot_id]
+    assert mine == ["one", "two"] and world.status().claim == 1
