@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import replace
 from datetime import timedelta
 
@@ -306,7 +307,6 @@ def test_the_refusal_reason_is_the_servers_words_without_the_address():
 
 
 def test_a_claim_by_a_dead_process_on_this_host_is_not_alive_and_one_elsewhere_may_be():
-    import socket
     import subprocess
     import sys
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -386,11 +386,13 @@ def test_a_claim_another_live_run_holds_is_left_alone_until_it_is_stale(world):
     with pytest.raises(Crash):
         world.run()
     world.crash.after = None
+    status = world.status()  # the claim is announced in the note first, naming the run that takes it
+    assert (status.step, status.claim, status.claimer) == ("claimed", 0, f"{socket.gethostname()}:{os.getpid()}")
+    assert (status.author, status.judged_at) == ("alice", NOW.isoformat())
     set_state(world, claimer="runner-7:4242")
-    (result,) = world.run()
-    assert (result.outcome, result.detail) == ("retrying", "another run (runner-7:4242) claimed this request at "
+    assert world.run() == [processor.Result(1, "retrying", "another run (runner-7:4242) claimed this request at "
                                                            "03:00:01 UTC and is making or emailing its license; "
-                                                           "this run leaves it alone")
+                                                           "this run leaves it alone")]
     assert world.tracker.uploads == [] and world.mailer.sent == []
     stale = NOW + timedelta(minutes=world.config.run.lock_stale_minutes + 1)
     assert outcomes(world.run(now=stale)) == ["succeeded"]
@@ -422,19 +424,17 @@ def test_a_status_note_changed_under_the_run_makes_it_leave_the_request_alone(wo
     body = world.note().body
     monkeypatch.setattr(world.tracker, "note_body", lambda iid, note_id: body + "\nanother run's words")
     writes = len(world.tracker.writes)
-    (result,) = world.run()
-    assert (result.outcome, result.detail) == ("retrying", "the status note changed since this run read it: another "
-                                                           "run is at this request, and this run leaves it alone")
+    assert world.run() == [processor.Result(1, "retrying", "the status note changed since this run read it: another "
+                                                           "run is at this request, and this run leaves it alone")]
     assert len(world.tracker.writes) == writes and world.mailer.sent == []
 
 
 def test_a_claim_lost_to_a_run_at_the_same_moment_takes_back_its_own_new_note(world, monkeypatch):
     world.tracker.file(filled())
     monkeypatch.setattr(world.tracker, "award", lambda iid, name: None)  # GitLab: that reaction exists already
-    (result,) = world.run()
-    assert (result.outcome, result.detail) == ("retrying", "another run claimed this request at the same moment; "
+    assert world.run() == [processor.Result(1, "retrying", "another run claimed this request at the same moment; "
                                                            "it makes and emails the license, this run leaves it "
-                                                           "alone")
+                                                           "alone")]
     assert world.tracker.bot_notes(1) == [] and world.tracker.uploads == []
 
 
@@ -621,3 +621,19 @@ def test_a_resumed_delivery_takes_the_next_claim(world):
     assert outcomes(world.run()) == ["succeeded"]
     mine = [a.name for a in world.tracker.reactions[1] if a.user_id == world.tracker.bot_id]
     assert mine == ["one", "two"] and world.status().claim == 1
+
+
+def test_a_fixed_request_forgets_its_old_problems(world):
+    """Failed, then fixed: its status note speaks of the license, no longer of the problems it had."""
+    world.tracker.file(filled(expired="11/12/2026"))
+    world.run()
+    assert world.status().errors
+    world.tracker.edit_description(1, filled())
+    world.crash.after = world.crash.effects + 1  # the claim announced, then gone
+    with pytest.raises(Crash):
+        world.run()
+    world.crash.after = None
+    status = world.status()
+    assert (status.step, status.errors, status.last_error) == ("claimed", (), None)
+    assert outcomes(world.run()) == ["succeeded"]
+    assert world.status().errors == () and "Expiry date" not in world.note().body
