@@ -371,6 +371,7 @@ def test_a_persons_resend_of_a_refused_license_sends_the_same_license_and_lifts_
     (msg,) = world.mailer.sent
     assert msg["To"] == "first@example.org" and world.status().license_id == first
     assert len(world.tracker.uploads) == 1
+    assert set(world.issue().labels) == {"license-request", "license-request::success"}
     world.tracker.new_run()
     ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer, signer=world.key, now=NOW)
     assert ctx.record.refused(first) is None  # the record says it was delivered after all
@@ -484,6 +485,15 @@ def test_a_slack_failure_tells_where_to_post_by_hand(config, private_key):
     w.run()
     assert w.status().notices == ("The Slack post failed (Slack answered 500: oops); post the ticket URL in "
                                   "#support_licensing-subscription by hand.",)
+
+
+def test_the_slack_post_names_the_trial_users_ticket_and_request(config, private_key):
+    w = World(config, private_key, slack=True)
+    w.tracker.file(filled())
+    w.run()
+    assert w.notifier.posts == ["Emergency license generated: 10-day Ultimate trial for 250 users, ticket "
+                                "https://gitlab.zendesk.com/agent/tickets/512345, request "
+                                "https://gitlab.example.com/support/internal-requests/-/issues/1"]
 
 
 # --- an unexpected error ------------------------------------------------------------------------------------------
