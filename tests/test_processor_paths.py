@@ -113,7 +113,17 @@ def test_a_resend_a_person_asks_for_starts_its_attempts_from_zero(world):
     for _ in range(5):
         world.run()
     assert world.status().step == "undelivered"
+    assert world.run(now=NOW + timedelta(minutes=1)) == [processor.Result(
+        1, "skipped", "its license was not delivered; waiting for a person")]
     world.tracker.label_as(1, "license-request::processing", "alice", 10)
+    claim = world.status().claim
+    world.crash.after = world.crash.effects + 1  # the re-send's claim announced, then gone
+    with pytest.raises(Crash):
+        world.run()
+    world.crash.after = None
+    status = world.status()
+    assert (status.step, status.attempts, status.last_error, status.resends) == ("persisted", 0, None, 1)
+    assert status.claim == claim + 1  # claimed like any delivery: two runs never both send it
     (result,) = world.run()
     assert (result.outcome, result.detail) == ("retrying", "email attempt 1 failed: timed out")
     assert "delivery attempt 1 of 5 failed" in world.note().body
