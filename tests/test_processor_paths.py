@@ -225,10 +225,10 @@ def test_a_failed_request_is_skipped_saying_why_and_looked_at_again_once_updated
     world.tracker.file(filled(expired="11/12/2026"))
     world.run()
     later = NOW + timedelta(minutes=world.config.run.recheck_minutes + 1)
-    result = process(world, now=later)
-    assert (result.outcome, result.detail) == ("skipped", "failed earlier and not updated since")
-    result = process(world, now=NOW + timedelta(minutes=world.config.run.recheck_minutes - 1))
-    assert (result.outcome, result.detail) == ("skipped", "failed earlier; its description has not changed")
+    assert process(world, now=later) == processor.Result(1, "skipped", "failed earlier and not updated since")
+    # Updated exactly run.recheck_minutes ago is still recent: looked at (and found unchanged).
+    result = process(world, now=NOW + timedelta(minutes=world.config.run.recheck_minutes))
+    assert result == processor.Result(1, "skipped", "failed earlier; its description has not changed")
 
 
 # --- after the email -------------------------------------------------------------------------------------------
