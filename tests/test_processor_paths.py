@@ -657,3 +657,70 @@ def test_a_fixed_request_forgets_its_old_problems(world):
     assert (status.step, status.errors, status.last_error) == ("claimed", (), None)
     assert outcomes(world.run()) == ["succeeded"]
     assert world.status().errors == () and "Expiry date" not in world.note().body
+
+
+# --- the delivery -------------------------------------------------------------------------------------------------
+
+def _text(msg) -> str:
+    return msg.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_the_email_links_the_customers_view_of_the_ticket(world):
+    """The customer cannot open /agent/tickets/N: the email links the help center's request page
+    (Zendesk: "Requests" in the help center, /hc/requests/ID; bot/zendesk.py `customer_ticket_url`)."""
+    world.tracker.file(filled())
+    world.run()
+    (msg,) = world.mailer.sent
+    assert "your support ticket (https://gitlab.zendesk.com/hc/requests/512345)" in " ".join(_text(msg).split())
+
+
+def test_the_email_links_the_configured_help_center(config, private_key):
+    cfg = replace(config, zendesk=replace(config.zendesk, help_center_url="https://support.example.com"))
+    w = World(cfg, private_key)
+    w.tracker.file(filled())
+    w.run()
+    (msg,) = w.mailer.sent
+    assert "your support ticket (https://support.example.com/hc/requests/512345)" in " ".join(_text(msg).split())
+
+
+def test_a_request_labelled_success_by_mistake_reads_processing_until_it_is_sent(world):
+    world.tracker.file(filled(), labels=("license-request", "license-request::success"))
+    world.mailer.fail = [MailError("timed out", permanent=False)]
+    assert world.run() == [processor.Result(1, "retrying", "email attempt 1 failed: timed out")]
+    assert set(world.issue().labels) == {"license-request", "license-request::processing"}
+    status = world.status()
+    assert (status.step, status.attempts, status.last_error, status.claimer) == ("persisted", 1, "timed out", None)
+    # A confidential issue is not made confidential again (a dry run would say so).
+    assert not any(kind == "edit" and "confidential" in what for kind, _, what in world.tracker.writes)
+
+
+def test_a_refused_address_is_said_whole_and_recorded_with_its_reason_and_date(world):
+    world.tracker.file(filled(email_="first@example.org"))
+    world.mailer.fail = [REFUSED]
+    (result,) = world.run()
+    license_id = world.status().license_id
+    assert result == processor.Result(1, "failed", f"license {license_id} not delivered: {REFUSED}",
+                                      (("email", str(REFUSED)),))
+    assert (world.status().attempts, world.status().step) == (1, "undelivered")
+    world.tracker.new_run()
+    ctx = runner.Context(config=world.config, tracker=world.tracker, mailer=world.mailer, signer=world.key, now=NOW)
+    refusal = ctx.record.refused(license_id)
+    assert (refusal.email, refusal.refused, refusal.why, refusal.on) == (
+        "first@example.org", True, "the address does not exist (550 5.1.1)", "2026-11-27")
+    # A person's re-send reaches it: the record says so, in words and with the date.
+    world.tracker.label_as(1, "license-request::processing", "alice", 10)
+    assert outcomes(world.run()) == ["succeeded"]
+    lifted = world.tracker.entry_issues()[-1].description
+    assert lifted.startswith(f"License `{license_id}` (#1) was delivered to first@example.org on 2026-11-27 after "
+                             "all (a person's re-send); it counts again.")
+
+
+def test_after_max_attempts_the_run_says_how_many_and_the_last_error(world):
+    world.tracker.file(filled())
+    world.mailer.fail = [MailError("timed out", permanent=False)] * 5
+    for _ in range(4):
+        world.run()
+    (result,) = world.run()
+    assert result.detail == (f"license {world.status().license_id} not delivered: 5 delivery attempts failed; the "
+                             "last: timed out")
+    assert world.status().attempts == 5
