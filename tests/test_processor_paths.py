@@ -667,7 +667,8 @@ def _text(msg) -> str:
 
 def test_the_email_links_the_customers_view_of_the_ticket(world):
     """The customer cannot open /agent/tickets/N: the email links the help center's request page
-    (Zendesk: "Requests" in the help center, /hc/requests/ID; bot/zendesk.py `customer_ticket_url`)."""
+    (/work/shared/reference/zendesk-notes.md: the help center's request page, /hc/requests/N; bot/zendesk.py
+    `customer_ticket_url`)."""
     world.tracker.file(filled())
     world.run()
     (msg,) = world.mailer.sent
