@@ -725,3 +725,48 @@ def test_after_max_attempts_the_run_says_how_many_and_the_last_error(world):
     assert result.detail == (f"license {world.status().license_id} not delivered: 5 delivery attempts failed; the "
                              "last: timed out")
     assert world.status().attempts == 5
+
+
+# --- a damaged record ---------------------------------------------------------------------------------------------
+
+def test_a_claimed_request_held_for_a_damaged_record_goes_on_once_it_checks_out(world):
+    """A request the bot had claimed when the record turned out damaged: held (nobody may tell whether this
+    ticket already has a license), keeping its claim; once a person restores the entry it is judged and sent,
+    not mistaken for a claim whose trace was deleted."""
+    world.tracker.file(filled())
+    world.run()
+    (entry,) = world.tracker.entry_issues()
+    world.tracker.file(filled(ticket="600001", email_="ops@example.org"))
+    world.crash.after = world.crash.effects + 2  # request 2: the claim's note, its reaction; then gone
+    with pytest.raises(Crash):
+        world.run()
+    world.crash.after = None
+    world.tracker.issues[entry.iid] = replace(entry, description=entry.description.replace('"user_count":250',
+                                                                                           '"user_count":25'))
+    (result,) = world.run()
+    why = world.status(2).last_error
+    assert why.startswith("the record of issued licenses is damaged (") and why.endswith(
+        "), so the bot cannot tell whether this ticket or address already has a license; it waits until a person "
+        "restores the entry (license-bot doctor names it)")
+    assert result == processor.Result(2, "failed", f"held for a person: {why}", (("license", why),))
+    status = world.status(2)
+    assert (status.step, status.claim, status.author) == ("held", 0, "alice")
+    assert len(world.tracker.bot_notes(2)) == 1
+    assert world.run() == [processor.Result(2, "skipped", f"held for a person: {why}")]
+    world.tracker.issues[entry.iid] = entry  # a person restores the entry
+    assert outcomes(world.run()) == ["succeeded"]
+    status = world.status(2)
+    assert (status.step, status.claim, status.last_error) == ("delivered", 1, None)
+
+
+def test_a_new_request_held_for_a_damaged_record_says_who_filed_it(world):
+    world.tracker.file(filled())
+    world.run()
+    (entry,) = world.tracker.entry_issues()
+    world.tracker.issues[entry.iid] = replace(entry, description=entry.description.replace('"user_count":250',
+                                                                                           '"user_count":25'))
+    world.tracker.file(filled(ticket="600001", email_="ops@example.org"))
+    assert outcomes(world.run()) == ["failed"]
+    status = world.status(2)
+    assert (status.step, status.author, status.judged_at, status.claim) == ("held", "alice", NOW.isoformat(), -1)
+    assert status.description_sha256 == status_mod.description_hash(world.issue(2).description)
