@@ -197,6 +197,7 @@ def test_a_recorded_claim_whose_note_was_deleted_is_held(world):
     assert result.detail == ("held for a person: the bot claimed and recorded this request before, then its status "
                              "note was deleted, so the bot cannot tell whether the license was emailed")
     assert world.status().license_id == _recorded_id(world) and world.mailer.sent == []
+    assert world.run() == [processor.Result(1, "skipped", result.detail)]  # held: said, nothing done
 
 
 def _recorded_id(world: World) -> str:
@@ -240,8 +241,8 @@ def test_a_success_reopened_by_a_person_is_closed_again_and_nothing_is_sent(worl
     world.run()
     world.tracker.issues[1] = replace(world.issue(), state="opened", updated_at=NOW + timedelta(minutes=1))
     (result,) = world.run()
-    assert (result.outcome, result.detail) == ("skipped", "reopened after its license was emailed; closed again, "
-                                                          "nothing sent")
+    assert result == processor.Result(1, "skipped", "reopened after its license was emailed; closed again, nothing "
+                                                    "sent")
     assert world.issue().state == "closed" and len(world.mailer.sent) == 1
     assert world.status().notices == (
         "Reopened after its license was emailed on 2026-11-27; closed again. The bot never sends a license twice: "
@@ -543,6 +544,7 @@ def test_a_bug_on_a_new_request_is_said_on_the_issue_then_fails_it_after_max_att
     assert status.description_sha256 == status_mod.description_hash(world.issue().description)
     assert "license-request::failed" in world.issue().labels and world.issue().assignee_ids == (10,)
     assert len(world.tracker.bot_notes(1)) == 1
+    assert world.run() == [processor.Result(1, "skipped", "failed earlier; its description has not changed")]
     # Failed for good: judged again once the description changes, and then it goes through.
     world.tracker.edit_description(1, filled(users="251"))
     assert outcomes(world.run()) == ["succeeded"]
@@ -556,6 +558,18 @@ def test_the_first_bug_on_a_new_request_writes_a_note_that_says_so(world, monkey
         "rejected", 1, "alice", NOW.isoformat())
     assert status.last_error == result.detail
     assert f"the bot hit an internal error ({_what(result)}) on attempt 1 of 5" in world.note().body
+
+
+def test_a_claimed_request_failed_by_a_bug_keeps_its_claim(world, monkeypatch):
+    world.tracker.file(filled())
+    world.crash.after = 2  # the claim's note, its reaction; then gone
+    with pytest.raises(Crash):
+        world.run()
+    world.crash.after = None
+    _broken_runs(world, monkeypatch, 5)
+    assert (world.status().step, world.status().claim) == ("rejected", 0)
+    world.tracker.edit_description(1, filled(users="251"))
+    assert outcomes(world.run()) == ["succeeded"]  # the next claim, at once
 
 
 def test_a_bug_after_the_license_is_made_ends_undelivered_keeping_the_key(world, monkeypatch):
@@ -663,6 +677,13 @@ def test_a_fixed_request_forgets_its_old_problems(world):
 
 def _text(msg) -> str:
     return msg.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_without_zendesk_the_run_line_claims_no_note_on_the_ticket(world):
+    world.tracker.file(filled())
+    (result,) = world.run()
+    assert result == processor.Result(1, "succeeded", f"license {world.status().license_id} sent to "
+                                                      "jane.doe@example.com")
 
 
 def test_the_email_links_the_customers_view_of_the_ticket(world):

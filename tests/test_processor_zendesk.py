@@ -44,6 +44,8 @@ def test_the_license_note_goes_on_the_ticket_once_with_the_file_and_the_tag(zwor
     assert note["body"].startswith(f"License Bot: emergency license {status.license_id} was emailed to "
                                    "jane.doe@example.com on 2026-11-27 03:00 UTC.")
     assert zworld.issue().web_url in note["body"]
+    assert ("\n\nA 10-day Ultimate trial for 250 users, from 2026-11-26 to 2026-12-07. The license file is attached "
+            "to this note") in note["body"]
     (attached,) = note["attachments"]
     assert attached == {"file_name": "GitLabSupportEmergencyTrial.gitlab-license",
                         "data": zworld.tracker.uploads[0][1]}
@@ -81,7 +83,7 @@ def test_a_note_posted_before_a_failed_tag_is_not_posted_twice(zworld, zd):
     zd.fail["tag"] = [ZendeskError("could not tag ticket 512345: Zendesk answered 503", transient=True)]
     (result,) = zworld.run()
     status = zworld.status()
-    assert result.outcome == "retrying"
+    assert (result.iid, result.outcome) == (1, "retrying")
     assert result.detail == (f"license {status.license_id} emailed; the internal note on ticket 512345 failed "
                              "(could not tag ticket 512345: Zendesk answered 503); the note is tried again at the "
                              "next run")
@@ -100,6 +102,7 @@ def test_a_note_that_keeps_failing_is_given_up_after_max_attempts_with_what_to_p
     assert results == [["retrying"]] * 4 + [["succeeded"]]
     status = zworld.status()
     assert (status.ticket_attempts, status.ticket_gave_up, status.ticket_noted) == (5, True, False)
+    assert status.last_error is None  # given up: nothing is pending any more
     assert status.notices == (
         "the internal note on ticket 512345 failed (could not add an internal note: Zendesk answered 500); the bot "
         "gave up after 5 attempts. Post it by hand: an internal note on ticket 512345 with this issue's link and "
