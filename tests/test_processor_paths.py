@@ -791,3 +791,13 @@ def test_a_new_request_held_for_a_damaged_record_says_who_filed_it(world):
     status = world.status(2)
     assert (status.step, status.author, status.judged_at, status.claim) == ("held", "alice", NOW.isoformat(), -1)
     assert status.description_sha256 == status_mod.description_hash(world.issue(2).description)
+
+
+def test_a_success_reopened_and_labelled_failed_by_a_person_is_closed_without_the_failed_label(world):
+    world.tracker.file(filled())
+    world.run()
+    world.tracker.issues[1] = replace(world.issue(), state="opened", updated_at=NOW + timedelta(minutes=1))
+    world.tracker.label_as(1, "license-request::failed", "alice", 10)
+    assert outcomes(world.run()) == ["skipped"]
+    assert set(world.issue().labels) == {"license-request", "license-request::success"}
+    assert world.issue().state == "closed" and len(world.mailer.sent) == 1
