@@ -347,3 +347,57 @@ class FakeNotifier:
         if self.fail:
             raise SlackError("Slack answered 500: oops")
         self.posts.append(text)
+
+
+@dataclass
+class FakeZendesk:
+    """An in-memory Zendesk with ZendeskClient's interface (`bot/zendesk.py`): tickets by id, each with its
+    comments (an internal note is a comment with `public: false`, as Zendesk's Ticket Comments API returns it)
+    and tags; `fail` maps an operation to the errors its next calls raise, in order."""
+
+    tickets: dict[int, dict] = field(default_factory=dict)
+    fail: dict[str, list] = field(default_factory=dict)  # "ticket", "comments", "note", "tag" -> [ZendeskError]
+    refuse_files: bool = False  # the account refuses the license file's type: the note goes without it
+    calls: list[tuple[str, int]] = field(default_factory=list)
+
+    def add_ticket(self, ticket_id: int = 512345, *, requester: str = "jane.doe@example.com", status: str = "open",
+                   attachments: int = 2, organization: str | None = "ACME Corp") -> dict:
+        self.tickets[ticket_id] = ticket = {
+            "status": status, "requester": requester, "organization": organization, "tags": set(),
+            "comments": [{"public": True, "body": "Our instance is read-only", "attachments": [{}] * attachments}]}
+        return ticket
+
+    def internal_notes(self, ticket_id: int = 512345) -> list[dict]:
+        return [c for c in self.tickets[ticket_id]["comments"] if not c["public"]]
+
+    def _call(self, op: str, ticket_id: int) -> None:
+        self.calls.append((op, ticket_id))
+        if self.fail.get(op):
+            raise self.fail[op].pop(0)
+
+    def me(self) -> dict:
+        """The API user: an agent (bot/zendesk.py `unusable_role`)."""
+        return {"id": 1, "email": "bot@example.com", "role": "agent", "role_type": None}
+
+    def ticket(self, ticket_id: int):
+        from bot.policy import TicketFacts
+        self._call("ticket", ticket_id)
+        t = self.tickets.get(ticket_id)
+        if t is None:
+            return None
+        return TicketFacts(ticket_id, t["status"], t["requester"], "Jane", t["organization"], (),
+                           sum(len(c["attachments"]) for c in t["comments"]))
+
+    def comments(self, ticket_id: int) -> list[dict]:
+        self._call("comments", ticket_id)
+        return [dict(c) for c in self.tickets[ticket_id]["comments"]]
+
+    def add_internal_note(self, ticket_id: int, body: str, file_name: str, data: bytes) -> bool:
+        self._call("note", ticket_id)
+        files = [] if self.refuse_files else [{"file_name": file_name, "data": data}]
+        self.tickets[ticket_id]["comments"].append({"public": False, "body": body, "attachments": files})
+        return not self.refuse_files
+
+    def add_tag(self, ticket_id: int, tag: str) -> None:
+        self._call("tag", ticket_id)
+        self.tickets[ticket_id]["tags"].add(tag)

@@ -31,8 +31,8 @@ def filled(ticket="512345", email_="jane.doe@example.com", users="250", expired=
 
 
 class World:
-    def __init__(self, config, private_key, slack=False):
-        self.config, self.key = config, private_key
+    def __init__(self, config, private_key, slack=False, zendesk=None):
+        self.config, self.key, self.zendesk = config, private_key, zendesk
         self.crash = CrashPlan()
         self.tracker = FakeTracker(crash=self.crash)
         self.mailer = FakeMailer(crash=self.crash)
@@ -42,7 +42,7 @@ class World:
         """One `license-bot run`: list, then process each request."""
         self.tracker.new_run()
         ctx = runner.Context(config=self.config, tracker=self.tracker, mailer=self.mailer,
-                             signer=self.key, now=now, notifier=self.notifier)
+                             signer=self.key, now=now, notifier=self.notifier, zendesk=self.zendesk)
         self.tracker.ensure_can_work()
         return [processor.process(issue, ctx) for issue in self.tracker.open_requests()]
 
