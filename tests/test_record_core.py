@@ -366,3 +366,121 @@ def test_recorded_digest_covers_the_entry_and_its_signature(vector):
     assert a.digest != Recorded(entry, key, None, "sig2").digest
     assert a.digest != Recorded(replace(entry, seq=2), key, None, "sig1").digest
     assert a.digest == Recorded(entry, "another key text", None, "sig1", where=5).digest
+
+
+# --- what the rules ask the record --------------------------------------------------------------------------------
+
+def _written(vector, trusted, *people: tuple[str, int, int]) -> tuple[FakeTracker, Record]:
+    """A record the bot wrote: one license per (email, request issue, ticket), in that order."""
+    tracker = FakeTracker()
+    rec = Record(tracker, trusted, FileSigner(vector["private"]))
+    for n, (email, iid, ticket) in enumerate(people, 1):
+        entry, key = _entry(vector["private"], n, email=email, ticket=ticket)
+        rec.add(replace(entry, seq=0, issue_iid=iid, issue_url=f"u/{iid}"), key)
+    return tracker, Record(tracker, trusted, FileSigner(vector["private"]))
+
+
+def test_licenses_for_an_address_are_found_whole_case_insensitively_newest_first(vector, trusted):
+    _, rec = _written(vector, trusted, ("ops@example.org", 1, 5), ("other@example.org", 2, 6),
+                      ("OPS@example.org", 3, 7), ("ops@example.org.au", 4, 8))
+    assert [r.entry.issue_iid for r in rec.for_email("Ops@Example.org")] == [3, 1]
+    assert [r.entry.issue_iid for r in rec.for_email("ops@example.org", ticket_id=5)] == [1]
+    assert rec.for_email("nobody@example.org") == []
+
+
+def test_prior_licenses_are_every_other_issues_newest_first_less_the_refused(vector, trusted):
+    tracker, rec = _written(vector, trusted, ("a@example.org", 1, 5), ("b@example.org", 2, 6),
+                            ("c@example.org", 3, 7))
+    assert [p.issue_ref for p in rec.prior_licenses(exclude_iid=2)] == ["#3", "#1"]
+    refused = rec.for_issue(3).entry
+    rec.mark_refused(refused, True, "550 no such user", "2026-11-28")
+    again = Record(tracker, trusted)
+    assert [p.email for p in again.prior_licenses(exclude_iid=2)] == ["a@example.org"]
+    assert again.refused(refused.license_id).why == "550 no such user" and again.refused("unknown") is None
+
+
+def test_an_issue_whose_license_was_refused_is_answered_by_its_corrected_one(vector, trusted):
+    tracker, rec = _written(vector, trusted, ("typo@example.og", 1, 5), ("right@example.org", 1, 5),
+                            ("other@example.org", 2, 6))
+    assert rec.for_issue(1).entry.email == "typo@example.og"  # the first, while none was refused
+    rec.mark_refused(rec.for_issue(1).entry, True, "550", "2026-11-28")
+    assert Record(tracker, trusted).for_issue(1).entry.email == "right@example.org"
+    rec = Record(tracker, trusted, FileSigner(vector["private"]))
+    rec.mark_refused(rec.for_issue(1).entry, True, "550", "2026-11-29")  # the corrected one refused too
+    assert Record(tracker, trusted).for_issue(1).entry.email == "right@example.org"  # the last refused
+    assert Record(tracker, trusted).for_issue(9) is None
+
+
+def test_a_refusal_written_again_is_not_written_twice_and_a_delivery_after_all_counts_again(vector, trusted):
+    tracker, rec = _written(vector, trusted, ("a@example.org", 1, 5))
+    entry = rec.for_issue(1).entry
+    rec.mark_refused(entry, True, "550", "2026-11-28")
+    rec.mark_refused(entry, True, "550", "2026-11-28")
+    assert len(tracker.entry_issues()) == 2 and rec.refused(entry.license_id) is not None
+    rec.mark_refused(entry, False, "re-sent by alice", "2026-11-29")
+    later = Record(tracker, trusted)
+    assert later.refused(entry.license_id) is None and later.problems() == ()
+    assert [p.email for p in later.prior_licenses(exclude_iid=2)] == ["a@example.org"]
+    assert [(r.entry.seq, r.entry.delivery) for r in later.audit().follow_ups] == [(2, "refused"), (3, "delivered")]
+    assert json_seq(tracker.anchor) == 3
+
+
+def json_seq(anchor: str) -> int:
+    import json
+
+    return json.loads(anchor)["seq"]
+
+
+def test_requests_holding_a_license_that_anyone_can_read_are_exposed(vector, trusted):
+    tracker, rec = _written(vector, trusted, ("a@example.org", 1, 5), ("b@example.org", 2, 6))
+    tracker.file("request one", iid=1)
+    tracker.file("request two", iid=2, confidential=False)
+    assert [i.iid for i in Record(tracker, trusted).exposed()] == [2]
+    tracker.issues[900] = replace(tracker.issues[900], confidential=False)
+    assert [i.iid for i in Record(tracker, trusted).exposed()] == [900, 2]
+
+
+def test_the_damage_names_every_problem_on_one_line(vector, trusted):
+    tracker, (one, two, three) = _chain(vector, 3)
+    tracker.issues[one.iid] = replace(one, description="gone")
+    rec = Record(tracker, trusted)
+    assert rec.damage() == "; ".join(p.line() for p in rec.problems()) and rec.damage().count("; ") == 1
+    assert Record(_chain(vector, 1)[0], trusted).damage() == ""
+
+
+def test_the_first_run_with_work_anchors_the_chain_and_says_so_once(vector, trusted):
+    tracker, _ = _chain(vector, 2)
+    rec = Record(tracker, trusted, FileSigner(vector["private"]))
+    assert rec.problems() == () and rec.notices == [
+        "the record's head (entry 2) is now kept in the bot's private anchor snippet: trusted as found (trust on "
+        "first use); from now on a deleted newest entry is detected"]
+    assert json_seq(tracker.anchor) == 2 and rec.loaded
+    empty = FakeTracker()
+    fresh = Record(empty, trusted, FileSigner(vector["private"]))
+    assert not fresh.loaded and fresh.problems() == () and fresh.notices == [] and json_seq(empty.anchor) == 0
+    reader = FakeTracker()
+    assert Record(reader, trusted).problems() == () and reader.anchor is None  # reading only: nothing written
+
+
+def test_a_damaged_record_gets_no_anchor_and_a_missing_newest_entry_is_named(vector, trusted):
+    tracker, (one, two) = _chain(vector, 2)
+    tracker.issues[one.iid] = replace(one, description="gone")
+    assert Record(tracker, trusted, FileSigner(vector["private"])).problems() and tracker.anchor is None
+    tracker, (one, two) = _chain(vector, 2)
+    Record(tracker, trusted, FileSigner(vector["private"])).problems()
+    del tracker.issues[two.iid]
+    (problem,) = Record(tracker, trusted).problems()
+    assert problem.line() == ("record entry 2: missing: the bot wrote entry 2 last, the newest that checks out is 1 "
+                              "(its issue was deleted): the license it held cannot be checked")
+    del tracker.issues[one.iid]
+    (problem,) = Record(tracker, trusted).problems()
+    assert problem.where == "record entries 1, 2" and "the newest that checks out is none" in problem.what
+
+
+def test_a_deleted_anchor_after_anchored_entries_is_named(vector, trusted):
+    tracker, rec = _written(vector, trusted, ("a@example.org", 1, 5), ("b@example.org", 2, 6))
+    tracker.anchor = None
+    (problem,) = Record(tracker, trusted).problems()
+    assert problem.line() == (
+        "the record's head (the bot's private anchor snippet): is gone, yet entry 2 was written while it existed: "
+        "only the bot's user or an admin can delete it, and entries after 2 may be missing")
