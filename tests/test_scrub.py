@@ -113,3 +113,26 @@ def test_a_named_secret_is_scrubbed_whoever_it_belongs_to():
     assert scrub("authorization: basic dXNlcjpwdw== then") == "authorization: basic [secret] then"
     # Already scrubbed text is left as it is (scrubbing twice changes nothing).
     assert scrub("token=[secret]") == "token=[secret]"
+
+
+def test_a_webhook_ending_in_a_slash_loses_its_last_segment_too():
+    # The last segment is found after the trailing `/` is dropped, whatever letter the token ends with.
+    hook = "https://hooks.example.com/services/T0AAAA1/Zq9SecretHookX/"
+    scrub = Scrubber([hook])
+    assert scrub("bad token Zq9SecretHookX.") == "bad token [secret]."
+    assert scrub("no such path services/T0AAAA1/Zq9SecretHookX") == "no such path [secret]"
+
+
+def test_a_password_with_a_slash_is_no_url_its_parts_stay_ordinary_words():
+    # Only a URL is split into parts: a passphrase's last word alone is an ordinary word, not its secret.
+    scrub = Scrubber(["correct/horse/battery"])
+    assert scrub("login correct/horse/battery refused; battery low") == "login [secret] refused; battery low"
+
+
+def test_a_very_short_secret_with_a_slash_is_scrubbed_url_encoded_where_secrets_stand():
+    assert Scrubber(["x/9"])("GET /x?p=x%2F9&q=1") == "GET /x?p=[secret]&q=1"
+
+
+def test_of_two_short_secrets_the_longer_goes_whole_not_its_start_only():
+    # A PIN that is the start of another short secret: matching the PIN first would leave the rest in the text.
+    assert Scrubber(["4821", "4821!"])("user-pin=4821! smtp:4821") == "user-pin=[secret] smtp:[secret]"
