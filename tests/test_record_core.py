@@ -484,3 +484,43 @@ def test_a_deleted_anchor_after_anchored_entries_is_named(vector, trusted):
     assert problem.line() == (
         "the record's head (the bot's private anchor snippet): is gone, yet entry 2 was written while it existed: "
         "only the bot's user or an admin can delete it, and entries after 2 may be missing")
+
+
+# --- the old record issue and the home issue, as a run reads them ------------------------------------------------
+
+def test_an_old_record_issue_emptied_of_its_entries_is_named_and_a_home_issue_is_not(vector, trusted):
+    tracker = FakeTracker()
+    legacy = _legacy(tracker, ("a comment by someone else", 10))
+    (problem,) = Record(tracker, trusted).problems()
+    assert problem.line() == (
+        f"record entry issue #{legacy}: holds no record entry, and no old entries either: its description or its "
+        "comments were erased (an Owner may delete it if it is an old record issue that never held one)")
+    tracker.react(legacy, record.HOME_EMOJI, "carol", 30)  # someone else's :robot: makes no home
+    assert Record(tracker, trusted).problems() == (problem,)
+    tracker.react(legacy, record.HOME_EMOJI, tracker.bot_user, tracker.bot_id)
+    assert Record(tracker, trusted).problems() == ()
+
+
+def test_old_entries_already_migrated_are_not_read_twice(vector, trusted):
+    one, key1 = _entry(vector["private"], 1, email="one@example.org")
+    two, key2 = _entry(vector["private"], 2, email="two@example.org")
+    tracker = FakeTracker()
+    _legacy(tracker, (entry_note(replace(one, seq=0), key1), 99), (entry_note(replace(two, seq=0), key2), 99))
+    rec = Record(tracker, trusted, FileSigner(vector["private"]))
+    assert [r.entry.email for r in rec.unchained()] == ["one@example.org", "two@example.org"]
+    assert [r.where for r in rec.unchained()] == [850, 850] and rec.audit().legacy_pending
+    three, key3 = _entry(vector["private"], 3, email="three@example.org")
+    rec.add(replace(three, seq=0), key3)  # migrates the old entries first, then chains the new one
+    later = Record(tracker, trusted)
+    assert later.unchained() == [] and later.problems() == () and not later.audit().legacy_pending
+    assert [(r.entry.seq, r.entry.email, r.entry.legacy_note) for r in later.entries()] == [
+        (1, "one@example.org", 850001), (2, "two@example.org", 850002), (3, "three@example.org", 0)]
+    assert later.entries()[0].entry.prev == "legacy:#850:2" and rec.added == [later.entries()[2].entry]
+
+
+def test_a_home_issue_of_another_bot_user_is_no_damaged_entry(vector, trusted):
+    tracker, (one,) = _chain(vector, 1)
+    home = _issue(tracker, record.HOME_DESCRIPTION, 950)
+    tracker.react(home.iid, record.HOME_EMOJI, tracker.bot_user, tracker.bot_id)
+    checked = Record(tracker, trusted).audit()
+    assert checked.problems == () and checked.damaged == () and [r.where for r in checked.entries] == [one.iid]
