@@ -524,3 +524,45 @@ def test_a_home_issue_of_another_bot_user_is_no_damaged_entry(vector, trusted):
     tracker.react(home.iid, record.HOME_EMOJI, tracker.bot_user, tracker.bot_id)
     checked = Record(tracker, trusted).audit()
     assert checked.problems == () and checked.damaged == () and [r.where for r in checked.entries] == [one.iid]
+
+
+# --- an edited entry, rebuilt from its request's status note -----------------------------------------------------
+
+def _two_licensed(config, private_key):
+    from .test_processor import World, filled, outcomes
+
+    world = World(config, private_key)
+    world.tracker.file(filled())
+    world.tracker.file(filled(ticket="600001", email_="second@example.org"))
+    assert outcomes(world.run()) == ["succeeded", "succeeded"]
+    return world, world.tracker.entry_issues()
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_an_edited_entry_is_rebuilt_to_the_very_text_the_bot_wrote(config, private_key, which):
+    # The older entry is proved by the next entry's `prev`, the newest by the digest its status note kept.
+    world, issues = _two_licensed(config, private_key)
+    edited = issues[which]
+    world.tracker.issues[edited.iid] = replace(edited, description=edited.description.replace('"user_count":250',
+                                                                                              '"user_count":25'))
+    trusted = [private_key.public_key()]
+    assert Record(world.tracker, trusted).repairs() == []  # reading only: nothing to sign with
+    rec = Record(world.tracker, trusted, FileSigner(private_key))
+    assert [d.iid for d in rec.audit().damaged] == [edited.iid]
+    assert rec.repairs() == [(edited.iid, edited.description)]
+
+
+def test_an_entry_whose_status_note_says_otherwise_is_not_rebuilt(config, private_key):
+    world, (one, two) = _two_licensed(config, private_key)
+    world.tracker.issues[one.iid] = replace(one, description="erased")  # no hint which request it was for
+    world.tracker.issues[two.iid] = replace(two, description=two.description.replace('"user_count":250',
+                                                                                    '"user_count":25'))
+    rec = Record(world.tracker, [private_key.public_key()], FileSigner(private_key))
+    assert rec.problems() and rec.repairs() == []  # the place of the one after the erased one cannot be proved
+    world, (one, two) = _two_licensed(config, private_key)
+    note = world.note(2)
+    world.tracker.notes[2] = [replace(n, body=n.body.replace("second@example.org", "other@example.org"))
+                              if n.id == note.id else n for n in world.tracker.notes[2]]
+    world.tracker.issues[two.iid] = replace(two, description=two.description.replace('"ticket_id":600001',
+                                                                                    '"ticket_id":600002'))
+    assert Record(world.tracker, [private_key.public_key()], FileSigner(private_key)).repairs() == []
