@@ -566,3 +566,35 @@ def test_an_entry_whose_status_note_says_otherwise_is_not_rebuilt(config, privat
     world.tracker.issues[two.iid] = replace(two, description=two.description.replace('"ticket_id":600001',
                                                                                     '"ticket_id":600002'))
     assert Record(world.tracker, [private_key.public_key()], FileSigner(private_key)).repairs() == []
+
+
+@pytest.mark.parametrize("anchor", ["not json", '{"seq": 1, "digest": "d"}', '{"seq": "x", "digest": "d", "sig": ""}',
+                                    '{"seq": 1, "digest": "d", "sig": "not base64!"}', '[1, 2]'])
+def test_an_anchor_that_does_not_read_is_named_as_changed(vector, trusted, anchor):
+    tracker, _ = _chain(vector, 1)
+    assert record.parse_head(anchor, trusted) is None
+    tracker.anchor = anchor
+    (problem,) = Record(tracker, trusted).problems()
+    assert problem.line() == (
+        "the record's head (the bot's private anchor snippet): does not carry the bot's signature: it was changed "
+        "after the bot wrote it (only the bot's user or an admin can), so the newest entries cannot be checked")
+
+
+def test_a_license_among_the_old_entries_is_migrated_not_written_again(vector, trusted):
+    one, key1 = _entry(vector["private"], 1, email="one@example.org")
+    tracker = FakeTracker()
+    _legacy(tracker, (entry_note(replace(one, seq=0), key1), 99))
+    rec = Record(tracker, trusted, FileSigner(vector["private"]))
+    recorded = rec.add(replace(one, seq=0), key1)
+    assert (recorded.entry.seq, recorded.entry.legacy_note, recorded.where) == (1, 850001, 900)
+    assert len(tracker.entry_issues()) == 1 and rec.added == []  # a migration is no license this run made
+
+
+def test_reload_reads_the_record_again(vector, trusted):
+    tracker, (one, two) = _chain(vector, 2)
+    rec = Record(tracker, trusted)
+    assert rec.problems() == ()
+    tracker.issues[two.iid] = replace(two, description="erased")
+    assert rec.problems() == ()  # read once per run
+    rec.reload()
+    assert [p.where for p in rec.problems()] == [f"record entry issue #{two.iid}"] and len(rec.entries()) == 1
