@@ -598,3 +598,16 @@ def test_reload_reads_the_record_again(vector, trusted):
     assert rec.problems() == ()  # read once per run
     rec.reload()
     assert [p.where for p in rec.problems()] == [f"record entry issue #{two.iid}"] and len(rec.entries()) == 1
+
+
+def test_a_migration_stopped_halfway_leaves_only_the_rest_unchained(vector, trusted):
+    one, key1 = _entry(vector["private"], 1, email="one@example.org")
+    two, key2 = _entry(vector["private"], 2, email="two@example.org")
+    tracker = FakeTracker()
+    legacy = _legacy(tracker, (entry_note(replace(one, seq=0), key1), 99), (entry_note(replace(two, seq=0), key2), 99))
+    migrated = replace(one, seq=1, prev=f"legacy:#{legacy}:2", legacy_note=850001)
+    _issue(tracker, entry_note(migrated, key1, sign(migrated, FileSigner(vector["private"]))), 901)
+    rec = Record(tracker, trusted)
+    assert [(r.entry.email, r.where) for r in rec.unchained()] == [("two@example.org", legacy)]
+    assert [(r.entry.email, r.entry.seq) for r in rec.entries()] == [("two@example.org", 0), ("one@example.org", 1)]
+    assert rec.problems() == ()
