@@ -611,3 +611,18 @@ def test_a_migration_stopped_halfway_leaves_only_the_rest_unchained(vector, trus
     assert [(r.entry.email, r.where) for r in rec.unchained()] == [("two@example.org", legacy)]
     assert [(r.entry.email, r.entry.seq) for r in rec.entries()] == [("two@example.org", 0), ("one@example.org", 1)]
     assert rec.problems() == ()
+
+
+def test_an_anchor_out_of_reach_after_a_token_change_is_no_damage_and_an_unanchored_chain_needs_none(vector, trusted):
+    tracker, rec = _written(vector, trusted, ("a@example.org", 1, 5))
+    chain = rec.entries()
+    assert record.head_problems(chain, None, trusted, mine=False) == []  # the old user's anchor: out of reach
+    assert len(record.head_problems(chain, None, trusted)) == 1
+    old = [replace(r, entry=replace(r.entry, anchored=False)) for r in chain]  # written before anchors existed
+    assert record.head_problems(old, None, trusted) == []
+
+
+def test_an_entry_without_a_ticket_says_so(vector):
+    entry, _ = _entry(vector["private"], 2)
+    assert replace(entry, ticket_id=None).describe() == (
+        f"license {entry.license_id} for ops@example.org, 9 users, no ticket, issue #2, made 2026-11-27")
