@@ -626,3 +626,49 @@ def test_an_entry_without_a_ticket_says_so(vector):
     entry, _ = _entry(vector["private"], 2)
     assert replace(entry, ticket_id=None).describe() == (
         f"license {entry.license_id} for ops@example.org, 9 users, no ticket, issue #2, made 2026-11-27")
+
+
+def test_entry_issues_and_the_anchor_carry_the_titles_people_and_the_bot_find_them_by(vector, trusted):
+    # The bot finds its anchor by title (GET /snippets lists the caller's own); people read the entry titles.
+    saved = []
+
+    class Titles(FakeTracker):
+        def save_record_head(self, title, text):
+            saved.append(title)
+            super().save_record_head(title, text)
+
+    tracker = Titles()
+    home = tracker.home_issue(create=(record.HOME_TITLE, record.HOME_DESCRIPTION, record.HOME_EMOJI))
+    rec = Record(tracker, trusted, FileSigner(vector["private"]))
+    entry, key = _entry(vector["private"], 1)
+    first = rec.add(replace(entry, seq=0), key)
+    assert first.entry.prev == ""  # the home issue is no old record issue: the chain's root names none
+    assert (first.entry_key, first.license_key) == (record.key_id(vector["public"]),) * 2
+    rec.mark_refused(first.entry, True, "550", "2026-11-28")
+    titles = [tracker.issues[i].title for i in sorted(tracker.issues) if i != home]
+    assert titles == [f"License Bot record: license {entry.license_id} (written and signed by the bot; do not edit)",
+                      f"License Bot record: license {entry.license_id} refused (written and signed by the bot; do not "
+                      "edit)"]
+    assert set(saved) == {record.ANCHOR_TITLE} and json_seq(tracker.anchor) == 2
+    follow_up = Record(tracker, trusted).audit().follow_ups[0].entry
+    assert (follow_up.delivery_on, follow_up.delivery_why, follow_up.legacy_note) == ("2026-11-28", "550", 0)
+
+
+def test_a_follow_up_of_a_migrated_entry_is_no_old_entry_itself(vector, trusted):
+    one, key1 = _entry(vector["private"], 1, email="one@example.org")
+    tracker = FakeTracker()
+    _legacy(tracker, (entry_note(replace(one, seq=0), key1), 99))
+    rec = Record(tracker, trusted, FileSigner(vector["private"]))
+    rec.mark_refused(replace(one, seq=0), True, "550", "2026-11-28")  # migrates the old entry first
+    later = Record(tracker, trusted)
+    assert [r.entry.legacy_note for r in later.audit().follow_ups] == [0] and later.problems() == ()
+    assert later.refused(one.license_id) is not None and later.audit().entries[0].entry.legacy_note == 850001
+
+
+def test_a_record_opened_to_read_only_never_writes(vector, trusted):
+    one, key1 = _entry(vector["private"], 1)
+    tracker = FakeTracker()
+    _legacy(tracker, (entry_note(replace(one, seq=0), key1), 99))
+    with pytest.raises(RuntimeError, match="^this record was opened to read only$"):
+        Record(tracker, trusted).add(replace(one, seq=0), key1)
+    assert tracker.entry_issues() == [] and tracker.anchor is None
