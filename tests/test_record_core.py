@@ -672,3 +672,12 @@ def test_a_record_opened_to_read_only_never_writes(vector, trusted):
     with pytest.raises(RuntimeError, match="^this record was opened to read only$"):
         Record(tracker, trusted).add(replace(one, seq=0), key1)
     assert tracker.entry_issues() == [] and tracker.anchor is None
+
+
+def test_the_newest_entry_deleted_right_after_it_was_written_is_named(vector, trusted):
+    # The anchor is brought up to the entry the run just wrote: else deleting it (a Planner may) went unseen.
+    tracker, rec = _written(vector, trusted, ("a@example.org", 1, 5))
+    assert json_seq(tracker.anchor) == 1
+    del tracker.issues[900]
+    (problem,) = Record(tracker, trusted).problems()
+    assert problem.where == "record entry 1" and problem.what.startswith("missing: the bot wrote entry 1 last")
