@@ -681,3 +681,23 @@ def test_the_newest_entry_deleted_right_after_it_was_written_is_named(vector, tr
     del tracker.issues[900]
     (problem,) = Record(tracker, trusted).problems()
     assert problem.where == "record entry 1" and problem.what.startswith("missing: the bot wrote entry 1 last")
+
+
+def test_the_signed_form_of_an_entry_is_fixed_so_entries_written_by_earlier_versions_still_verify():
+    """The bug this catches: any change to what an entry's signature covers (its field names, their order, the
+    separators, the escaping, which empty fields are left out) makes every entry already in a record fail to verify
+    after an upgrade: the whole record reads as damaged and every request is held. The bytes are frozen here."""
+    entry = record.Entry("0123456789abcdef", "ab" * 32, 7, "https://gitlab.example.com/s/r/-/issues/7",
+                         "jos\u00e9@example.com", 25, 512345, "https://gitlab.zendesk.com/agent/tickets/512345",
+                         "2026-11-27", "2026-12-07", "jose.gitlab-license", seq=3, prev="cd" * 32)
+    assert entry.payload() == (
+        b'{"email":"jos\\u00e9@example.com","expires_on":"2026-12-07","file_name":"jose.gitlab-license",'
+        b'"issue_iid":7,"issue_url":"https://gitlab.example.com/s/r/-/issues/7","legacy_note":0,'
+        b'"license_id":"0123456789abcdef","made_on":"2026-11-27",'
+        b'"prev":"' + b"cd" * 32 + b'","seq":3,"sha256":"' + b"ab" * 32 + b'",'
+        b'"ticket_id":512345,"ticket_url":"https://gitlab.zendesk.com/agent/tickets/512345","upload_markdown":"",'
+        b'"user_count":25}')
+    refused = replace(entry, delivery="refused", delivery_why="550 no such user", delivery_on="2026-11-28")
+    assert refused.payload().startswith(b'{"delivery":"refused","delivery_on":"2026-11-28",'
+                                        b'"delivery_why":"550 no such user","email":')
+    assert replace(entry, anchored=True).payload().startswith(b'{"anchored":true,"email":')
