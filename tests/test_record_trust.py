@@ -56,6 +56,15 @@ def http(url: str, path: str, token: str, method: str = "GET") -> int:
         return exc.code
 
 
+def one_license(twin):
+    """(server, bot, the request, its record entry issue) after one run made one license."""
+    server, bot = twin
+    first = file(server.url, 1)
+    assert bot.run().returncode == 0
+    (entry,) = entries(server.url)
+    return server, bot, first, entry
+
+
 def held_note(url, iid) -> str:
     return status_notes(client(url, "bot-token").issues.get(iid))[0].body
 
@@ -63,10 +72,7 @@ def held_note(url, iid) -> str:
 # --- finding 6: record entries can be edited and deleted ----------------------------------------------------
 
 def test_6_a_maintainer_who_re_points_and_back_dates_an_entry_is_undone_and_the_same_ticket_is_refused(twin):
-    server, bot = twin
-    first = file(server.url, 1)
-    assert bot.run().returncode == 0
-    (entry,) = entries(server.url)
+    server, bot, first, entry = one_license(twin)
     original = entry.description
     # maya (Maintainer) re-points the entry to another ticket and back-dates it, with her own token: GitLab
     # lets any Reporter edit a description, and the issue's author stays the bot.
@@ -92,10 +98,7 @@ def test_6_a_maintainer_who_re_points_and_back_dates_an_entry_is_undone_and_the_
 def test_6_an_entry_whose_fields_are_retyped_is_an_edited_entry_not_an_internal_error(twin):
     # The bug: `"seq": "1"` passed the entry's reading (int("1") is fine), then every comparison of `seq` raised
     # TypeError, so one edit by anyone who may edit the entry made every run that reads the record exit 1.
-    server, bot = twin
-    first = file(server.url, 1)
-    assert bot.run().returncode == 0
-    (entry,) = entries(server.url)
+    server, bot, first, entry = one_license(twin)
     original = entry.description
     as_carol = client(server.url, "carol-token").issues.get(entry.iid)  # a Developer, through the shared group
     as_carol.description = original.replace('"seq":1,', '"seq":"1",').replace('"user_count":', '"user_count":true,'
@@ -119,10 +122,7 @@ def test_6_an_entry_whose_fields_are_retyped_is_an_edited_entry_not_an_internal_
 
 
 def test_6_an_erased_entry_holds_the_same_ticket_and_email_for_a_person_until_it_is_restored(twin):
-    server, bot = twin
-    first = file(server.url, 1)
-    assert bot.run().returncode == 0
-    (entry,) = entries(server.url)
+    server, bot, first, entry = one_license(twin)
     original = entry.description
     as_maya = client(server.url, "maya-token").issues.get(entry.iid)
     as_maya.description = "nothing to see here"  # no request named: the bot cannot rebuild it
