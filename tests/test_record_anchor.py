@@ -25,7 +25,7 @@ from bot.signer import FileSigner
 
 from .e2e import file, mail
 from .test_record import _chain, _entry
-from .test_record_trust import checks, entries, held_note, http
+from .test_record_trust import checks, entries, held_note, http, licenses
 from .test_sandbox_snippets import call
 
 
@@ -38,12 +38,7 @@ def anchors(url: str, token: str = "bot-token") -> list[dict]:
 def test_16_a_planner_who_deletes_the_newest_entry_cannot_get_the_same_ticket_and_email_a_second_license(twin):
     """Finding: pete (Planner, his own token) deletes the newest entry's issue; no later entry names it, so the
     chain alone looked whole and the same ticket and email got a second license."""
-    server, bot = twin
-    file(server.url, 1)
-    assert bot.run().returncode == 0
-    file(server.url, 2)
-    assert bot.run().returncode == 0
-    one, two = entries(server.url)
+    server, bot, _, (one, two) = licenses(twin, 2)
     (anchor,) = anchors(server.url)
     assert anchor["visibility"] == "private" and json.loads(anchor["description"])["seq"] == 2
     assert http(server.url, f"/projects/support%2Finternal-requests/issues/{two.iid}", "pete-token",

@@ -56,12 +56,19 @@ def http(url: str, path: str, token: str, method: str = "GET") -> int:
         return exc.code
 
 
+def licenses(twin, count: int):
+    """(server, bot, the requests, their record entry issues) after `count` runs made one license each."""
+    server, bot = twin
+    filed = []
+    for n in range(1, count + 1):
+        filed.append(file(server.url, n))
+        assert bot.run().returncode == 0
+    return server, bot, filed, entries(server.url)
+
+
 def one_license(twin):
     """(server, bot, the request, its record entry issue) after one run made one license."""
-    server, bot = twin
-    first = file(server.url, 1)
-    assert bot.run().returncode == 0
-    (entry,) = entries(server.url)
+    server, bot, (first,), (entry,) = licenses(twin, 1)
     return server, bot, first, entry
 
 
@@ -151,12 +158,7 @@ def test_6_an_erased_entry_holds_the_same_ticket_and_email_for_a_person_until_it
 
 
 def test_6_a_maintainer_cannot_delete_an_entry_and_a_planners_deletion_holds_the_same_ticket_and_email(twin):
-    server, bot = twin
-    file(server.url, 1)
-    assert bot.run().returncode == 0
-    file(server.url, 2)
-    assert bot.run().returncode == 0
-    one, two = entries(server.url)
+    server, bot, _, (one, two) = licenses(twin, 2)
     path = f"/projects/support%2Finternal-requests/issues/{one.iid}"
     assert http(server.url, path, "maya-token", "DELETE") == 403  # Maintainer: no destroy_issue
     assert http(server.url, path, "pete-token", "DELETE") == 204  # Planner: destroy_issue
