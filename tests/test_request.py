@@ -153,7 +153,9 @@ def test_quick_action_lines_are_not_content():
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from .properties import examples  # noqa: E402
+
+_SETTINGS = settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _GOOD = [(CORPUS / n).read_text(encoding="utf-8") for n in sorted(EXPECTED) if "request" in EXPECTED[n]]
 _PIECES = ["### ", "## ", "#", "```", "~~~", "<!--", "-->", "- [x] ", "- [ ] ", "**", ":", "\r\n", "\n", "@",
            "mailto:", "https://gitlab.zendesk.com/agent/tickets/", "Email: ", "User count: ", "2026-11-13",

@@ -14,6 +14,7 @@ from bot import request
 from bot.markers import FORM_MARKER
 
 from .conftest import DATA
+from .properties import examples
 
 CORPUS = sorted((DATA / "requests").glob("*.md"))
 
@@ -74,7 +75,7 @@ _LINES = ["# Customer email", "### Zendesk ticket ###", "## User count", "#", "#
           "/label ~x", "/confidential", "", " ", "\t", FORM_MARKER, "<" + "x", "< not a tag", "***", "| a | b |"]
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.sampled_from(_LINES), st.text(alphabet=" \t#>`~=-<x:*[]!", max_size=8)),
                 max_size=40), st.sampled_from(["\n", "\r\n", "\n\n"]))
 def test_the_scanner_reads_generated_markdown_as_markdown_it_does(lines, newline):
