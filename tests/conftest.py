@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -42,11 +43,27 @@ def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
 
 
 
+def _under_a_mutant() -> bool:
+    return os.environ.get("MUTANT_UNDER_TEST") not in (None, "", "fail", "stats")
+
+
+def pytest_sessionstart(session) -> None:
+    """mutmut forks each mutant's run from the process that ran its coverage pass: a cache that pass filled
+    (request's parsed descriptions, its field names) would answer for the mutated code. Each mutant starts empty."""
+    if not _under_a_mutant():
+        return
+    for name, module in list(sys.modules.items()):
+        if name == "bot" or name.startswith("bot."):
+            for value in list(vars(module).values()):
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+
+
 def pytest_collection_modifyitems(session, config, items) -> None:
     """Under a mutant, mutmut runs the tests that reach it with -x, in no particular order. Fastest first (its own
     timings from the coverage pass, mutmut-stats.json in the mutants/ directory it runs in) so that a mutant a quick
     test kills is not first made to wait for the slow property tests."""
-    if os.environ.get("MUTANT_UNDER_TEST") in (None, "", "fail", "stats"):
+    if not _under_a_mutant():
         return
     try:
         durations = json.loads(Path("mutmut-stats.json").read_text())["duration_by_test"]
