@@ -448,9 +448,10 @@ _QUOTE_MARKERS = re.compile(r"[ \t]*>(?:[ \t>]*>)?[ ]?")
 # markers on one line must cost what half a million letters do). With `[ ]?` after each `>` and blanks before
 # it, `> > > ...` could be split in 2^n ways, and a failed match tried them all.
 _MARKERS = r"[ \t]*>(?:[ \t>]*>)?(?![ \t]*>)"
-# Quote lines whose content is paragraph text, each with the lazy lines continuing it: a paragraph stays open
-# throughout. `m` holds the last quote line's markers (its depth).
-_QUOTED_PARAGRAPH = re.compile(r"(?:(?P<m>" + _MARKERS + ")" + _PLAIN + "(?:" + _PLAIN + ")" + _SOME + ")" + _MANY)
+# Quote lines with the same markers whose content is paragraph text, each with the lazy lines continuing it: a
+# paragraph stays open throughout. `m` holds the markers (their depth).
+_QUOTED_PARAGRAPH = re.compile(r"(?P<m>" + _MARKERS + ")" + _PLAIN + "(?:" + _PLAIN + ")" + _SOME + "(?:(?P=m)"
+                               + _PLAIN + "(?:" + _PLAIN + ")" + _SOME + ")" + _SOME)
 # Quote lines with no content, or a heading: no paragraph is open after them.
 _QUOTE_LINES_CLOSED = re.compile(r"(?:" + _MARKERS + r"(?:[ ]{0,3}#{1,6}(?:[ \t][^\n]*)?)?[ \t]*" + _EOL + ")"
                                  + _MANY)
@@ -461,24 +462,33 @@ _QUOTED_FENCES = re.compile(
     + _MARKERS + r"[ ]{0,3}(?P=t)~*)[ \t]*" + _EOL + ")" + _MANY)
 
 
-def _blockquote(text: str, pos: int) -> int:
+def _blockquote(text: str, pos: int) -> tuple[int, bool]:
     """Where a blockquote that starts at `pos` ends: after its `>` lines and the lazy lines that continue a
     paragraph still open inside it (CommonMark's "paragraph continuation text"). Which inner block is open
-    is followed line by line, roughly: paragraphs, blank lines, headings, fences, HTML, indented code."""
-    n, at = len(text), pos
-    paragraph, fence = False, None  # the innermost open block: a paragraph, or a fence's (character, length)
+    is followed line by line, roughly: paragraphs, blank lines, headings, fences, HTML, indented code.
+    And whether the form's marker is in it outside code (as markdown-it sees text and HTML, not code)."""
+    n, at, marked = len(text), pos, False
+    paragraph = False  # the innermost open block: a paragraph, or
+    fence = None  # a fence: (its character, its length, the depth it opened at)
+    html = None  # an HTML block: (the depth it opened at, what ends it; None: a blank line)
     depth = 1  # how many `>` the last quote line had
     while at < n:
-        if fence is None:  # runs of quote lines whose effect is known, at once
+        if fence is None and html is None:  # runs of quote lines whose effect is known, at once
             match = _QUOTED_PARAGRAPH.match(text, at)
             if match:
-                paragraph, depth = True, match.group("m").count(">")
-                at = match.end()
+                # A paragraph open in a deeper quote takes shallower quote lines as its lazy lines.
+                depth = max(depth, match.group("m").count(">")) if paragraph else match.group("m").count(">")
+                paragraph = True
+                marked, at = marked or _marked(text, at, match.end()), match.end()
                 continue
-            match = _QUOTE_LINES_CLOSED.match(text, at) or _QUOTED_FENCES.match(text, at)
+            match = _QUOTE_LINES_CLOSED.match(text, at)
             if match:
                 paragraph = False
-                at = match.end()
+                marked, at = marked or _marked(text, at, match.end()), match.end()
+                continue
+            match = _QUOTED_FENCES.match(text, at)
+            if match:
+                paragraph, at = False, match.end()
                 continue
         end = _line_end(text, at)
         line = text[at:end]
@@ -487,35 +497,49 @@ def _blockquote(text: str, pos: int) -> int:
             # Inside a nested quote its indentation no longer makes it code: `# x` ends the quote (markdown-it).
             if not stripped or not paragraph or _interrupts(line if depth < 2 else stripped, stripped):
                 break
-            at = end + 1
+            marked, at = marked or FORM_MARKER in line, end + 1
             continue
         expanded = line.expandtabs(4)  # CommonMark's tab stops: a tab after `>` is partly its optional space
         markers = _QUOTE_MARKERS.match(expanded).group(0)
-        depth, content = markers.count(">"), expanded[len(markers):]
+        deeper, depth, content = depth, markers.count(">"), expanded[len(markers):]
         bare = content.lstrip(" \t")
-        if fence is not None:
+        code = False  # the line is code (a fence's, or indented): its text is not read
+        if html is not None and depth < html[0]:
+            html = None  # the quote that held it ended (neither takes lazy lines)
+        if fence is not None and depth < fence[2]:
+            fence = None
+        if html is not None:  # its lines are HTML, whatever they look like, until what ends it
+            if (not bare) if html[1] is None else html[1].search(content):
+                html = None
+            paragraph = False
+        elif fence is not None:
             mark = _FENCE_OPEN.match(content)
             if mark and mark.group(1)[0] == fence[0] and len(mark.group(1)) >= fence[1] and \
                     not content.strip(" \t").strip(fence[0]):
                 fence = None
-            paragraph = False
+            paragraph, code = False, True
+        elif paragraph and depth < deeper and bare and not _interrupts(content, bare):
+            depth = deeper  # a lazy line of the deeper quote's paragraph: never code, nor an underline
         elif not bare:
             paragraph = False
         elif _indent(content) >= 4:
-            pass  # indented code, or a paragraph's continuation: whichever was open stays so
+            code = not paragraph  # indented code, or a paragraph's continuation: whichever was open stays so
         elif bare[0] == "#" and _ATX_START.match(content):
             paragraph = False
         elif bare[0] in "`~" and _FENCE_OPEN.match(content):
             mark = _FENCE_OPEN.match(content).group(1)
-            fence, paragraph = (mark[0], len(mark)), False
+            fence, paragraph, code = (mark[0], len(mark), depth), False, True
         elif bare[0] == "<" and (kind := _html_kind(bare)) is not None and (kind <= 6 or not paragraph):
+            ender = _HTML_KINDS[kind - 1][1]
+            if ender is None or not ender.search(bare):
+                html = (depth, ender)
             paragraph = False
         elif paragraph and _UNDERLINE_RE.match(content):
             paragraph = False  # a setext heading
         else:
             paragraph = True
-        at = end + 1
-    return min(at, n)
+        marked, at = marked or (not code and FORM_MARKER in content), end + 1
+    return min(at, n), marked
 
 
 def _block(text: str, pos: int, end: int, line: str, stripped: str, items: list[tuple[str, str]],
@@ -534,8 +558,7 @@ def _block(text: str, pos: int, end: int, line: str, stripped: str, items: list[
             found = close.search(text, min(nxt, n))
             return (n if found is None else found.end() + 1), False
     if c == ">":
-        end = _blockquote(text, pos)
-        return end, _marked(text, pos, end)
+        return _blockquote(text, pos)
     if c == "<":
         kind = _html_kind(stripped)
         if kind is not None:

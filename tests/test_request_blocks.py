@@ -83,6 +83,19 @@ def test_the_scanner_reads_generated_markdown_as_markdown_it_does(lines, newline
     assert _scanned(text) == _reference(text)
 
 
+# Quoted text is never read as a field (a reply quoted into the request must not choose where the license goes), so
+# where a quote ends matters: after its `>` lines, the lazy lines that continue a paragraph inside it, by what is
+# open inside it (a fence, a heading, HTML, indented code) and how deep it is nested.
+_QUOTE_PREFIXES = ["", "", "> ", ">", "> > ", ">> ", ">\t", "   > ", "> >", "    > ", ">  ", ">     "]
+
+
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_QUOTE_PREFIXES), st.sampled_from(_LINES)), max_size=30))
+def test_the_scanner_ends_generated_blockquotes_where_markdown_it_does(lines):
+    text = "\n".join(prefix + line for prefix, line in lines)
+    assert _scanned(text) == _reference(text)
+
+
 HOSTILE = {
     "headings": "#\n", "numbered headings": "# 1\n", "blank-line paragraphs": "x\n\n", "one long paragraph": "x\n",
     "blockquotes": "> x\n\n", "quote lines": ">\n", "lazy quote lines": "> x\ny\n", "list markers": "-\n",
