@@ -743,7 +743,7 @@ def _parse_expired_on(texts: list[str], errors: list[FieldError]) -> date | None
 
 def _month(name: str) -> int:
     name = name.lower()
-    return 9 if name == "sept" else _MONTHS.get(name) or next(n for m, n in _MONTHS.items() if m[:3] == name[:3])
+    return _MONTHS.get(name) or next(n for m, n in _MONTHS.items() if m[:3] == name[:3])  # "sept": by "sep"
 
 
 _TASK_PREFIX = r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+\["

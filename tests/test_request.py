@@ -95,6 +95,8 @@ def test_user_count_refusals_name_the_field(text):
 @pytest.mark.parametrize("text,email", [
     ("<a@b.co>", "a@b.co"), ("[a@b.co](mailto:a@b.co)", "a@b.co"), ("mailto:a@b.co", "a@b.co"),
     ("Jane <jane+ops@Example.COM>", "jane+ops@example.com"), ("a@b.co.", "a@b.co"), ("`a@b.co`", "a@b.co"),
+    # Only the sentence's period is trimmed, never the address's own letters.
+    ("Xena.X@Example.COM.", "Xena.X@example.com"),
 ])
 def test_email_formats(text, email):
     assert parse(_doc(email=text)).request.email == email
@@ -310,6 +312,17 @@ _T = "https://gitlab.zendesk.com/agent/tickets/"
     ("ticket", "https://gitlab.zendesk.com/agent/", "`https://gitlab.zendesk.com/agent/` has no ticket number in it; "
                                                     "paste the ticket's URL (…/agent/tickets/512345) or just its "
                                                     "number"),
+    # A placeholder left in (the template's example ticket with X for digits) is quoted whole, letters and all.
+    ("ticket", "gitlab.zendesk.com/agent/tickets/XXXXXX", f"`{_T}XXXXXX` has no ticket number in it; paste the "
+                                                          "ticket's URL (…/agent/tickets/512345) or just its number"),
+    ("ticket", f"{_T}XXXXXX", f"`{_T}XXXXXX` has no ticket number in it; paste the ticket's URL "
+                              "(…/agent/tickets/512345) or just its number"),
+    # One URL without a number, in two letter cases, is one error; a long one is cut at 100 characters.
+    ("ticket", "https://gitlab.zendesk.com/agent/ HTTPS://GITLAB.ZENDESK.COM/agent/",
+     "`https://gitlab.zendesk.com/agent/` has no ticket number in it; paste the ticket's URL (…/agent/tickets/512345) "
+     "or just its number"),
+    ("ticket", "https://gitlab.zendesk.com/agent/" + "a" * 90, "`https://gitlab.zendesk.com/agent/" + "a" * 67 + "…` "
+     "has no ticket number in it; paste the ticket's URL (…/agent/tickets/512345) or just its number"),
     ("users", "1 2", "found 2 different user counts (`1`, `2`); keep exactly one under ### User count"),
     ("users", "none", "no number found in `none`; write the user count as a number, e.g. 250"),
     ("users", "", "missing: write the number of users (at least the \"Maximum users\" on the Subscription page) "
@@ -333,10 +346,12 @@ _T = "https://gitlab.zendesk.com/agent/tickets/"
                               "2026-11-12, or with the month's name, e.g. 12 Nov 2026"),
 ])
 def test_each_field_error_is_one_whole_message_naming_the_value_and_the_fix(field, text, says):
-    """What the requester reads in the bot's note, word for word (a changed word in a message is a changed note)."""
+    """What the requester reads in the bot's note, word for word (a changed word in a message is a changed note),
+    under the field it is about (the note lists each error under its field's heading)."""
     result = parse(_doc(**{field: text}))
     assert result.request is None
-    assert [e.message for e in result.errors] == [says]
+    named = {"ticket": "ticket", "email": "email", "users": "user_count", "expired": "expired_on"}[field]
+    assert [(e.field, e.message) for e in result.errors] == [(named, says)]
 
 
 def test_the_fields_that_parsed_are_kept_beside_the_one_that_did_not():
@@ -430,12 +445,33 @@ def test_a_count_is_read_up_to_30_digits_and_one_count_written_twice_is_one(text
     assert parse(_doc(users=text)).user_count == count
 
 
+@pytest.mark.parametrize("text", [f"{_T}512345 (#512345)", f"{_T}512345 ({_T}512345/)",
+                                  f"HTTPS://gitlab.zendesk.com/agent/tickets/512345 {_T}512345"])
+def test_one_ticket_written_as_its_url_and_again_is_one(text):
+    """The same ticket number written twice, in any form, is one ticket, not "found 2 different tickets"."""
+    result = parse(_doc(ticket=text))
+    assert (result.ticket_id, result.errors) == (512345, ())
+
+
+def test_a_count_of_40_characters_is_read_and_one_of_41_is_refused_before_it_is_read():
+    """Tokens over 40 characters are refused unread (a hostile megabyte of digits is not parsed); 40 are read."""
+    forty = "11" + "_1" * 19
+    assert (len(forty), parse(_doc(users=forty)).user_count) == (40, int("1" * 21))
+    assert [e.message for e in parse(_doc(users=forty + "1")).errors] == [
+        "`11_1_1_1_1_1_1_1_1_1…` is far too large; write the user count"]
+
+
+def test_text_of_exactly_the_limit_is_quoted_whole_and_one_character_more_is_cut():
+    assert (request.quote("x" * 60), request.quote("x" * 61)) == ("`" + "x" * 60 + "`", "`" + "x" * 60 + "…`")
+
+
 def test_one_address_written_in_two_letter_cases_is_one():
     assert parse(_doc(email="Jane@example.com (jane@EXAMPLE.com)")).request.email == "Jane@example.com"
 
 
 @pytest.mark.parametrize("text", ["gitlab.zendesk.com/agent/tickets/512345",
                                   "https://gitlab.zendesk.com/agent/tickets/512345.",
+                                  "gitlab.zendesk.com/agent/tickets/512345.",
                                   "**https://gitlab.zendesk.com/agent/tickets/512345**"])
 def test_the_ticket_url_checked_is_the_one_written_without_its_trailing_punctuation(text):
     """The policy checks the host of the URL as written: a URL written without its scheme, or ending a sentence,
