@@ -397,7 +397,7 @@ def _run(text: str, pos: int, items: list[tuple[str, str]], para: list[str]) -> 
             return end, _marked(text, pos, end)
     elif first == ">":
         end = _repeat(_RUNS["quote"], text, pos)
-        return end, _marked(text, pos, end)
+        return end, _marked(text, pos, end) and _quotes_marked(text, pos, end)
     elif first in "`~":
         return _repeat(_RUNS["fence"], text, pos), False
     elif first == "<":
@@ -423,6 +423,19 @@ def _run(text: str, pos: int, items: list[tuple[str, str]], para: list[str]) -> 
     if open_.strip():
         para.append(open_.rstrip("\n"))
     return end, FORM_MARKER in closed  # the open lines are checked when their paragraph closes
+
+
+def _quotes_marked(text: str, pos: int, end: int) -> bool:
+    """Whether blockquotes separated by blank lines hold the form's marker outside code: quote by quote, as
+    _blockquote reads them (done only when the marker is somewhere in them)."""
+    while pos < end:
+        if text[pos:_line_end(text, pos)].strip(" \t"):
+            pos, marked = _blockquote(text, pos)
+            if marked:
+                return True
+        else:
+            pos = _line_end(text, pos) + 1
+    return False
 
 
 def _repeat(pattern: re.Pattern, text: str, pos: int) -> int:
