@@ -260,12 +260,9 @@ def _interrupts(line: str, stripped: str) -> bool:
 
 
 def _atx_text(line: str) -> str:
-    """An ATX heading's text: without its opening #s, and without closing #s that follow a space."""
-    text = line.rstrip("\n").lstrip(" ").lstrip("#").rstrip(" \t")
-    bare = text.rstrip("#")
-    if len(bare) < len(text) and (not bare or bare[-1] in " \t"):
-        text = bare
-    return _clean(text.strip())
+    """An ATX heading's text, as far as it is read: only ever as a field's name, of which _normalise_name keeps
+    letters and digits alone, so its opening and closing #s need no CommonMark rules; its comments do go."""
+    return _clean(line.strip())
 
 
 def _clean(content: str) -> str:

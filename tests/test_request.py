@@ -465,6 +465,11 @@ def test_text_of_exactly_the_limit_is_quoted_whole_and_one_character_more_is_cut
     assert (request.quote("x" * 60), request.quote("x" * 61)) == ("`" + "x" * 60 + "`", "`" + "x" * 60 + "…`")
 
 
+def test_every_html_comment_in_a_value_is_taken_out_and_nothing_beside_it():
+    """A comment is not what the requester wrote as the value: all of them go, each exactly to its `-->`."""
+    assert parse(_doc(users="<!-- 1 -->2<!-- 3 -->50<!-- 4 -->")).request.user_count == 250
+
+
 def test_one_address_written_in_two_letter_cases_is_one():
     assert parse(_doc(email="Jane@example.com (jane@EXAMPLE.com)")).request.email == "Jane@example.com"
 
