@@ -426,12 +426,13 @@ def _quotes_marked(text: str, pos: int, end: int) -> bool:
     """Whether blockquotes separated by blank lines hold the form's marker outside code: quote by quote, as
     _blockquote reads them (done only when the marker is somewhere in them)."""
     while pos < end:
-        if text[pos:_line_end(text, pos)].strip(" \t"):
-            pos, marked = _blockquote(text, pos)
-            if marked:
-                return True
-        else:
-            pos = _line_end(text, pos) + 1
+        line_end = _line_end(text, pos)
+        if not text[pos:line_end].strip(" \t"):
+            pos = line_end + 1
+            continue
+        pos, marked = _blockquote(text, pos)
+        if marked:
+            return True
     return False
 
 
