@@ -79,6 +79,7 @@ _NUMERIC_DATE_RE = re.compile(r"(?<!\d)(\d{1,2})[-/.](\d{1,2})[-/.](\d{2,4})(?!\
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
      "november", "december"])}
+_MONTH_BY_PREFIX = {m[:3]: n for m, n in _MONTHS.items()}
 _MONTH_ALT = "|".join(sorted({n for m in _MONTHS for n in (m, m[:3], "sept")}, key=len, reverse=True))
 _SEP = r"[ \t\-.]+"
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
@@ -753,8 +754,8 @@ def _parse_expired_on(texts: list[str], errors: list[FieldError]) -> date | None
 
 
 def _month(name: str) -> int:
-    name = name.lower()
-    return _MONTHS.get(name) or next(n for m, n in _MONTHS.items() if m[:3] == name[:3])  # "sept": by "sep"
+    """A month named as _MONTH_ALT allows (whole, three letters, or "sept"): its first three letters say which."""
+    return _MONTH_BY_PREFIX[name.lower()[:3]]
 
 
 _TASK_PREFIX = r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+\["

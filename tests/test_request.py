@@ -321,6 +321,9 @@ _T = "https://gitlab.zendesk.com/agent/tickets/"
     ("ticket", "https://gitlab.zendesk.com/agent/ HTTPS://GITLAB.ZENDESK.COM/agent/",
      "`https://gitlab.zendesk.com/agent/` has no ticket number in it; paste the ticket's URL (…/agent/tickets/512345) "
      "or just its number"),
+    ("ticket", "https://a.example/x https://b.example/y", "found 2 different tickets (`https://a.example/x`, "
+                                                          "`https://b.example/y`); keep exactly one under ### Zendesk "
+                                                          "ticket"),
     ("ticket", "https://gitlab.zendesk.com/agent/" + "a" * 90, "`https://gitlab.zendesk.com/agent/" + "a" * 67 + "…` "
      "has no ticket number in it; paste the ticket's URL (…/agent/tickets/512345) or just its number"),
     ("users", "1 2", "found 2 different user counts (`1`, `2`); keep exactly one under ### User count"),
@@ -468,6 +471,12 @@ def test_text_of_exactly_the_limit_is_quoted_whole_and_one_character_more_is_cut
 def test_every_html_comment_in_a_value_is_taken_out_and_nothing_beside_it():
     """A comment is not what the requester wrote as the value: all of them go, each exactly to its `-->`."""
     assert parse(_doc(users="2<!-- 3 -->50<!-- 4 --> <!-- 5 -->")).request.user_count == 250
+    assert parse(_doc(users="2<!---->50<!-- 4 -->")).request.user_count == 250  # the empty comment, too
+
+
+def test_the_value_under_a_run_of_headings_is_read_under_the_last():
+    result = parse("### Notes\n### Zendesk ticket\n### Customer email\njane@example.com\n")
+    assert (result.email, result.ticket_id) == ("jane@example.com", None)
 
 
 def test_one_address_written_in_two_letter_cases_is_one():
