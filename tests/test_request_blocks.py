@@ -95,7 +95,7 @@ _QUOTE_PREFIXES = ["", "", "> ", ">", "> > ", ">> ", ">\t", "   > ", "> >", "   
     "> > #hashtag\n> ===\n- [x] paid plan",  # a deeper paragraph's lazy line is no underline
     "# Customer email\n> > #hashtag\n> #hashtag\n    # four\n#hashtag",  # ... and the quote keeps its depth
     ">     license-bot:request-form\n\n# Customer email",  # quoted code holds no marker, in a run of quotes too
-    "> x\n\n> license-bot:request-form",  # ... but a later quote's text does
+    "> x\n\n> license-bot:request-form\n\n",  # ... but a later quote's text does
     "> x\n    <div> license-bot:request-form",  # an indented line is a lazy line, whatever it starts with
 ], ids=["html", "nested fence", "lazy underline", "lazy depth", "quoted code", "later quote", "indented lazy"])
 def test_the_scanner_ends_these_blockquotes_where_markdown_it_does(text):
