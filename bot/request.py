@@ -805,7 +805,6 @@ def _parse(text: str, ticket_base_url: str) -> ParseResult:
         if name != "checklist" and size > MAX_VALUE_CHARS:
             errors.append(FieldError(name, f"the text for this field is {size:,} characters long; write just the "
                                            f"value under {HEADINGS[name]}"))
-            found[name] = []
     if errors:
         return ParseResult(None, tuple(errors), has_marker, checklist)
     if not any(found[name] for name in HEADINGS):

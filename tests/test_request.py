@@ -131,8 +131,25 @@ def test_ticket_formats(text, url):
 
 
 def test_bare_ticket_numbers_use_the_configured_base_url():
-    assert parse(_doc(), "https://support.example.com/").request.ticket_url == \
-        "https://support.example.com/agent/tickets/512345"
+    result = parse(_doc(), "https://support.example.com/")
+    # Both the URL the bot writes and the one the policy checks, without a doubled slash.
+    assert (result.request.ticket_url, result.ticket_url) == ("https://support.example.com/agent/tickets/512345",) * 2
+
+
+def test_a_description_that_is_not_text_reads_as_an_empty_one():
+    """The tracker already turns a null description into "" (Issue.from_api); any other caller's None is read the
+    same way, never raised on."""
+    assert parse(None) == parse("")
+
+
+def test_an_oversized_field_still_reports_the_checklist_and_no_marker_it_does_not_have():
+    result = parse(_doc(users="x" * 2001))
+    assert (result.request, result.has_form_marker, result.checklist) == (
+        None, False, request.Checklist(paid_plan=True, screenshots=True))
+
+
+def test_a_description_without_fields_has_an_empty_checklist_not_none():
+    assert parse("just text").checklist == request.Checklist()
 
 
 def test_all_errors_are_reported_at_once():
