@@ -250,3 +250,19 @@ def test_quick_actions_run_in_notes_and_edits_as_the_poster_outside_code(sandbox
     issue.save()
     issue = client(sandbox.url, "bot-token").issues.get(issue.iid)
     assert issue.labels == ["license-request::failed"] and issue.description == "text"
+
+
+def test_a_mail_sink_that_is_down_refuses_connections_and_keeps_its_port_from_other_processes():
+    """Two test sessions at once (a busy CI machine): while one sandbox's sink is down, the other's free-port pick
+    (a bind to port 0, mailsink.free_port) must not land on its port, or the bot's mail would reach the wrong sink."""
+    import smtplib
+    import socket
+
+    with SandboxServer() as server:
+        server.smtp_switch(False)
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", server.smtp_port))
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.smtp_port), timeout=5)
+        server.smtp_switch(True)
+        smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=5).quit()

@@ -29,6 +29,7 @@ class SandboxServer:
         self._smtp_port_chosen = not smtp_port
         self._inbox = mailsink.Inbox(on_message=self.sandbox.add_mail)
         self._smtp = None
+        self._held: socket.socket | None = None  # the SMTP port while the sink is down
         self.http.smtp_switch = self.smtp_switch  # type: ignore[attr-defined]
         self.http.smtp_refused = self._inbox.refuse  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
@@ -41,6 +42,7 @@ class SandboxServer:
         from .. import mailsink
 
         if up and self._smtp is None:
+            self._release()
             for attempt in range(5):
                 try:
                     if not _bindable(self.smtp_port):  # aiosmtpd would only say so after its ready timeout
@@ -55,6 +57,12 @@ class SandboxServer:
         elif not up and self._smtp is not None:
             self._smtp.stop()
             self._smtp = None
+            self._held = _hold(self.smtp_port)
+
+    def _release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def start(self) -> SandboxServer:
         self.smtp_switch(True)
@@ -68,12 +76,23 @@ class SandboxServer:
         self.http.shutdown()
         self.http.server_close()
         self.smtp_switch(False)
+        self._release()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _hold(port: int) -> socket.socket:
+    """The port bound and not listening: a connection to it is refused, as by a mail server that is down, and the
+    kernel hands it to no other socket's bind to port 0 (mailsink.free_port): another test session running beside
+    this one could otherwise start its sink there, and the bot's "down" server would take the mail."""
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the sink's closed connections may be in TIME_WAIT
+    held.bind(("127.0.0.1", port))
+    return held
 
 
 def _bindable(port: int) -> bool:
