@@ -557,10 +557,7 @@ def _blockquote(text: str, pos: int) -> tuple[int, bool]:
 def _block(text: str, pos: int, end: int, line: str, stripped: str, items: list[tuple[str, str]],
            para: list[str]) -> tuple[int, bool]:
     """One block starting at the line text[pos:end], by CommonMark's rules in markdown-it's order."""
-    n, nxt = len(text), end + 1
-    if _indent(line) >= 4:  # indented code: to the first non-blank line indented less
-        match = _RUNS["code"].match(text, pos)
-        return (match.end() if match else nxt), False
+    n, nxt = len(text), end + 1  # never indented code: _run takes every run of it, an open paragraph its lines
     c = stripped[0]
     if c in "`~":
         fence = _FENCE_OPEN.match(line)

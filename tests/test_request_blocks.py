@@ -97,7 +97,9 @@ _QUOTE_PREFIXES = ["", "", "> ", ">", "> > ", ">> ", ">\t", "   > ", "> >", "   
     ">     license-bot:request-form\n\n# Customer email",  # quoted code holds no marker, in a run of quotes too
     "> x\n\n> license-bot:request-form\n\n",  # ... but a later quote's text does
     "> x\n    <div> license-bot:request-form",  # an indented line is a lazy line, whatever it starts with
-], ids=["html", "nested fence", "lazy underline", "lazy depth", "quoted code", "later quote", "indented lazy"])
+    "> ``` license-bot:request-form\n> x",  # a quoted fence's info string is no text
+], ids=["html", "nested fence", "lazy underline", "lazy depth", "quoted code", "later quote", "indented lazy",
+        "fence info"])
 def test_the_scanner_ends_these_blockquotes_where_markdown_it_does(text):
     """What the generated quotes below found the scanner getting wrong, kept as cases."""
     assert _scanned(text) == _reference(text)
