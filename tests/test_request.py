@@ -136,6 +136,18 @@ def test_bare_ticket_numbers_use_the_configured_base_url():
     assert (result.request.ticket_url, result.ticket_url) == ("https://support.example.com/agent/tickets/512345",) * 2
 
 
+def test_when_the_ticket_fails_the_other_fields_are_still_reported():
+    """Every rule is checked even when one field did not parse: the policy still sees the count and the date."""
+    result = parse(_doc(ticket="none"))
+    assert (result.request, result.email, result.user_count, result.expired_on) == (
+        None, "jane@example.com", 250, date(2026, 11, 13))
+
+
+def test_a_request_filed_from_the_template_says_it_has_the_form_marker():
+    result = parse(f"<!-- {request.FORM_MARKER} v1 -->\n" + _doc())
+    assert result.request is not None and result.has_form_marker is True
+
+
 def test_a_description_that_is_not_text_reads_as_an_empty_one():
     """The tracker already turns a null description into "" (Issue.from_api); any other caller's None is read the
     same way, never raised on."""
