@@ -10,9 +10,10 @@ import argparse
 import re
 import subprocess
 import sys
-import tomllib
 from collections import Counter
 from pathlib import Path
+
+import tomllib
 
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 
